@@ -1,0 +1,37 @@
+# backprop-lab: `make check` grades your work; `make test` runs the project's tests.
+# Both create the virtual environment (.venv) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUBMISSION ?= student_template
+STAMP := $(VENV)/.installed
+
+.PHONY: check test templates bench autograde clean help
+
+help:
+	@echo "make check [SUBMISSION=dir]  grade a submission on the public cases (default: student_template/)"
+	@echo "make test                    run the test suite"
+	@echo "make templates               regenerate student_template/ and the nbgrader notebooks from reference/"
+	@echo "make bench                   speed benchmarks (figures and ratios from one run)"
+	@echo "make autograde               the instructor flow with nbgrader on a demo course"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+check: $(STAMP)
+	$(BIN)/autograder check $(SUBMISSION)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+templates: $(STAMP)
+	$(BIN)/autograder templates
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

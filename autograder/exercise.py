@@ -1,0 +1,99 @@
+"""Exercises declared as data.
+
+An assignment module (`autograder/assignments/<name>.py`) declares a list of `Exercise`s. Each says:
+- which student file and entry point it grades (`module`, `entry`) and its `points`;
+- `cases(seeds)`: the cases to run, built in the grader's process from public or hidden seeds;
+- `driver`: a "module:function" path, called *in the student's process* as `driver(student_module,
+  inputs)`. It calls the student's code on the case inputs and returns plain results (tensors, floats,
+  strings, lists, dicts of those). It must not compute any truth: whatever the student's process holds,
+  the student can read;
+- `truth(case)`: PyTorch autograd's answer, computed in the grader's process;
+- `judge(case, outputs, truth)`: the per-check comparisons (default: `compare` on every key of truth);
+- `mistakes`: the catalogue of known mistakes with their hints, matched by `diagnose`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .compare import Comparison, compare
+
+SECRET_ENV = "AUTOGRADER_SECRET"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str                 # "public-0", "hidden-3": hidden ids never carry the seed or the inputs
+    hidden: bool
+    inputs: dict            # what the student's code receives (plain tensors, numbers)
+    info: dict = field(default_factory=dict)  # grader-only (seed, extra tensors for the truth...)
+    label: str = ""         # a description safe to show a student ("float64, batch 57")
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known mistake. `matches(got, case, truth, check)` returns True, or a string that completes the
+    hint (e.g. the factor for `scale`), when a wrong answer is explained by this mistake."""
+    id: str
+    hint: str
+    matches: Callable[..., Any] | None = None
+    checks: tuple[str, ...] = ()    # restrict to these check names (empty: all)
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Where cases come from. Public seeds are fixed; hidden seeds derive from AUTOGRADER_SECRET."""
+    hidden: bool
+    secret: str = ""
+
+    def public(self, n: int) -> list[int]:
+        return list(range(n))
+
+    def hidden_seeds(self, exercise_id: str, n: int) -> list[int]:
+        if not self.hidden:
+            return []
+        out = []
+        for i in range(n):
+            h = hashlib.sha256(f"{self.secret}|{exercise_id}|{i}".encode()).digest()
+            out.append(int.from_bytes(h[:4], "little") + 1_000_000)  # never collides with public seeds
+        return out
+
+    @classmethod
+    def from_env(cls, hidden: bool) -> "Seeds":
+        return cls(hidden=hidden, secret=os.environ.get(SECRET_ENV, "backprop-lab-default-secret"))
+
+
+def default_judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    """`compare` every quantity of the truth with the student's output of the same name."""
+    return [compare(name, outputs.get(name), expected) for name, expected in truth.items()]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str                             # "<assignment>.<entry point>"
+    module: str                         # the student's file, without .py
+    entry: str                          # the student's function or class the exercise is about
+    points: float
+    cases: Callable[[Seeds], Sequence[Case]]
+    driver: str                         # "package.module:function", run in the student's process
+    truth: Callable[[Case], dict]
+    judge: Callable[[Case, dict, dict], list[Comparison]] = default_judge
+    mistakes: tuple[Mistake, ...] = ()
+    check_points: dict[str, float] = field(default_factory=dict)  # weights per check; default equal
+    time_limit: float = 20.0            # seconds per case run, wall clock
+    memory_limit_mb: int = 2048         # address space; torch needs >= 1 GiB
+    title: str = ""
+    blocked_imports: tuple[str, ...] = ()  # modules the student's code may not import (e.g. torch)
+    blocked_why: str = ""
+    forbid_autograd: bool = False       # gradients by hand: autograd calls are tripwires
+    files: tuple[str, ...] = ()         # the submission files this exercise needs (default: module's)
+
+    @property
+    def required_files(self) -> tuple[str, ...]:
+        return self.files or (self.module.replace(".", "/") + ".py",)
+
+    @property
+    def assignment(self) -> str:
+        return self.id.split(".", 1)[0]

@@ -1,0 +1,229 @@
+"""The grading pipeline: cases -> run -> compare -> diagnose -> score. Rendering lives in render.py.
+
+`grade(submission)` returns a `GradeResult`; every front end (the terminal, JSON, nbgrader cells, CI
+formats, batch grading) renders that one result.
+"""
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from . import __version__
+from .compare import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, WRONG, Comparison, worst
+from .diagnose import diagnose
+from .exercise import Case, Exercise, Seeds
+from .runner import RunResult, Runner
+
+HIDDEN_REDACTED = "(details withheld for hidden cases)"
+
+
+@dataclass
+class CaseVerdict:
+    case: str
+    hidden: bool
+    verdict: str
+    local_verdict: str | None = None
+    maxdiff: float | None = None
+
+
+@dataclass
+class CheckResult:
+    name: str
+    verdict: str
+    local_verdict: str | None
+    maxdiff: float | None
+    shape: list | None
+    expected_shape: list | None
+    mistake: str | None
+    message: str
+    hint: str
+    points: float
+    max_points: float
+    cases: list[CaseVerdict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict in PASSING
+
+
+@dataclass
+class ExerciseResult:
+    id: str
+    title: str
+    score: float
+    max_score: float
+    checks: list[CheckResult]
+    first_wrong_step: str | None = None
+    message: str = ""
+    output: str = ""            # what the student's code printed on public cases
+    seconds: float = 0.0
+
+
+@dataclass
+class GradeResult:
+    submission: str
+    score: float
+    max_score: float
+    exercises: list[ExerciseResult]
+    hidden: bool
+    sandbox: str
+    seconds: float = 0.0
+    version: str = __version__
+    error: str | None = None    # the submission could not be graded at all (score 0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- cases and run ------------------------------------------------------------------------------------
+
+def _run_message(run: RunResult, case: Case) -> str:
+    where = f" ({run.where})" if run.where else ""
+    if case.hidden and run.kind == "exception":  # the student's own message could print hidden inputs
+        return f"{run.message.split(':', 1)[0]}{where} {HIDDEN_REDACTED}"
+    return f"{run.message}{where}"
+
+
+def _failed_run(run: RunResult, case: Case, truth: dict) -> list[Comparison]:
+    """Every check of a case whose run did not return: the same verdict and one-line reason."""
+    verdict = {"timeout": TIMEOUT, "not_implemented": NOT_IMPLEMENTED}.get(run.status, ERROR)
+    mistake = {"recursion": "recursion_limit", "autograd_used": "autograd_used"}.get(run.kind)
+    if run.autograd_calls:
+        mistake = "autograd_used"
+    message = _run_message(run, case)
+    return [Comparison(name, verdict, expected_shape=_shape_of(exp), message=message, mistake=mistake)
+            for name, exp in truth.items()]
+
+
+def _shape_of(value) -> tuple | None:
+    shape = getattr(value, "shape", None)
+    return tuple(shape) if shape is not None else ()
+
+
+AUTOGRAD_NAMES = {"backward", "autograd", "grad", "func", "functorch", "requires_grad", "requires_grad_",
+                  "enable_grad", "set_grad_enabled", "vjp", "jacrev", "jacobian"}
+
+
+def autograd_in_source(path: Path, function: str) -> list[str]:
+    """Autograd reached for in `function`'s body (static check; the worker's tripwires are the dynamic one)."""
+    try:
+        tree = ast.parse(path.read_text(errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Attribute) and sub.attr in AUTOGRAD_NAMES - {"grad"}:
+                    found.append(f"line {sub.lineno}: .{sub.attr}")
+    return found
+
+
+# -- score ----------------------------------------------------------------------------------------------
+
+def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points: float) -> CheckResult:
+    """One check over all its cases: the worst verdict, the largest maxdiff, points by cases passed."""
+    verdict = worst(*(c.verdict for _, c in per_case))
+    locals_ = [c.local_verdict for _, c in per_case if c.local_verdict is not None]
+    local = worst(*locals_) if locals_ else None
+    earned = sum(1 for _, c in per_case if c.verdict in PASSING or c.local_verdict in PASSING)
+    # The case that explains the verdict: the first public one with the worst verdict, else hidden.
+    order = sorted(per_case, key=lambda cc: (cc[1].verdict != verdict, cc[0].hidden))
+    case, shown = order[0]
+    diffs = [c.maxdiff for _, c in per_case if c.maxdiff is not None]
+    message, hint = shown.message, shown.hint
+    if shown.verdict not in PASSING and case.hidden:
+        prefix = f"hidden case ({case.label})" if case.label else "a hidden case"
+        message = f"{prefix}: {message}" if message else prefix
+    mistake = next((c.mistake for _, c in order if c.mistake), None)
+    return CheckResult(
+        name=name, verdict=verdict, local_verdict=local, maxdiff=max(diffs) if diffs else None,
+        shape=list(shown.shape) if shown.shape is not None else None,
+        expected_shape=list(shown.expected_shape) if shown.expected_shape is not None else None,
+        mistake=mistake, message=message, hint=hint,
+        points=round(max_points * earned / len(per_case), 6), max_points=max_points,
+        cases=[CaseVerdict(cs.id, cs.hidden, c.verdict, c.local_verdict, c.maxdiff) for cs, c in per_case])
+
+
+def first_wrong_step(checks: Iterable[CheckResult]) -> str | None:
+    """The first check, in the exercise's order, that is wrong on its own (locally, where judged locally)."""
+    for check in checks:
+        own = check.local_verdict if check.local_verdict is not None else check.verdict
+        if own in (WRONG, ERROR, TIMEOUT):
+            return check.name
+    return None
+
+
+# -- the pipeline ---------------------------------------------------------------------------------------
+
+def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: Seeds) -> ExerciseResult:
+    started = time.perf_counter()
+    cases = list(exercise.cases(seeds))
+    missing = [f for f in exercise.required_files if not (submission / f).is_file()]
+    per_check: dict[str, list[tuple[Case, Comparison]]] = {}
+    output_parts, message = [], ""
+    static = [] if missing or not exercise.forbid_autograd else \
+        autograd_in_source(submission / exercise.required_files[0], exercise.entry)
+    for case in cases:
+        truth = exercise.truth(case)
+        if missing:
+            run = RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")
+        else:
+            run = runner.run(submission, exercise.module, exercise.driver, case.inputs,
+                             time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
+                             blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
+                             forbid_autograd=exercise.forbid_autograd)
+        if run.output and not case.hidden:
+            output_parts.append(run.output)
+        if run.status == "ok" and not run.autograd_calls:
+            comparisons = exercise.judge(case, run.outputs, truth)
+            for comparison in comparisons:
+                got = run.outputs.get(comparison.name) if isinstance(run.outputs, dict) else None
+                if comparison.name in truth:
+                    diagnose(comparison, got, truth[comparison.name], case, exercise.mistakes,
+                             context={"outputs": run.outputs, "truth": truth})
+        else:
+            comparisons = _failed_run(run, case, truth)
+            message = message or _run_message(run, case)
+        if static:
+            for comparison in comparisons:
+                comparison.verdict, comparison.local_verdict = ERROR, None
+                comparison.mistake = "autograd_used"
+                comparison.message = f"uses autograd ({'; '.join(static[:3])}): compute the gradients by hand"
+        for comparison in comparisons:
+            per_check.setdefault(comparison.name, []).append((case, comparison))
+    weights = exercise.check_points or {name: 1.0 for name in per_check}
+    total_weight = sum(weights.get(name, 0.0) for name in per_check) or 1.0
+    checks = [_aggregate(name, items, exercise.points * weights.get(name, 0.0) / total_weight)
+              for name, items in per_check.items()]
+    for check in checks:
+        if check.mistake and not check.hint:
+            entry = next((m for m in exercise.mistakes if m.id == check.mistake), None)
+            check.hint = entry.hint if entry else ""
+    score = round(sum(c.points for c in checks), 6)
+    return ExerciseResult(id=exercise.id, title=exercise.title or exercise.entry, score=score,
+                          max_score=exercise.points, checks=checks, first_wrong_step=first_wrong_step(checks),
+                          message=message, output="\n".join(output_parts)[-20000:],
+                          seconds=time.perf_counter() - started)
+
+
+def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, runner: Runner | None = None,
+          seeds: Seeds | None = None) -> GradeResult:
+    """Grade one submission directory on the given exercises."""
+    started = time.perf_counter()
+    submission = Path(submission)
+    own_runner = runner is None
+    runner = runner or Runner()
+    runner.start()  # the worker imports torch while this process builds cases and truths
+    seeds = seeds or Seeds.from_env(hidden)
+    try:
+        results = [grade_exercise(exercise, submission, runner, seeds) for exercise in exercises]
+    finally:
+        if own_runner:
+            runner.close()
+    return GradeResult(submission=str(submission), score=round(sum(r.score for r in results), 6),
+                       max_score=round(sum(r.max_score for r in results), 6), exercises=results,
+                       hidden=hidden, sandbox=runner.sandbox, seconds=time.perf_counter() - started)

@@ -1,0 +1,22 @@
+"""Shared fixtures: the repository's paths and one grading worker per test process."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def runner():
+    """One fork server for the whole session: tests grade many submissions, torch is imported once."""
+    from autograder.runner import Runner
+    with Runner() as r:
+        r.start()
+        yield r
