@@ -133,13 +133,13 @@ def _child(request: dict, result_fd: int, output_fd: int) -> None:
         import torch
         torch.set_num_threads(1)
         root = os.path.realpath(request["submission"])
+        driver_module, driver_name = request["driver"].split(":")
+        driver = getattr(importlib.import_module(driver_module), driver_name)
         # The grader's own checkout (with reference/ in it) is no import root for the student's code.
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != package_root and p not in ("", ".")]
         sys.path.insert(0, root)
         sys.setrecursionlimit(int(request.get("recursion_limit", 1000) or 1000))
-        driver_module, driver_name = request["driver"].split(":")
-        driver = getattr(importlib.import_module(driver_module), driver_name)
         inputs = wire.decode(request["inputs"])
         blocked = request.get("blocked_imports") or []
         if request.get("forbid_autograd"):
