@@ -1,0 +1,96 @@
+"""The comparison primitive and the lecture's `cmp`: catches wrong answers, accepts right ones."""
+import math
+
+import pytest
+import torch
+
+from autograder.compare import APPROX, EXACT, NOT_IMPLEMENTED, NOT_IMPLEMENTED_VALUE, WRONG, cmp, compare
+
+
+def test_identical_is_exact():
+    t = torch.randn(4, 5)
+    c = compare("t", t.clone(), t)
+    assert (c.verdict, c.maxdiff, c.shape, c.expected_shape) == (EXACT, 0.0, (4, 5), (4, 5))
+
+
+def test_same_math_different_order_is_approx_not_wrong():
+    # The issue's example: dhpreact as (1 - h**2) * dh against autograd's tanh backward.
+    x = torch.randn(32, 64, requires_grad=True)
+    h = torch.tanh(x)
+    dh = torch.randn(32, 64)
+    h.backward(dh)
+    c = compare("hpreact", (1 - h.detach() ** 2) * dh, x.grad)
+    assert c.verdict in (EXACT, APPROX)
+    # A float32 sum in another order (what a one-expression batchnorm backward does).
+    a = torch.randn(1000, dtype=torch.float32) * 1e-2
+    c = compare("s", a.flip(0).cumsum(0)[-1:], a.cumsum(0)[-1:])
+    assert c.verdict in (EXACT, APPROX)
+
+
+@pytest.mark.parametrize("factor", [-1.0, 32 / 31, 1.001, 0.5])
+def test_wrong_by_any_catalogued_factor(factor):
+    t = torch.randn(32, 27)
+    c = compare("t", t * factor, t)
+    assert c.verdict == WRONG and c.maxdiff > 0
+
+
+def test_one_wrong_element_is_wrong():
+    t = torch.randn(32, 27)
+    g = t.clone()
+    g[3, 7] += 1e-3 * t.abs().max()
+    assert compare("t", g, t).verdict == WRONG
+
+
+def test_shape_mismatch_is_wrong_even_when_broadcasting_hides_it():
+    t = torch.randn(1, 64)
+    c = compare("bngain", t.reshape(64), t)
+    assert c.verdict == WRONG and c.shape == (64,) and c.expected_shape == (1, 64)
+    assert c.maxdiff == 0.0  # the values are right; the shape is not
+    assert "shape" in c.message
+
+
+def test_nan_is_detected():
+    t = torch.randn(3, 3)
+    g = t.clone()
+    g[1, 1] = math.nan
+    c = compare("t", g, t)
+    assert c.verdict == WRONG and c.mistake == "nan" and "NaN" in c.message
+
+
+def test_stub_and_non_tensor_answers():
+    t = torch.randn(3)
+    assert compare("t", None, t).verdict == NOT_IMPLEMENTED
+    assert compare("t", NOT_IMPLEMENTED_VALUE, t).verdict == NOT_IMPLEMENTED
+    c = compare("t", "a string", t)
+    assert c.verdict == WRONG and "str" in c.message
+
+
+def test_numbers_and_lists_compare_as_tensors():
+    assert compare("x", 0.5, 0.5).verdict == EXACT
+    assert compare("x", [1.0, 2.0], torch.tensor([1.0, 2.0], dtype=torch.float64)).verdict == EXACT
+    assert compare("x", 0.5 + 1e-3, 0.5).verdict == WRONG
+
+
+def test_scale_lets_rounding_noise_of_a_zero_gradient_pass():
+    # dlogit_maxes is mathematically 0: autograd's value is float32 noise of the size of its terms (~1/n).
+    truth = torch.tensor([[1e-9], [-2e-9]])
+    student = torch.tensor([[-3e-9], [0.0]])
+    assert compare("logit_maxes", student, truth).verdict == WRONG  # relative to itself, noise is 100%
+    assert compare("logit_maxes", student, truth, scale=1 / 32).verdict == APPROX
+    assert compare("logit_maxes", torch.tensor([[1e-3], [0.0]]), truth, scale=1 / 32).verdict == WRONG
+
+
+def test_float64_tolerance_is_tight():
+    t = torch.randn(10, dtype=torch.float64)
+    assert compare("t", t * (1 + 1e-12), t).verdict == APPROX
+    assert compare("t", t * (1 + 1e-6), t).verdict == WRONG
+
+
+def test_cmp_prints_the_lecture_line_with_shapes(capsys):
+    x = torch.randn(4, 3, requires_grad=True)
+    (x * 2).sum().backward()
+    cmp("x", torch.full((4, 3), 2.0), x)
+    cmp("x", torch.full((3,), 2.0), x)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("x               | exact: True  | approximate: True  | maxdiff: 0.0 | shape: (4, 3) vs (4, 3)")
+    assert "approximate: False" in lines[1] and "(3,) vs (4, 3)" in lines[1]

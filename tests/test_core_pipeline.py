@@ -1,0 +1,117 @@
+"""The pipeline on a toy exercise: scoring, aggregation over cases, hidden-case redaction, local credit."""
+import textwrap
+
+import torch
+
+from autograder.compare import compare
+from autograder.exercise import Case, Exercise, Mistake, Seeds
+from autograder.pipeline import grade
+
+
+def cases(seeds):
+    out = []
+    for i in seeds.public(1) + seeds.hidden_seeds("toy.f", 2):
+        g = torch.Generator().manual_seed(i)
+        hidden = i >= 1_000_000
+        out.append(Case(f"{'hidden' if hidden else 'public'}-{len(out)}", hidden,
+                        {"args": {"x": torch.randn(3, 4, generator=g, dtype=torch.float64)}},
+                        label="float64, 3x4"))
+    return out
+
+
+def truth(case):
+    x = case.inputs["args"]["x"]
+    return {"double": 2 * x, "colsum": x.sum(0, keepdim=True)}
+
+
+def judge_with_local(case, outputs, truth):
+    """`colsum` is locally right when it equals the column sum of the student's own `double` / 2."""
+    results = [compare(name, outputs.get(name), t) for name, t in truth.items()]
+    d = outputs.get("double")
+    if isinstance(d, torch.Tensor) and d.shape == truth["double"].shape:
+        results[1].local_verdict = compare("colsum", outputs.get("colsum"), (d / 2).sum(0, keepdim=True)).verdict
+    return results
+
+
+TOY = Exercise(id="toy.f", module="mod", entry="f", points=4, cases=cases, driver="tests.core_drivers:call_dict",
+               truth=truth, mistakes=(Mistake("triple", "used 3 instead of 2",
+                                              lambda got, exp, **_: torch.allclose(got, exp * 1.5), ("double",)),))
+
+
+def submit(tmp_path, body):
+    (tmp_path / "mod.py").write_text(textwrap.dedent(body))
+    return tmp_path
+
+
+def test_right_answer_full_marks(runner, tmp_path):
+    sub = submit(tmp_path, """
+        def f(x):
+            return {"double": x + x, "colsum": x.sum(0, keepdim=True)}
+    """)
+    r = grade(sub, [TOY], hidden=True, runner=runner)
+    assert r.score == r.max_score == 4
+    assert [c.name for c in r.exercises[0].checks] == ["double", "colsum"]
+    assert all(len(c.cases) == 3 for c in r.exercises[0].checks)
+
+
+def test_catalogued_mistake_named_and_other_check_still_scores(runner, tmp_path):
+    sub = submit(tmp_path, """
+        def f(x):
+            return {"double": 3 * x, "colsum": x.sum(0, keepdim=True)}
+    """)
+    ex = grade(sub, [TOY], hidden=True, runner=runner).exercises[0]
+    double, colsum = ex.checks
+    assert double.verdict == "wrong" and double.mistake == "triple" and double.points == 0
+    assert colsum.points == 2 and ex.score == 2 and ex.first_wrong_step == "double"
+
+
+def test_hard_coded_public_answer_fails_hidden_cases(runner, tmp_path):
+    x = cases(Seeds(hidden=False))[0].inputs["args"]["x"]
+    sub = submit(tmp_path, f"""
+        import torch
+        X = torch.tensor({x.tolist()!r}, dtype=torch.float64)
+        def f(x):
+            return {{"double": 2 * X, "colsum": X.sum(0, keepdim=True)}}
+    """)
+    public = grade(sub, [TOY], hidden=False, runner=runner)
+    assert public.score == 4
+    hidden = grade(sub, [TOY], hidden=True, runner=runner)
+    check = hidden.exercises[0].checks[0]
+    assert check.verdict == "wrong" and check.message.startswith("hidden case (float64, 3x4)")
+    assert 0 < hidden.score < 4  # credit for the public case only
+
+
+def test_hidden_cases_leak_neither_output_nor_exception_text(runner, tmp_path):
+    sub = submit(tmp_path, """
+        def f(x):
+            print("INPUT", x.tolist())
+            if x.sum() > 100 or x[0, 0] != x[0, 0] or True:
+                raise ValueError("the input was " + repr(x.tolist()))
+    """)
+    r = grade(sub, [TOY], hidden=True, runner=runner)
+    ex = r.exercises[0]
+    hidden_x = [c.inputs["args"]["x"] for c in cases(Seeds.from_env(True)) if c.hidden]
+    text = repr(r.to_dict())
+    for x in hidden_x:
+        assert repr(x.tolist())[:20] not in text
+    assert "INPUT" in ex.output  # the public case's print is shown
+    assert ex.checks[0].verdict == "error" and "ValueError" in ex.checks[0].message
+
+
+def test_correct_step_on_wrong_upstream_earns_its_points(runner, tmp_path):
+    sub = submit(tmp_path, """
+        def f(x):
+            d = 3 * x
+            return {"double": d, "colsum": (d / 2).sum(0, keepdim=True)}
+    """)
+    toy = Exercise(**{**TOY.__dict__, "judge": judge_with_local})
+    ex = grade(sub, [toy], hidden=False, runner=runner).exercises[0]
+    double, colsum = ex.checks
+    assert colsum.verdict == "wrong" and colsum.local_verdict in ("exact", "approx") and colsum.points == 2
+    assert ex.first_wrong_step == "double"
+
+
+def test_missing_file_is_an_error_for_that_exercise(runner, tmp_path):
+    r = grade(tmp_path, [TOY], hidden=False, runner=runner)
+    assert r.score == 0 and all(c.verdict == "error" and "missing file mod.py" in c.message
+                                for c in r.exercises[0].checks)

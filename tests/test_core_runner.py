@@ -1,0 +1,160 @@
+"""The student's process: whatever it does costs that case only, and the grader reads only JSON."""
+import io
+import textwrap
+
+import pytest
+import torch
+
+from autograder import wire
+from autograder.compare import NOT_IMPLEMENTED_VALUE
+
+DRIVER = "tests.core_drivers:call"
+
+
+def submit(tmp_path, source, name="student"):
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    (d / "mod.py").write_text(textwrap.dedent(source))
+    return d
+
+
+def run(runner, sub, time_limit=10.0, **kw):
+    return runner.run(sub, "mod", DRIVER, {"args": kw.pop("args", {})}, time_limit=time_limit,
+                      memory_mb=kw.pop("memory_mb", 2048), **kw)
+
+
+def test_ok_result_and_captured_output(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import torch
+        def f():
+            print("debug print")
+            return torch.ones(2, 3) * 2
+    """)
+    r = run(runner, sub)
+    assert r.status == "ok" and torch.equal(r.outputs["out"], torch.full((2, 3), 2.0))
+    assert "debug print" in r.output
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ("raise NotImplementedError()", "not_implemented", "NotImplementedError"),
+    ("import sys; sys.exit(3)", "error", "sys.exit(3)"),
+    ("import os; os._exit(0)", "error", "without returning a result"),
+    ("return 1/0", "error", "ZeroDivisionError"),
+    ("import socket; socket.create_connection(('127.0.0.1', 9), timeout=1)", "error", ""),
+])
+def test_failures_are_named_in_one_line(runner, tmp_path, body, status, words):
+    sub = submit(tmp_path, f"def f():\n    {body}\n")
+    r = run(runner, sub)
+    assert r.status == status
+    if status != "not_implemented":
+        assert words in r.message
+    if "ZeroDivision" in words:
+        assert r.where == "mod.py, line 2, in f"
+
+
+def test_syntax_error_names_file_and_line(runner, tmp_path):
+    sub = submit(tmp_path, "def f():\n    return (\n")
+    r = run(runner, sub)
+    assert r.status == "error" and "SyntaxError" in r.message and r.where.startswith("mod.py, line")
+
+
+def test_infinite_loop_times_out_and_the_next_case_runs(runner, tmp_path):
+    sub = submit(tmp_path, "def f():\n    while True:\n        pass\n")
+    r = run(runner, sub, time_limit=1.0)
+    assert r.status == "timeout" and "1 s" in r.message
+    ok = submit(tmp_path, "def f():\n    return 1.5\n", name="ok")
+    assert run(runner, ok).outputs == {"out": 1.5}
+
+
+def test_killing_the_grading_process_costs_this_case_only(runner, tmp_path):
+    sub = submit(tmp_path, "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 1.0\n")
+    r = run(runner, sub)
+    assert r.status == "error"
+    ok = submit(tmp_path, "def f():\n    return 2.5\n", name="ok")
+    assert run(runner, ok).outputs == {"out": 2.5}
+
+
+def test_left_behind_processes_are_killed(runner, tmp_path):
+    marker = tmp_path / "still-alive"
+    sub = submit(tmp_path, f"""
+        import os, time
+        def f():
+            if os.fork() == 0:
+                os.setsid()
+                time.sleep(0.5)
+                open({str(marker)!r}, "w").write("x")
+                os._exit(0)
+            return 1.0
+    """)
+    assert run(runner, sub).status == "ok"
+    import time
+    time.sleep(1.0)
+    assert not marker.exists()
+
+
+def test_memory_limit(runner, tmp_path):
+    sub = submit(tmp_path, "def f():\n    x = bytearray(3 * 1024**3)\n    return 1.0\n")
+    r = run(runner, sub, memory_mb=1500)
+    assert r.status == "error" and "memory" in r.message
+
+
+def test_output_flood_is_capped(runner, tmp_path):
+    sub = submit(tmp_path, "def f():\n    for i in range(200000):\n        print('spam' * 10)\n    return 1.0\n")
+    r = run(runner, sub)
+    assert r.status == "ok" and len(r.output) < 70 * 1024 and "[output truncated]" in r.output
+
+
+def test_forged_reply_on_stdout_is_just_output(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import sys, json, struct
+        def f():
+            body = json.dumps({"status": "ok", "outputs": {"out": 99}}).encode()
+            sys.stdout.buffer.write(struct.pack("<Q", len(body)) + body) if hasattr(sys.stdout, "buffer") else None
+            return 1.0
+    """)
+    assert run(runner, sub).outputs == {"out": 1.0}
+
+
+def test_autograd_tripwire(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import torch
+        def f():
+            x = torch.ones(3).requires_grad_()
+            with torch.enable_grad():
+                (x * 2).sum().backward()
+            return x.grad
+    """)
+    r = runner.run(sub, "mod", DRIVER, {}, time_limit=10, memory_mb=2048, forbid_autograd=True)
+    assert r.status == "error" and r.autograd_calls
+
+
+def test_blocked_import(runner, tmp_path):
+    sub = submit(tmp_path, "import torch\ndef f():\n    return 1.0\n")
+    r = runner.run(sub, "mod", DRIVER, {}, time_limit=10, memory_mb=2048, blocked_imports=("torch",),
+                   blocked_why="the scalar engine must not lean on torch")
+    assert r.status == "error" and "import torch is not allowed" in r.message and r.where.startswith("mod.py, line 1")
+
+
+def test_unsupported_return_values_are_marked_not_trusted(runner, tmp_path):
+    sub = submit(tmp_path, "def f():\n    return lambda: 1\n")
+    r = run(runner, sub)
+    assert r.status == "ok" and isinstance(r.outputs["out"], wire.Unsupported)
+
+
+def test_wire_rejects_tensors_whose_bytes_do_not_match_their_shape():
+    good = wire.encode({"t": torch.arange(6.0).reshape(2, 3), "n": NOT_IMPLEMENTED_VALUE, "x": float("inf")})
+    back = wire.decode(good)
+    assert torch.equal(back["t"], torch.arange(6.0).reshape(2, 3)) and back["n"] is NOT_IMPLEMENTED_VALUE
+    assert back["x"] == float("inf")
+    bad = wire.encode(torch.zeros(2))
+    bad["__tensor__"]["shape"] = [1000]
+    with pytest.raises(ValueError):
+        wire.decode(bad)
+    bad["__tensor__"].update(shape=[2], dtype="object")
+    with pytest.raises(ValueError):
+        wire.decode(bad)
+    buf = io.BytesIO()
+    wire.send(buf, {"a": 1})
+    assert wire.recv(io.BytesIO(buf.getvalue())) == {"a": 1}
+    with pytest.raises(ValueError):
+        wire.recv(io.BytesIO(buf.getvalue()[:-1]))
