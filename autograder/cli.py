@@ -20,7 +20,8 @@ def cmd_check(args) -> int:
     from .pipeline import grade
     from .render import to_terminal
     console = Console()
-    submission = Path(args.dir)
+    # In this repository the default is student_template/; in a student's own repository, the current one.
+    submission = Path(args.dir or (DEFAULT_DIR if Path(DEFAULT_DIR).is_dir() else "."))
     if not submission.is_dir():
         console.print(f"[bold red]No such directory:[/] {submission}")
         return 2
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="grade a submission on the public cases, with a report for the terminal")
-    p.add_argument("dir", nargs="?", default=DEFAULT_DIR)
+    p.add_argument("dir", nargs="?", help=f"the submission directory (default: {DEFAULT_DIR}/ if present, else .)")
     p.add_argument("-a", "--assignment", action="append", help="only this assignment (repeatable)")
     p.set_defaults(func=cmd_check)
 
