@@ -11,6 +11,7 @@ lets a student fill a long function one step at a time and be graded on each ste
 """
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -71,8 +72,8 @@ def generate(root: Path, check: bool = False) -> list[Path]:
     """Write (or, with `check`, only list) the generated files that differ from what is on disk."""
     root = Path(root)
     changed = sync_tree(root / "student_template", template_files(root / "reference"), check)
-    try:
-        from . import notebooks
+    try:  # `from . import notebooks` would raise a plain ImportError when the module is absent
+        notebooks = importlib.import_module(f"{__package__}.notebooks")
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.notebooks":
             raise
