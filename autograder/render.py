@@ -115,3 +115,7 @@ def json_dict(result: GradeResult) -> dict:
 FORMATS: dict[str, Callable[[GradeResult], str]] = {
     "json": lambda r: json.dumps(json_dict(r), indent=2, allow_nan=False) + "\n",
 }
+
+from .formats import FORMATS as _CI_FORMATS  # noqa: E402  gradescope, classroom, junit, markdown
+
+FORMATS.update(_CI_FORMATS)
