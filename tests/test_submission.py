@@ -1,0 +1,183 @@
+"""Submissions as they arrive: directories, zips (hostile ones refused), notebooks; never a crash."""
+import json
+import os
+import stat
+import zipfile
+
+import nbformat
+import pytest
+
+from autograder import submission as sub
+from autograder.submission import SubmissionError, grade_path, open_submission
+
+# A registry stand-in: which entry points live in which module file, per assignment.
+TABLE = {"micrograd": {"micrograd/engine.py": {"Value"}, "micrograd/nn.py": {"Neuron", "Layer", "MLP"}},
+         "graphs": {"graphs.py": {"sigmoid_neuron", "add_gate"}}}
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry as TABLE says (assignments are written in parallel; these tests need none)."""
+    import autograder.assignments as assignments
+    monkeypatch.setattr(sub, "entry_points", lambda: TABLE)
+    monkeypatch.setattr(assignments, "detect", lambda d: [a for a, files in TABLE.items()
+                                                          if any((d / f).is_file() for f in files)])
+
+
+ENGINE = "class Value:\n    def __init__(self, data):\n        self.data = data\n"
+
+
+def make_zip(path, members, symlink=None):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink[0])
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, symlink[1])
+    return path
+
+
+def test_directory_is_graded_from_a_private_copy(tmp_path):
+    src = tmp_path / "alice"
+    (src / "micrograd").mkdir(parents=True)
+    (src / "micrograd" / "engine.py").write_text(ENGINE)
+    (src / ".git").mkdir()
+    (src / ".git" / "HEAD").write_text("ref")
+    out = open_submission(src, tmp_path / "work")
+    assert out != src and (out / "micrograd" / "engine.py").read_text() == ENGINE
+    assert not (out / ".git").exists()
+
+
+def test_links_in_a_directory_are_refused(tmp_path):
+    src = tmp_path / "mallory"
+    (src / "micrograd").mkdir(parents=True)
+    # A link to someone else's file (e.g. the reference solution) would be graded as the student's own.
+    (src / "micrograd" / "engine.py").symlink_to("/etc/hostname")
+    with pytest.raises(SubmissionError, match="symbolic link"):
+        open_submission(src, tmp_path / "work")
+
+
+def test_zip_is_extracted_and_a_single_top_folder_unwrapped(tmp_path, registry):
+    z = make_zip(tmp_path / "bob.zip", {"bob/micrograd/engine.py": ENGINE, "__MACOSX/bob/._engine.py": "x"})
+    out = open_submission(z, tmp_path / "work")
+    assert (out / "micrograd" / "engine.py").read_text() == ENGINE
+    assert not any("MACOSX" in str(p) for p in (tmp_path / "work").rglob("*"))
+
+
+@pytest.mark.parametrize("members, symlink, message", [
+    ({"../evil.py": "x"}, None, "leaves its folder"),
+    ({"a/../../evil.py": "x"}, None, "leaves its folder"),
+    ({"/etc/evil.py": "x"}, None, "absolute path"),
+    ({"C:\\evil.py": "x"}, None, "absolute path"),
+    ({"ok.py": "x"}, ("micrograd/engine.py", "/work/main/reference/micrograd/engine.py"), "symbolic link"),
+    ({"bomb.txt": "0" * (8 * 1024 * 1024)}, None, "zip bomb"),
+])
+def test_hostile_zips_are_refused(tmp_path, members, symlink, message):
+    z = make_zip(tmp_path / "h.zip", members, symlink)
+    with pytest.raises(SubmissionError, match=message):
+        open_submission(z, tmp_path / "work")
+    assert not (tmp_path / "evil.py").exists() and not (tmp_path / "work" / "evil.py").exists()
+
+
+def test_zip_limits_count_files_and_real_bytes(tmp_path, monkeypatch):
+    z = make_zip(tmp_path / "many.zip", {f"f{i}.py": "x" for i in range(30)})
+    monkeypatch.setattr(sub, "MAX_FILES", 20)
+    with pytest.raises(SubmissionError, match="more than 20"):
+        open_submission(z, tmp_path / "w1")
+    monkeypatch.setattr(sub, "MAX_FILES", 2000)
+    big = make_zip(tmp_path / "big.zip", {"a.bin": os.urandom(300_000)})
+    monkeypatch.setattr(sub, "MAX_BYTES", 200_000)
+    with pytest.raises(SubmissionError, match="larger than"):
+        open_submission(big, tmp_path / "w2")
+    # A header that understates the size: the bytes are counted while decompressing.
+    data = bytearray(big.read_bytes())
+    with zipfile.ZipFile(big) as zf:
+        info = zf.infolist()[0]
+    lie = (1000).to_bytes(4, "little")
+    true = info.file_size.to_bytes(4, "little")
+    assert data.count(true) == 2  # local header and central directory
+    data = data.replace(true, lie)
+    (tmp_path / "liar.zip").write_bytes(bytes(data))
+    with pytest.raises(SubmissionError, match="larger than|cannot extract"):
+        open_submission(tmp_path / "liar.zip", tmp_path / "w3")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("carol.zip", b"this is not a zip", "not a valid zip"),
+    ("carol.pdf", b"%PDF-1.4", "not a directory, a .zip or a notebook"),
+    ("carol.ipynb", b"{not json", "not a valid notebook"),
+])
+def test_malformed_submissions_get_a_clear_error_and_score_zero(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(SubmissionError, match=message):
+        open_submission(path, tmp_path / "work")
+    result = grade_path(path, None, hidden=False)
+    assert result.score == 0 and message in result.error and result.exercises == []
+    assert result.submission == str(path)
+
+
+def test_missing_and_misnamed_files_are_named(tmp_path):
+    (tmp_path / "dave" / "Micrograd").mkdir(parents=True)
+    (tmp_path / "dave" / "Micrograd" / "Engine.py").write_text(ENGINE)
+    result = grade_path(tmp_path / "dave", None, hidden=False)
+    assert result.score == 0 and "no assignment files found" in result.error and "Engine.py" in result.error
+    gone = grade_path(tmp_path / "nobody", None, hidden=False)
+    assert gone.score == 0 and "does not exist" in gone.error
+
+
+
+
+def notebook(cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Exercise")] + [nbformat.v4.new_code_cell(c) for c in cells]
+    return nbformat.writes(nb)
+
+
+def test_notebook_definitions_become_the_assignment_modules(tmp_path):
+    path = tmp_path / "erin.ipynb"
+    path.write_text(notebook([
+        "%matplotlib inline\nimport math\nEPS = 1e-8",
+        "class Value:\n    def __init__(self, data):\n        self.data = data",
+        "v = Value(3.0)\nprint(v.data)\nwhile True: pass  # demo code must not run at import",
+        "def broken(:\n    pass",
+        "class MLP:\n    pass\n\n@staticmethod\ndef helper():\n    return EPS",
+        "!pip install torch",
+    ]))
+    out = sub.notebook_to_modules(path, tmp_path / "work", TABLE)
+    engine = (out / "micrograd" / "engine.py").read_text()
+    assert (out / "micrograd" / "nn.py").read_text() == engine
+    assert not (out / "graphs.py").exists()
+    assert "class Value" in engine and "class MLP" in engine and "EPS = 1e-8" in engine and "import math" in engine
+    assert "@staticmethod\ndef helper" in engine
+    assert "while True" not in engine and "print(" not in engine and "pip" not in engine
+    assert "code cells 4" in engine  # the broken cell is named, not silently dropped
+    compile(engine, "engine.py", "exec")
+
+
+def test_notebook_for_another_assignment_or_none(tmp_path):
+    path = tmp_path / "frank.ipynb"
+    path.write_text(notebook(["def sigmoid_neuron(w, x):\n    return 0"]))
+    out = sub.notebook_to_modules(path, tmp_path / "w1", TABLE)
+    assert (out / "graphs.py").is_file() and not (out / "micrograd").exists()
+    path.write_text(notebook(["def something_else():\n    return 0"]))
+    with pytest.raises(SubmissionError, match="defines none of the graded entry points.*sigmoid_neuron"):
+        sub.notebook_to_modules(path, tmp_path / "w2", TABLE)
+
+
+def test_a_folder_holding_one_notebook_stands_for_it(tmp_path, registry):
+    # Gradescope puts an uploaded notebook in /autograder/submission/.
+    (tmp_path / "upload").mkdir()
+    (tmp_path / "upload" / "hw.ipynb").write_text(notebook([ENGINE]))
+    out = open_submission(tmp_path / "upload", tmp_path / "work")
+    assert (out / "micrograd" / "engine.py").is_file()
+
+
+def test_write_json_atomic_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "r.json"
+    sub.write_json_atomic(target, {"score": 1.0})
+    assert json.loads(target.read_text()) == {"score": 1.0}
+    with pytest.raises(ValueError):
+        sub.write_json_atomic(target, {"score": float("nan")})
+    assert json.loads(target.read_text()) == {"score": 1.0}
