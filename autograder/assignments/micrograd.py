@@ -1,2 +1,867 @@
-"""micrograd assignment: being built (see issues)."""
-EXERCISES = []
+"""micrograd assignment: the scalar autograd engine (`micrograd/engine.py`) and its `nn` (`micrograd/nn.py`).
+
+Expressions are data: a program is a list of leaf values and a list of instructions `[op, operand, ...]`
+where an operand is a node index (`n`) or a constant (`c`). The same interpreter (`run_program`) builds
+the graph from the student's `Value`s in the student's process and from float64 tensors in the grader,
+so the truth is PyTorch autograd on exactly the student's expression.
+
+Drivers run in the student's process with `torch` blocked: they only use the student's classes and
+return plain floats and lists. Every sub-part is guarded (`_attempt`), so a stub, an exception, a
+`sys.exit()` or an endless loop in one backward costs that check only.
+
+Diagnosis: the engine drivers also return `_probe`, small fixed graphs that isolate each way a
+scalar engine goes wrong (one op's local derivative, `=` for `+=`, the seed, the visiting order).
+A wrong answer elsewhere is explained by the first mistake the probe shows.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import random
+import signal
+import traceback
+
+import torch
+
+from ..compare import ERROR, NOT_IMPLEMENTED_VALUE, TIMEOUT, WRONG, Comparison, NotImplementedMarker, compare
+from ..diagnose import close
+from ..exercise import Case, Exercise, Mistake, Seeds
+
+ENGINE, NN = "micrograd.engine", "micrograd.nn"
+NO_TORCH = "the scalar engine is built from Python floats and `math`; PyTorch is only the grader's reference"
+
+# -- expressions as data ----------------------------------------------------------------------------------
+
+# name -> (operand kinds, the operation). The lambdas only use Python operators and the methods that
+# micrograd's Value and torch.Tensor share, so one table serves the student's engine and the truth.
+OPS = {
+    "add": ("nn", lambda a, b: a + b),
+    "mul": ("nn", lambda a, b: a * b),
+    "pow": ("nc", lambda a, k: a**k),
+    "exp": ("n", lambda a: a.exp()),
+    "log": ("n", lambda a: a.log()),
+    "tanh": ("n", lambda a: a.tanh()),
+    "relu": ("n", lambda a: a.relu()),
+    "sigmoid": ("n", lambda a: a.sigmoid()),
+    "neg": ("n", lambda a: -a),
+    "sub": ("nn", lambda a, b: a - b),
+    "div": ("nn", lambda a, b: a / b),
+    "addc": ("nc", lambda a, c: a + c),
+    "radd": ("cn", lambda c, a: c + a),
+    "rsub": ("cn", lambda c, a: c - a),
+    "rmul": ("cn", lambda c, a: c * a),
+    "rdiv": ("cn", lambda c, a: c / a),
+}
+# How the student sees each operation (the check names of micrograd.ops).
+SHOWN = {"add": "a + b", "mul": "a * b", "pow": "a ** k", "exp": "a.exp()", "log": "a.log()",
+         "tanh": "a.tanh()", "relu": "a.relu()", "sigmoid": "a.sigmoid()", "neg": "-a", "sub": "a - b",
+         "div": "a / b", "addc": "a + c", "radd": "c + a", "rsub": "c - a", "rmul": "c * a", "rdiv": "c / a"}
+BASE_OPS = ("add", "mul", "pow", "exp", "log", "tanh", "relu", "sigmoid")
+# Derived operations have no backward of their own: they are built from these base operations.
+BUILT_FROM = {"neg": ("mul",), "sub": ("add", "mul"), "div": ("mul", "pow"), "addc": ("add",), "radd": ("add",),
+              "rsub": ("add", "mul"), "rmul": ("mul",), "rdiv": ("mul", "pow")}
+DERIVATIVE = {
+    "add": "d(a+b)/da = d(a+b)/db = 1: both inputs get out.grad",
+    "mul": "d(a*b)/da = b.data and d(a*b)/db = a.data",
+    "pow": "d(a**k)/da = k * a.data**(k-1)",
+    "exp": "d(exp a)/da = exp(a), which is out.data",
+    "log": "d(log a)/da = 1 / a.data",
+    "tanh": "d(tanh a)/da = 1 - t**2 with t = out.data",
+    "relu": "d relu(a)/da = 1 where out.data > 0, else 0",
+    "sigmoid": "d sigmoid(a)/da = s * (1 - s) with s = out.data",
+}
+
+
+def run_program(program: dict, leaf) -> list:
+    """Every node of the program's graph, leaves first; `leaf(float)` makes a leaf (a Value or a tensor)."""
+    nodes = [leaf(v) for v in program["leaves"]]
+    for name, *args in program["ops"]:
+        kinds, op = OPS[name]
+        nodes.append(op(*(nodes[a] if kind == "n" else a for kind, a in zip(kinds, args))))
+    return nodes
+
+
+def torch_program(program: dict) -> tuple[list, dict]:
+    """PyTorch float64 autograd on a program: (nodes, {value, leaf grads, node grads})."""
+    nodes = run_program(program, lambda v: torch.tensor(float(v), dtype=torch.float64, requires_grad=True))
+    for node in nodes[len(program["leaves"]):]:
+        node.retain_grad()
+    out = nodes[-1]
+    out.backward()
+    grads = [0.0 if n.grad is None else float(n.grad) for n in nodes]
+    return nodes, {"value": out.item(), "grads": grads}
+
+
+# -- the student's side (drivers) ------------------------------------------------------------------------
+
+class _OutOfTime(BaseException):
+    """Raised by the per-part alarm; BaseException so that a student's `except Exception` cannot eat it."""
+
+
+class _NotANumber(Exception):
+    pass
+
+
+PART_SECONDS = 2.0  # one operation's forward and backward takes microseconds; 2 s means an endless loop
+
+
+def _describe(exc: BaseException, root: str) -> str:
+    """`TypeError: ... (micrograd/engine.py, line 41, in _backward)`: the innermost frame in the submission."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(root + os.sep)]
+    where = f" ({os.path.relpath(frames[-1].filename, root)}, line {frames[-1].lineno}, in {frames[-1].name})" \
+        if frames else ""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}){where}"
+    if isinstance(exc, RecursionError):
+        return f"RecursionError: maximum recursion depth exceeded{where}"
+    text = str(exc)
+    text = text if len(text) <= 200 else text[:200] + "..."
+    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
+
+
+def _attempt(fn, root: str, seconds: float = PART_SECONDS):
+    """fn(), or what went wrong as data: NOT_IMPLEMENTED, or {"failure": error|timeout, "message": ...}."""
+    def out_of_time(signum, frame):
+        raise _OutOfTime()
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    except NotImplementedError:
+        return NOT_IMPLEMENTED_VALUE
+    except _OutOfTime:
+        return {"failure": "timeout", "message": f"did not finish within {seconds:g} s (an endless loop?)"}
+    except _NotANumber as exc:
+        return {"failure": "wrong", "message": str(exc)}
+    except (Exception, SystemExit) as exc:  # noqa: one part's failure must not end the others
+        return {"failure": "error", "message": _describe(exc, root)}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _num(x, what: str) -> float:
+    """A number out of the student's engine; a Value where a float belongs is a classic bug, named as such."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    if hasattr(x, "data") and hasattr(x, "grad"):
+        raise _NotANumber(f"{what} is a Value, not a number: in _backward use other.data and out.grad, "
+                          "not the Value objects")
+    raise _NotANumber(f"{what} is a {type(x).__name__}, not a number")
+
+
+def _root(module) -> str:
+    """The submission directory (the module is micrograd/engine.py or micrograd/nn.py under it)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
+
+
+def _value_class(module):
+    if module.__name__ == ENGINE:
+        return module.Value
+    import importlib
+    return importlib.import_module(ENGINE).Value
+
+
+def _propagate(out, upstream: float) -> None:
+    """Backpropagate with the grader's own topological order, so one op's backward is judged on its own."""
+    order, visited, stack = [], set(), [(out, False)]
+    while stack:
+        v, done = stack.pop()
+        if done:
+            order.append(v)
+        elif id(v) not in visited:
+            visited.add(id(v))
+            stack.append((v, True))
+            stack.extend((c, False) for c in v._prev if id(c) not in visited)
+    out.grad = upstream
+    for v in reversed(order):
+        v._backward()
+
+
+def _one_op(Value, name: str, spec: dict) -> list[float]:
+    """[out.data, a.grad(, b.grad)] after out.grad = g and a backward pass, with the inputs' grads pre-set
+    (an input that is used elsewhere already holds gradient: `+=` keeps it, `=` loses it)."""
+    kinds, op = OPS[name]
+    inputs = []
+    for key in ("a", "b")[: kinds.count("n")]:
+        v = Value(spec[key])
+        v.grad = spec[key + "_grad"]
+        inputs.append(v)
+    operands = iter(inputs)
+    out = op(*(spec["const"] if kind == "c" else next(operands) for kind in kinds))
+    _propagate(out, spec["g"])
+    return [_num(out.data, "out.data")] + [_num(v.grad, "the input's grad") for v in inputs]
+
+
+def ops_driver(module, inputs: dict) -> dict:
+    """micrograd.ops: each operation in isolation."""
+    Value, root = _value_class(module), _root(module)
+    outputs = {SHOWN[name]: _attempt(lambda: _one_op(Value, name, spec), root) for name, spec in inputs["ops"].items()}
+    outputs["_probe"] = _probe(Value, root)
+    return outputs
+
+
+def _graphs(Value, v: dict) -> dict:
+    """The small graphs that test `backward()` itself and gradient accumulation (values from `v`)."""
+    def seed():
+        x, y, z = Value(v["x"]), Value(v["y"]), Value(v["z"])
+        out = x * y + z
+        out.backward()
+        return [_num(n.grad, "grad") for n in (out, x, y, z)]
+
+    def chain():  # every node's backward must run after its consumer's: reversed topological order
+        x, w, u, c = Value(v["x"]), Value(v["w"]), Value(v["u"]), Value(v["z"])
+        out = ((x * w).tanh() * u + c).exp()
+        out.backward()
+        return [_num(n.grad, "grad") for n in (x, w, u, c)]
+
+    def leaf_twice_add():
+        a = Value(v["a"])
+        (a + a).backward()
+        return [_num(a.grad, "a.grad")]
+
+    def leaf_twice_mul():
+        a = Value(v["a"])
+        (a * a).backward()
+        return [_num(a.grad, "a.grad")]
+
+    def nonleaf_twice():
+        a = Value(v["a"])
+        b = a + a
+        c = b + b
+        c.backward()
+        return [_num(b.grad, "b.grad"), _num(a.grad, "a.grad")]
+
+    def diamond():  # b is used at distances 1, 2 and 3 from the output
+        a, x = Value(v["a"]), Value(v["x"])
+        b = a * x
+        c = b.tanh()
+        d = c * b
+        out = d + b
+        out.backward()
+        return [_num(n.grad, "grad") for n in (d, c, b, a, x)]
+
+    parts = {"seed": seed, "chain": chain, "a + a": leaf_twice_add, "a * a": leaf_twice_mul,
+             "b + b (b = a + a)": nonleaf_twice, "diamond": diamond}
+    return parts
+
+
+def _probe(Value, root: str) -> dict:
+    """Fixed graphs whose results say which mistake an engine makes (see `engine_mistake`)."""
+    probe = {"local": {f"{name}{i}": _attempt(lambda: _one_op(Value, name, spec), root)
+                       for name, specs in PROBE_LOCAL.items() for i, spec in enumerate(specs)}}
+    probe.update({name: _attempt(fn, root) for name, fn in _graphs(Value, PROBE_VALUES).items()})
+    return probe
+
+
+def graphs_driver(module, inputs: dict) -> dict:
+    """micrograd.backward and micrograd.reuse: the named small graphs, at the case's values."""
+    Value, root = _value_class(module), _root(module)
+    parts = _graphs(Value, inputs["values"])
+    outputs = {name: _attempt(parts[name], root) for name in inputs["parts"]}
+    outputs["_probe"] = _probe(Value, root)
+    return outputs
+
+
+def expression_driver(module, inputs: dict) -> dict:
+    """micrograd.expressions: build the program from the student's Values, call backward(), read grads."""
+    Value, root = _value_class(module), _root(module)
+    program = inputs["program"]
+    n_leaves = len(program["leaves"])
+
+    def run():
+        nodes = run_program(program, Value)
+        out = nodes[-1]
+        out.backward()
+        return {"output": [_num(out.data, "out.data"), _num(out.grad, "out.grad")],
+                "leaf grads": [_num(n.grad, "a leaf's grad") for n in nodes[:n_leaves]],
+                "node grads": [_num(n.grad, "a node's grad") for n in nodes[n_leaves:-1]]}
+    result = _attempt(run, root, seconds=10.0)
+    outputs = result if isinstance(result, dict) and "failure" not in result else \
+        {"output": result, "leaf grads": result, "node grads": result}
+    outputs["_probe"] = _probe(Value, root)
+    return outputs
+
+
+def deep_chain_driver(module, inputs: dict) -> dict:
+    """micrograd.deep_chain: v = v * m_i + c_i, 2 nodes per step. Not guarded: a RecursionError is the
+    finding, and the worker names it (recursion_limit)."""
+    Value, root = _value_class(module), _root(module)
+    probe = _probe(Value, root)
+    x = Value(inputs["x"])
+    v = x
+    for m, c in zip(inputs["m"], inputs["c"]):
+        v = v * m + c
+    try:
+        v.backward()
+    except NotImplementedError:
+        return {"out, x.grad": NOT_IMPLEMENTED_VALUE, "_probe": probe}
+    return {"out, x.grad": [_num(v.data, "out.data"), _num(x.grad, "x.grad")], "_probe": probe}
+
+
+def nn_driver(module, inputs: dict) -> dict:
+    """micrograd.nn: MLP with the case's parameters; count, forward, gradients, one SGD step, zero_grad."""
+    Value, root = _value_class(module), _root(module)
+    xs, ys, lr = inputs["xs"], inputs["ys"], inputs["lr"]
+    outputs = {"_probe": _probe(Value, root)}
+    model = _attempt(lambda: module.MLP(inputs["nin"], list(inputs["nouts"])), root)
+    if not hasattr(model, "layers"):
+        failure = model if isinstance(model, (dict, NotImplementedMarker)) else \
+            {"failure": "error", "message": "MLP(nin, nouts) has no .layers: keep the template's structure"}
+        return {**{k: failure for k in NN_CHECKS}, **outputs}
+
+    def structured():  # the parameters in the template's structure, whatever parameters() returns
+        return [p for layer in model.layers for n in layer.neurons for p in list(n.w) + [n.b]]
+
+    def set_parameters():
+        flat = [w for layer in inputs["params"] for neuron in layer for w in neuron]
+        params = structured()
+        if len(params) != len(flat):
+            raise _NotANumber(f"the MLP has {len(params)} weights and biases, expected {len(flat)}: keep the "
+                              "template's constructors")
+        for p, value in zip(params, flat):
+            p.data, p.grad = value, 0.0
+    failed = _attempt(set_parameters, root)
+    if failed is not None:
+        return {**{k: failed for k in NN_CHECKS}, **outputs}
+
+    def forward():
+        rows = []
+        for x in xs:
+            out = model([Value(xi) for xi in x])
+            out = out if isinstance(out, (list, tuple)) else [out]
+            rows.append([_num(o.data, "an output's data") for o in out])
+        return rows
+
+    def loss():
+        total = Value(0.0)
+        for x, y in zip(xs, ys):
+            out = model([Value(xi) for xi in x])
+            out = out if isinstance(out, (list, tuple)) else [out]
+            for o, t in zip(out, y):
+                total = total + (o - t) ** 2
+        return total
+
+    def gradients():
+        first = loss()
+        first.backward()
+        return [_num(p.grad, "a parameter's grad") for p in structured()]
+
+    def sgd_step():
+        before = loss()
+        for p in model.parameters():
+            p.data -= lr * p.grad  # the gradients of `gradients()` (the same parameters)
+        after = loss()
+        return [_num(before.data, "the loss"), _num(after.data, "the loss")]
+
+    def zero_grad_then_backward():  # from the case's parameters again, holding the gradients of one pass
+        set_parameters()
+        loss().backward()
+        model.zero_grad()
+        loss().backward()
+        return [_num(p.grad, "a parameter's grad") for p in structured()]
+
+    outputs["parameters"] = _attempt(lambda: len(model.parameters()), root)
+    outputs["forward"] = _attempt(forward, root)
+    outputs["gradients"] = _attempt(gradients, root)
+    outputs["SGD step"] = _attempt(sgd_step, root) \
+        if not isinstance(outputs["gradients"], (dict, NotImplementedMarker)) else outputs["gradients"]
+    outputs["zero_grad"] = _attempt(zero_grad_then_backward, root)
+    return outputs
+
+
+NN_CHECKS = ("parameters", "forward", "gradients", "SGD step", "zero_grad")
+
+# -- probe: fixed inputs, and its truth ------------------------------------------------------------------
+
+# Two evaluations per op where a branch matters (relu on both sides); pre-set input grads and an upstream
+# gradient != 1 make `=` for `+=` and a forgotten `* out.grad` visible.
+PROBE_LOCAL = {
+    name: [dict(a=a, b=-1.3, const=3, a_grad=0.25, b_grad=-0.5, g=1.5) for a in points]
+    for name, points in {"add": (0.6,), "mul": (0.6,), "pow": (0.6, -0.8), "exp": (0.6,), "log": (0.6,),
+                         "tanh": (0.6, -1.7), "relu": (0.6, -0.6), "sigmoid": (0.6, -1.7)}.items()
+}
+PROBE_VALUES = {"x": 0.9, "y": -1.3, "z": 0.4, "w": -0.7, "u": 1.6, "a": 0.7}
+
+
+def torch_op(name: str, spec: dict) -> list[float]:
+    """The truth for `_one_op`: [out, a.grad(, b.grad)] with the pre-set grads added."""
+    kinds, op = OPS[name]
+    a = torch.tensor(float(spec["a"]), dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(float(spec.get("b", 0.0)), dtype=torch.float64, requires_grad=True)
+    leaves = [a] if kinds.count("n") == 1 else [a, b]
+    args, it = [], iter(leaves)
+    for kind in kinds:
+        args.append(spec["const"] if kind == "c" else next(it))
+    out = op(*args)
+    out.backward(torch.tensor(float(spec["g"]), dtype=torch.float64))
+    pre = [spec["a_grad"], spec["b_grad"]]
+    return [out.item()] + [t.grad.item() + p for t, p in zip(leaves, pre)]
+
+
+def torch_graphs(v: dict) -> dict:
+    """The truth for `_graphs`."""
+    def leaf(name):
+        return torch.tensor(float(v[name]), dtype=torch.float64, requires_grad=True)
+
+    def grads(out, nodes):
+        for n in nodes:
+            if not n.is_leaf:
+                n.retain_grad()
+        out.backward()
+        return [float(n.grad) for n in nodes]
+
+    x, y, z = leaf("x"), leaf("y"), leaf("z")
+    out = x * y + z
+    out.retain_grad()
+    seed = grads(out, [out, x, y, z])
+    x, w, u, c = leaf("x"), leaf("w"), leaf("u"), leaf("z")
+    chain = grads(((x * w).tanh() * u + c).exp(), [x, w, u, c])
+    a = leaf("a")
+    add_twice = grads(a + a, [a])
+    a = leaf("a")
+    mul_twice = grads(a * a, [a])
+    a = leaf("a")
+    b = a + a
+    b.retain_grad()
+    nonleaf = grads(b + b, [b, a])
+    a, x = leaf("a"), leaf("x")
+    b = a * x
+    c = b.tanh()
+    d = c * b
+    nodes = [d, c, b]
+    for n in nodes:
+        n.retain_grad()
+    diamond = grads(d + b, [d, c, b, a, x])
+    return {"seed": seed, "chain": chain, "a + a": add_twice, "a * a": mul_twice,
+            "b + b (b = a + a)": nonleaf, "diamond": diamond}
+
+
+@functools.lru_cache(maxsize=1)
+def probe_truth() -> dict:
+    truth = {"local": {f"{name}{i}": torch_op(name, spec)
+                       for name, specs in PROBE_LOCAL.items() for i, spec in enumerate(specs)}}
+    truth.update(torch_graphs(PROBE_VALUES))
+    return truth
+
+
+# -- diagnosis ---------------------------------------------------------------------------------------------
+
+def _usable(got) -> bool:
+    return isinstance(got, (list, float, int)) and not isinstance(got, bool)
+
+
+def local_mistake(name: str, spec: dict, got, expected) -> tuple[str, str] | None:
+    """Which catalogued mistake explains a wrong [out, a.grad(, b.grad)] of one op, with a detail."""
+    if not _usable(got) or len(got) != len(expected) or close(got, expected):
+        return None
+    shown = SHOWN[name]
+    if name not in BASE_OPS:
+        return None
+    if not close(got[0], expected[0]):
+        return None  # the forward pass is wrong: nothing a backward mistake explains
+    pre = [spec["a_grad"], spec["b_grad"]][: len(got) - 1]
+    local = [(e - p) / spec["g"] for e, p in zip(expected[1:], pre)]  # the true local derivatives
+    grads = got[1:]
+    if close(grads, [l * spec["g"] for l in local]):
+        return "overwrite_not_accumulate", f"{shown}: the inputs' earlier gradient was replaced, not added to"
+    a, g, pa = spec["a"], spec["g"], pre[0]
+    from_input = {"tanh": 1 - a**2, "exp": a, "sigmoid": a * (1 - a)}.get(name)
+    if from_input is not None and close(grads[0], pa + from_input * g):
+        return "uses_input_not_output", f"{shown}: {DERIVATIVE[name]}"
+    if close(grads, [p + l for p, l in zip(pre, local)]):
+        return "wrong_local_derivative", f"{shown}: the chain rule multiplies the local derivative by out.grad"
+    return "wrong_local_derivative", f"{shown}: {DERIVATIVE[name]}"
+
+
+def engine_mistake(probe, ops: tuple[str, ...] = BASE_OPS) -> tuple[str, str] | None:
+    """The first mistake the probe shows, in the order a student should fix them: an op's local
+    derivative (only the `ops` this graph uses), accumulation, the seed, the visiting order."""
+    if not isinstance(probe, dict):
+        return None
+    truth = probe_truth()
+    local = probe.get("local") if isinstance(probe.get("local"), dict) else {}
+    for name, specs in PROBE_LOCAL.items():
+        if name not in ops:
+            continue
+        for i, spec in enumerate(specs):
+            found = local_mistake(name, spec, local.get(f"{name}{i}"), truth["local"][f"{name}{i}"])
+            if found:
+                return found
+
+    def wrong(part):
+        got = probe.get(part)
+        return _usable(got) and not close(got, truth[part])
+
+    seed = probe.get("seed")
+    if wrong("seed") and len(seed) == 4 and seed[0] != 1 and all(s == 0 for s in seed[1:]):
+        return "seed_grad_missing", "after backward() every gradient is 0"
+    for part in ("a + a", "a * a"):
+        if wrong(part):
+            return "overwrite_not_accumulate", f"in `{part}`, a.grad is {probe[part][0]:g} instead of " \
+                                               f"{truth[part][0]:g}"
+    for part in ("chain", "diamond", "b + b (b = a + a)"):
+        if wrong(part):
+            return "no_topological_order", f"the gradients of the `{part}` graph are wrong"
+    return None
+
+
+def _engine_matcher(mistake_id: str):
+    """A catalogue matcher: this mistake is the one the probe shows, among the ops the case uses."""
+    def matches(got, exp, case=None, context=None, **_):
+        ops = tuple(case.info.get("ops", BASE_OPS)) if case is not None else BASE_OPS
+        found = engine_mistake((context or {}).get("outputs", {}).get("_probe"), ops)
+        return found[1] if found and found[0] == mistake_id else False
+    return matches
+
+
+def _op_matcher(mistake_id: str):
+    """micrograd.ops: a base op by its own answer; a derived op by the base ops it is built from."""
+    def matches(got, exp, case=None, name=None, context=None, **_):
+        key = next((k for k, shown in SHOWN.items() if shown == name), None)
+        if key is None or case is None:
+            return False
+        if key in BASE_OPS:
+            found = local_mistake(key, case.inputs["ops"][key], got, exp.tolist() if hasattr(exp, "tolist") else exp)
+        else:
+            found = engine_mistake((context or {}).get("outputs", {}).get("_probe"), BUILT_FROM[key])
+            if found:
+                found = (found[0], f"{name} is built from {' and '.join(BUILT_FROM[key])}: {found[1]}")
+        return found[1] if found and found[0] == mistake_id else False
+    return matches
+
+
+HINTS = {
+    "overwrite_not_accumulate": "`=` where `+=` is needed: a value used more than once gets one gradient "
+                                "contribution per use, and they add up (self.grad += ...)",
+    "wrong_local_derivative": "the local derivative of an operation is wrong",
+    "uses_input_not_output": "the backward uses the input where the derivative is a function of the output "
+                             "(tanh: 1 - t**2, exp: e**x, sigmoid: s*(1-s), with t, e**x, s = out.data)",
+    "no_topological_order": "backward() must call each node's _backward only after every node that uses it: "
+                            "build a topological order of the graph and walk it in reverse",
+    "seed_grad_missing": "backward() must start by setting the output's gradient to 1 (d out/d out = 1)",
+    "recursion_limit": "a recursive topological sort exceeds Python's recursion limit (~1,000) on a deep graph: "
+                       "build the order with an explicit stack (a while loop) instead",
+}
+MISTAKE_IDS = tuple(HINTS)
+
+
+def _catalogue(matcher) -> tuple[Mistake, ...]:
+    return tuple(Mistake(mid, HINTS[mid], matcher(mid) if mid != "recursion_limit" else None) for mid in MISTAKE_IDS)
+
+
+ENGINE_MISTAKES = _catalogue(_engine_matcher)
+OP_MISTAKES = _catalogue(_op_matcher)
+
+# -- judging ---------------------------------------------------------------------------------------------
+
+def _failure(name: str, got: dict, expected, hidden: bool) -> Comparison:
+    verdict = {"timeout": TIMEOUT, "wrong": WRONG}.get(got.get("failure"), ERROR)
+    message = str(got.get("message", ""))[:300]
+    if hidden and verdict == ERROR and ":" in message:  # the student's own text could print hidden inputs
+        message = message.split(":", 1)[0] + " (details withheld for hidden cases)"
+    shape = tuple(getattr(expected, "shape", ()))
+    mistake = "recursion_limit" if message.startswith("RecursionError") else None
+    return Comparison(name, verdict, expected_shape=shape, message=message, mistake=mistake)
+
+
+def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    """`compare` every check; a part that failed in the student's process keeps its own one-line reason."""
+    results = []
+    for name, expected in truth.items():
+        got = outputs.get(name) if isinstance(outputs, dict) else None
+        if isinstance(got, dict) and "failure" in got:
+            results.append(_failure(name, got, expected, case.hidden))
+        else:
+            results.append(compare(name, got, expected))
+    return results
+
+
+def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    results = judge(case, outputs, truth)
+    for c in results:
+        got = outputs.get(c.name)
+        if c.name.startswith("SGD") and c.verdict == WRONG and _usable(got) and len(got) == 2 and got[1] >= got[0]:
+            c.message = f"the loss did not go down ({got[0]:.6g} -> {got[1]:.6g}); {c.message}"
+    return results
+
+
+# -- cases and truths -----------------------------------------------------------------------------------
+
+def _seeds(seeds: Seeds, exercise_id: str, public: int, hidden: int) -> list[tuple[int, bool]]:
+    return [(s, False) for s in seeds.public(public)] + [(s, True) for s in seeds.hidden_seeds(exercise_id, hidden)]
+
+
+def _away_from_zero(rng: random.Random, low: float, high: float, gap: float = 0.2) -> float:
+    x = rng.uniform(low, high)
+    return x if abs(x) >= gap else math.copysign(gap, x if x else 1.0) + x
+
+
+def op_spec(rng: random.Random, name: str, index: int) -> dict:
+    """Inputs for one op inside its domain and away from kinks; the relu side alternates with `index`."""
+    spec = dict(a=_away_from_zero(rng, -2, 2), b=_away_from_zero(rng, -2, 2), const=round(rng.uniform(-3, 3), 2),
+                a_grad=rng.uniform(-1, 1), b_grad=rng.uniform(-1, 1), g=rng.choice((-1, 1)) * rng.uniform(0.5, 2))
+    if name == "log":
+        spec["a"] = rng.uniform(0.2, 3)
+    elif name == "pow":
+        spec["const"] = rng.choice((2, 3, -1, 0.5, -1.5, 2.5))
+        if spec["const"] != int(spec["const"]):
+            spec["a"] = abs(spec["a"])
+    elif name == "relu":
+        spec["a"] = abs(spec["a"]) * (1 if index % 2 == 0 else -1)
+    elif name in ("tanh", "sigmoid"):
+        spec["a"] = rng.uniform(-3, 3)
+    elif name in ("rdiv",):
+        spec["a"] = _away_from_zero(rng, -2, 2, 0.4)
+    if spec["const"] == 0:
+        spec["const"] = 1.5
+    return spec
+
+
+def ops_cases(seeds: Seeds) -> list[Case]:
+    cases = []
+    for seed, hidden in _seeds(seeds, "micrograd.ops", 3, 4):
+        rng = random.Random(seed)
+        specs = {name: op_spec(rng, name, seed) for name in OPS}
+        kind = "hidden" if hidden else "public"
+        cases.append(Case(f"{kind}-{len(cases)}", hidden, {"ops": specs}, {"ops": BASE_OPS},
+                          label="each operation at random inputs, pre-set input grads, out.grad != 1"))
+    return cases
+
+
+def ops_truth(case: Case) -> dict:
+    return {SHOWN[name]: torch.tensor(torch_op(name, spec), dtype=torch.float64)
+            for name, spec in case.inputs["ops"].items()}
+
+
+def graph_values(rng: random.Random) -> dict:
+    return {k: round(_away_from_zero(rng, -1.5, 1.5), 4) for k in PROBE_VALUES}
+
+
+def graph_cases(exercise_id: str, parts: tuple[str, ...]):
+    def cases(seeds: Seeds) -> list[Case]:
+        out = []
+        for seed, hidden in _seeds(seeds, exercise_id, 2, 3):
+            values = PROBE_VALUES if seed == 0 else graph_values(random.Random(seed))
+            out.append(Case(f"{'hidden' if hidden else 'public'}-{len(out)}", hidden,
+                            {"values": values, "parts": list(parts)},
+                            {"ops": ("add", "mul", "tanh", "exp")}, label="small graphs, random leaf values"))
+        return out
+    return cases
+
+
+def graph_truth(case: Case) -> dict:
+    truth = torch_graphs(case.inputs["values"])
+    return {name: torch.tensor(truth[name], dtype=torch.float64) for name in case.inputs["parts"]}
+
+
+# Operand constraints keep every case inside the ops' domains, away from relu's kink, and of moderate size.
+def _valid(name: str, args: list[float], result: float) -> bool:
+    a = args[0] if OPS[name][0][0] == "n" else args[1]
+    if not math.isfinite(result) or abs(result) > 50:
+        return False
+    if name == "log":
+        return a > 0.1
+    if name == "relu":
+        return abs(a) > 0.05
+    if name == "exp":
+        return a < 3
+    if name == "pow":
+        k = args[1]
+        return (k == int(k) or a > 0.1) and (k > 0 or abs(a) > 0.3)
+    if name == "div":
+        return abs(args[1]) > 0.3
+    if name == "rdiv":
+        return abs(a) > 0.3
+    return True
+
+
+def random_program(rng: random.Random, n_leaves: int, n_ops: int) -> dict:
+    """A random expression graph with fan-out: operands are mostly recent nodes, sometimes any earlier
+    one; the output is the sum of every node nothing else uses, so every node reaches it."""
+    leaves = [round(rng.uniform(-2, 2), 4) for _ in range(n_leaves)]
+    values = list(leaves)
+    ops: list[list] = []
+    used = [0] * n_leaves
+    names = list(OPS)
+    while len(ops) < n_ops:
+        name = rng.choice(names)
+        kinds = OPS[name][0]
+        args = []
+        for kind in kinds:
+            if kind == "c":
+                args.append(rng.choice((2, 3, -1, 0.5, 1.5)) if name == "pow" else round(rng.uniform(-2, 2), 2) or 1.0)
+            else:
+                recent = rng.random() < 0.6
+                args.append(rng.randrange(max(0, len(values) - 3), len(values)) if recent else rng.randrange(len(values)))
+        operands = [values[a] if k == "n" else a for k, a in zip(kinds, args)]
+        with torch.no_grad():
+            result = float(OPS[name][1](*(torch.tensor(float(x), dtype=torch.float64) if k == "n" else x
+                                          for k, x in zip(kinds, operands))))
+        if not _valid(name, operands, result):
+            continue
+        ops.append([name, *args])
+        for k, a in zip(kinds, args):
+            if k == "n":
+                used[a] += 1
+        values.append(result)
+        used.append(0)
+    sinks = [i for i in range(n_leaves, len(values)) if used[i] == 0] + [i for i in range(n_leaves) if used[i] == 0]
+    total = sinks[0]
+    for s in sinks[1:]:
+        ops.append(["add", total, s])
+        values.append(values[total] + values[s])
+        total = len(values) - 1
+    return {"leaves": leaves, "ops": ops}
+
+
+def expression_cases(seeds: Seeds) -> list[Case]:
+    cases = []
+    public_sizes = [(3, 12), (4, 20), (5, 30)]
+    for seed, hidden in _seeds(seeds, "micrograd.expressions", 3, 5):
+        rng = random.Random(seed)
+        n_leaves, n_ops = (rng.randint(3, 6), rng.randint(15, 40)) if hidden else public_sizes[seed % 3]
+        program = random_program(rng, n_leaves, n_ops)
+        used = tuple(sorted({op for name, *_ in program["ops"] for op in (BUILT_FROM.get(name) or (name,))}))
+        cases.append(Case(f"{'hidden' if hidden else 'public'}-{len(cases)}", hidden, {"program": program},
+                          {"ops": used}, label=f"{n_leaves} leaves, {len(program['ops'])} operations"))
+    return cases
+
+
+def expression_truth(case: Case) -> dict:
+    program = case.inputs["program"]
+    _, t = torch_program(program)
+    n = len(program["leaves"])
+    f64 = functools.partial(torch.tensor, dtype=torch.float64)
+    return {"output": f64([t["value"], 1.0]), "leaf grads": f64(t["grads"][:n]), "node grads": f64(t["grads"][n:-1])}
+
+
+CHAIN_STEPS = 50_000  # two nodes per step: 100,000 operation nodes between x and the output
+
+
+def deep_chain_cases(seeds: Seeds) -> list[Case]:
+    cases = []
+    for seed, hidden in _seeds(seeds, "micrograd.deep_chain", 1, 1):
+        g = torch.Generator().manual_seed(seed)
+        # multipliers near 1 keep the product of 50,000 of them (the gradient) of order 1
+        m = (1 + 2e-3 * (torch.rand(CHAIN_STEPS, generator=g, dtype=torch.float64) - 0.5)).tolist()
+        c = (1e-3 * torch.randn(CHAIN_STEPS, generator=g, dtype=torch.float64)).tolist()
+        x = float(torch.rand((), generator=g, dtype=torch.float64)) + 0.5
+        cases.append(Case(f"{'hidden' if hidden else 'public'}-{len(cases)}", hidden, {"x": x, "m": m, "c": c},
+                          {"ops": ("add", "mul")}, label=f"a chain of {2 * CHAIN_STEPS:,} nodes"))
+    return cases
+
+
+def deep_chain_truth(case: Case) -> dict:
+    """PyTorch autograd on the same chain, in the same order of operations."""
+    x = torch.tensor(case.inputs["x"], dtype=torch.float64, requires_grad=True)
+    v = x
+    for m, c in zip(case.inputs["m"], case.inputs["c"]):
+        v = v * m + c
+    v.backward()
+    return {"out, x.grad": torch.tensor([v.item(), x.grad.item()], dtype=torch.float64)}
+
+
+# Karpathy's lecture dataset for the first public case; the others are random.
+LECTURE_XS = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]
+LECTURE_YS = [[1.0], [-1.0], [-1.0], [1.0]]
+
+
+def nn_cases(seeds: Seeds) -> list[Case]:
+    cases = []
+    for seed, hidden in _seeds(seeds, "micrograd.nn", 2, 2):
+        rng = random.Random(seed)
+        if seed == 0:
+            nin, nouts, xs, ys = 3, [4, 4, 1], LECTURE_XS, LECTURE_YS
+        else:
+            nin = rng.randint(2, 4)
+            nouts = [rng.randint(2, 6) for _ in range(rng.randint(1, 2))] + [rng.randint(1, 3)]
+            xs = [[round(rng.uniform(-2, 2), 3) for _ in range(nin)] for _ in range(rng.randint(3, 6))]
+            ys = [[rng.choice((-1.0, 1.0)) for _ in range(nouts[-1])] for _ in xs]
+        sizes = [nin] + nouts
+        params = [[[rng.uniform(-1, 1) for _ in range(sizes[i])] + [rng.uniform(-0.5, 0.5)]
+                   for _ in range(sizes[i + 1])] for i in range(len(nouts))]
+        inputs = {"nin": nin, "nouts": nouts, "params": params, "xs": xs, "ys": ys, "lr": 0.05}
+        # a small enough step always lowers the loss; halve it until it does on this data
+        while True:
+            t = nn_reference(inputs)
+            if t["loss_after"] < t["loss_before"] or inputs["lr"] < 1e-6:
+                break
+            inputs["lr"] /= 2
+        cases.append(Case(f"{'hidden' if hidden else 'public'}-{len(cases)}", hidden, inputs,
+                          {"ops": ("add", "mul", "relu", "pow")},
+                          label=f"MLP({nin}, {nouts}) on {len(xs)} samples"))
+    return cases
+
+
+def nn_reference(inputs: dict) -> dict:
+    """micrograd's MLP in PyTorch float64: relu on hidden layers, linear output, squared error summed."""
+    layers = [(torch.tensor([n[:-1] for n in layer], dtype=torch.float64, requires_grad=True),
+               torch.tensor([n[-1] for n in layer], dtype=torch.float64, requires_grad=True))
+              for layer in inputs["params"]]
+    xs = torch.tensor(inputs["xs"], dtype=torch.float64)
+    ys = torch.tensor(inputs["ys"], dtype=torch.float64)
+
+    def forward(params):
+        h = xs
+        for i, (w, b) in enumerate(params):
+            h = h @ w.T + b
+            if i != len(params) - 1:
+                h = h.relu()
+        return h
+
+    def flat_grads(params):  # per neuron: its weights then its bias, as the template's structure orders them
+        return torch.cat([torch.cat([w.grad, b.grad[:, None]], 1).flatten() for w, b in params])
+
+    out = forward(layers)
+    loss = ((out - ys) ** 2).sum()
+    loss.backward()
+    grads = flat_grads(layers)
+    with torch.no_grad():
+        stepped = [((w - inputs["lr"] * w.grad).requires_grad_(), (b - inputs["lr"] * b.grad).requires_grad_())
+                   for w, b in layers]
+    with torch.no_grad():
+        loss_after = ((forward(stepped) - ys) ** 2).sum()
+    return {"forward": out.detach(), "grads": grads, "loss_before": loss.item(), "loss_after": loss_after.item(),
+            "count": sum(w.numel() + b.numel() for w, b in layers)}
+
+
+def nn_truth(case: Case) -> dict:
+    t = nn_reference(case.inputs)
+    return {"parameters": torch.tensor(float(t["count"]), dtype=torch.float64),
+            "forward": t["forward"], "gradients": t["grads"],
+            "SGD step": torch.tensor([t["loss_before"], t["loss_after"]], dtype=torch.float64),
+            "zero_grad": t["grads"]}
+
+
+# -- the exercises ------------------------------------------------------------------------------------------
+
+_ENGINE = dict(module=ENGINE, blocked_imports=("torch",), blocked_why=NO_TORCH, time_limit=10.0, judge=judge,
+               mistakes=ENGINE_MISTAKES)
+_DRIVERS = "autograder.assignments.micrograd"
+
+EXERCISES = [
+    Exercise(id="micrograd.ops", entry="Value", points=8, title="every operation's forward and backward, alone",
+             cases=ops_cases, driver=f"{_DRIVERS}:ops_driver", truth=ops_truth,
+             **{**_ENGINE, "mistakes": OP_MISTAKES}),
+    Exercise(id="micrograd.backward", entry="Value.backward", points=3,
+             title="backward(): the seed gradient and reverse topological order",
+             cases=graph_cases("micrograd.backward", ("seed", "chain")), driver=f"{_DRIVERS}:graphs_driver",
+             truth=graph_truth, **_ENGINE),
+    Exercise(id="micrograd.reuse", entry="Value", points=3, title="a value used twice, a re-used non-leaf node",
+             cases=graph_cases("micrograd.reuse", ("a + a", "a * a", "b + b (b = a + a)", "diamond")),
+             driver=f"{_DRIVERS}:graphs_driver", truth=graph_truth, **_ENGINE),
+    Exercise(id="micrograd.expressions", entry="Value", points=6,
+             title="random expression graphs with fan-out, against PyTorch float64",
+             cases=expression_cases, driver=f"{_DRIVERS}:expression_driver", truth=expression_truth, **_ENGINE),
+    Exercise(id="micrograd.deep_chain", entry="Value.backward", points=1,
+             title="a 100,000-node chain (a recursive topological sort hits the recursion limit)",
+             cases=deep_chain_cases, driver=f"{_DRIVERS}:deep_chain_driver", truth=deep_chain_truth,
+             **{**_ENGINE, "time_limit": 30.0}),
+    Exercise(id="micrograd.nn", entry="MLP", points=4,
+             title="nn: parameters, forward, gradients, one SGD step, zero_grad",
+             cases=nn_cases, driver=f"{_DRIVERS}:nn_driver", truth=nn_truth,
+             files=("micrograd/engine.py", "micrograd/nn.py"),
+             **{**_ENGINE, "module": NN, "judge": judge_nn}),
+]
