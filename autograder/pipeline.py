@@ -114,12 +114,32 @@ def autograd_in_source(path: Path, function: str) -> list[str]:
     except (OSError, SyntaxError, ValueError):
         return []
     found = []
+    own_classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
+            own_objects = _instances_of(node, own_classes)
             for sub in ast.walk(node):
-                if isinstance(sub, ast.Attribute) and sub.attr in AUTOGRAD_NAMES - {"grad"}:
+                if isinstance(sub, ast.Attribute) and sub.attr in AUTOGRAD_NAMES - {"grad"} \
+                        and not (isinstance(sub.value, ast.Name) and sub.value.id in own_objects):
                     found.append(f"line {sub.lineno}: .{sub.attr}")
     return found
+
+
+def _instances_of(function: ast.AST, classes: set[str]) -> set[str]:
+    """Local names bound to instances of the file's own classes (`add, mul = AddGate(), MultiplyGate()`):
+    their `.backward()` is the student's own backward pass (a gate, a layer), not autograd."""
+    names = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                pairs = zip(target.elts, node.value.elts) if isinstance(target, ast.Tuple) and \
+                    isinstance(node.value, ast.Tuple) and len(target.elts) == len(node.value.elts) \
+                    else [(target, node.value)]
+                for name, value in pairs:
+                    if isinstance(name, ast.Name) and isinstance(value, ast.Call) and \
+                            isinstance(value.func, ast.Name) and value.func.id in classes:
+                        names.add(name.id)
+    return names
 
 
 # -- score ----------------------------------------------------------------------------------------------

@@ -1,2 +1,453 @@
-"""graphs assignment: being built (see issues)."""
-EXERCISES = []
+"""graphs assignment: backpropagation on computational graphs (CS231n lecture 4), graded against PyTorch.
+
+Exercises (`graphs.<entry>`, the student's file `graphs.py`): the four gates (`AddGate`, `MultiplyGate`,
+`MaxGate`, `SigmoidGate`), the worked examples `simple_graph` and `sigmoid_neuron`, and the vectorised
+`l2_of_matvec`. Only gradients are graded: the forward passes are given in the template.
+
+The max gate on a tie. PyTorch's `torch.maximum` (and `Tensor.max`) splits the gradient evenly between
+tied inputs (0.5 / 0.5). The course teaches "route it to one input" (either one: `x >= y` or `x > y`);
+every convex split of dout between the two is a valid subgradient of max, and what matters for the
+chain rule is that the two parts sum to dout. So: the ordinary MaxGate cases never contain a tie (the
+inputs are at least 0.1 apart), and a dedicated `tie` check accepts all of dout to x, all to y, or
+PyTorch's even split, and flags routing all of dout to *both* inputs (`max_tie`: the gradient doubles).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..compare import APPROX, EXACT, Comparison, compare, tolerance_for
+from ..diagnose import close, scale_mistake, transposed
+from ..exercise import Case, Exercise, Mistake, Seeds
+
+MODULE = "graphs"
+PER_CASE = 8            # scalar inputs per gate case: one fork runs eight forward/backward pairs
+LECTURE_NEURON = ([2.0, -3.0, -3.0], [-1.0, -2.0])
+LECTURE_SIMPLE = (-2.0, 5.0, -4.0)
+# The lecture's vectorised example: q = W x = [0.22, 0.26], f = 0.116, dx = [-0.112, 0.636].
+LECTURE_MATVEC = ([[0.1, 0.5], [-0.3, 0.8]], [0.2, 0.4])
+
+
+def _rng(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _floats(g: torch.Generator, n: int, scale: float = 2.0) -> list[float]:
+    return [round(v, 6) for v in (torch.randn(n, generator=g, dtype=torch.float64) * scale).tolist()]
+
+
+def _all_seeds(seeds: Seeds, exercise_id: str, public: int, hidden: int) -> list[tuple[str, bool, int]]:
+    out = [(f"public-{i}", False, s) for i, s in enumerate(seeds.public(public))]
+    out += [(f"hidden-{i}", True, s) for i, s in enumerate(seeds.hidden_seeds(exercise_id, hidden))]
+    return out
+
+
+def _t(values) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64)
+
+
+# The scalar exercises get Python floats, but a student may pass them through a float32 tensor (torch's
+# default dtype): that rounds at 6e-8 relative, which is not a mistake. Every catalogued mistake is off by
+# far more than float32's tolerance (the smallest, a misrouted max or a missing (1 - s), by 10% or more).
+SCALAR_TOLERANCE = tolerance_for(torch.float32)
+
+
+def _close(got, expected) -> bool:
+    return close(got, expected, SCALAR_TOLERANCE)
+
+
+def judge_scalars(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    return [compare(name, outputs.get(name), expected, tolerance=SCALAR_TOLERANCE) for name, expected in truth.items()]
+
+
+def _number(value, what: str) -> float:
+    """A student's scalar gradient as a float (a float, an int, a 0-d tensor...), or a clear error."""
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"{what} is {value!r}: return a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} is a {type(value).__name__}, not a number") from None
+
+
+def _pair(value, what: str) -> tuple:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{what} must return a pair (dx, dy), got {type(value).__name__}"
+                        + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""))
+    return tuple(value)
+
+
+# -- gates ---------------------------------------------------------------------------------------------------
+
+GATE_ARITY = {"AddGate": 2, "MultiplyGate": 2, "MaxGate": 2, "SigmoidGate": 1}
+
+
+def gate_cases(entry: str):
+    def cases(seeds: Seeds) -> list[Case]:
+        out = []
+        for case_id, hidden, seed in _all_seeds(seeds, f"graphs.{entry}", 2, 3):
+            g = _rng(seed)
+            x, y, dout = _floats(g, PER_CASE), _floats(g, PER_CASE), _floats(g, PER_CASE, 1.5)
+            if entry == "MaxGate":  # never a tie here, not even a near one: ties have their own check
+                y = [b if abs(a - b) >= 0.1 else a + (0.1 + abs(b - a)) * (1 if b >= a else -1) for a, b in zip(x, y)]
+            inputs = {"x": x, "dout": dout}
+            if GATE_ARITY[entry] == 2:
+                inputs["y"] = y
+            if entry == "MaxGate":
+                inputs["tie"] = _floats(g, PER_CASE)
+                inputs["tie_dout"] = [d if abs(d) > 0.05 else 1.0 for d in _floats(g, PER_CASE, 1.5)]
+            out.append(Case(case_id, hidden, {"gate": entry, **inputs}, info={"seed": seed},
+                            label=f"{PER_CASE} random inputs"))
+        return out
+    return cases
+
+
+def run_gate(module, inputs: dict) -> dict:
+    """In the student's process: one fresh gate per input, forward then backward."""
+    name = inputs["gate"]
+    cls = getattr(module, name)
+    dx, dy = [], []
+    for i, dout in enumerate(inputs["dout"]):
+        gate = cls()
+        if GATE_ARITY[name] == 1:
+            gate.forward(inputs["x"][i])
+            dx.append(_number(gate.backward(dout), f"{name}.backward(dout)"))
+        else:
+            gate.forward(inputs["x"][i], inputs["y"][i])
+            a, b = _pair(gate.backward(dout), f"{name}.backward(dout)")
+            dx.append(_number(a, f"dx from {name}.backward"))
+            dy.append(_number(b, f"dy from {name}.backward"))
+    out = {"dx": _t(dx)} if GATE_ARITY[name] == 1 else {"dx": _t(dx), "dy": _t(dy)}
+    if "tie" in inputs:
+        routed = []
+        for v, dout in zip(inputs["tie"], inputs["tie_dout"]):
+            gate = cls()
+            gate.forward(v, v)
+            a, b = _pair(gate.backward(dout), f"{name}.backward(dout)")
+            routed.append([_number(a, f"dx from {name}.backward on a tie"), _number(b, f"dy from {name}.backward on a tie")])
+        out["tie"] = _t(routed)
+    return out
+
+
+def gate_truth(case: Case) -> dict:
+    """PyTorch autograd on the same gate, elementwise over the case's inputs (float64)."""
+    name = case.inputs["gate"]
+    x = _t(case.inputs["x"]).requires_grad_()
+    dout = _t(case.inputs["dout"])
+    if name == "SigmoidGate":
+        torch.sigmoid(x).backward(dout)
+        return {"dx": x.grad}
+    y = _t(case.inputs["y"]).requires_grad_()
+    out = {"AddGate": torch.add, "MultiplyGate": torch.mul, "MaxGate": torch.maximum}[name](x, y)
+    out.backward(dout)
+    truth = {"dx": x.grad, "dy": y.grad}
+    if name == "MaxGate":
+        a = _t(case.inputs["tie"]).requires_grad_()
+        b = _t(case.inputs["tie"]).requires_grad_()  # equal values, two inputs: PyTorch splits dout 0.5 / 0.5
+        torch.maximum(a, b).backward(_t(case.inputs["tie_dout"]))
+        truth["tie"] = torch.stack([a.grad, b.grad], 1)
+    return truth
+
+
+def judge_tie(got, truth: torch.Tensor, dout: list[float]) -> Comparison:
+    """Any split of dout with dx + dy = dout and both parts between 0 and dout is a valid subgradient:
+    route-to-x, route-to-y and PyTorch's even split all pass; each row may follow its own rule."""
+    c = compare("tie", got, truth, tolerance=SCALAR_TOLERANCE)
+    if c.verdict in (EXACT, APPROX) or c.shape != c.expected_shape:
+        return c
+    g, d = torch.as_tensor(got, dtype=torch.float64), _t(dout)
+    total_ok = _close(g.sum(1), d)
+    t = g[:, 0] / d
+    between = bool(((t >= -1e-12) & (t <= 1 + 1e-12)).all())
+    if total_ok and between:
+        # The distance to the nearest valid subgradient is 0: report the rule the student follows.
+        rule = "to x" if _close(g[:, 1], torch.zeros_like(d)) else "to y" if _close(g[:, 0], torch.zeros_like(d)) \
+            else "split between x and y"
+        return Comparison("tie", APPROX, maxdiff=0.0, shape=c.shape, expected_shape=c.expected_shape,
+                          message=f"routes dout {rule} on a tie: a valid subgradient (PyTorch splits it 0.5 / 0.5)")
+    return c
+
+
+def judge_gate(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    results = judge_scalars(case, outputs, {k: v for k, v in truth.items() if k != "tie"})
+    if "tie" in truth:
+        results.append(judge_tie(outputs.get("tie"), truth["tie"], case.inputs["tie_dout"]))
+    return results
+
+
+def _local_grad(name: str, check: str, case: Case) -> torch.Tensor | None:
+    """The gate's local gradient d(out)/d(input) on the case's inputs, where the mistake needs it."""
+    x = _t(case.inputs["x"])
+    if name == "SigmoidGate":
+        s = torch.sigmoid(x)
+        return s * (1 - s)
+    y = _t(case.inputs["y"])
+    return {("AddGate", "dx"): torch.ones_like(x), ("AddGate", "dy"): torch.ones_like(y),
+            ("MultiplyGate", "dx"): y, ("MultiplyGate", "dy"): x,
+            ("MaxGate", "dx"): (x > y).double(), ("MaxGate", "dy"): (y > x).double()}.get((name, check))
+
+
+def _no_upstream(got, exp, case=None, name=None, **_) -> bool:
+    """The local gradient alone: the upstream gradient dout was not multiplied in."""
+    local = _local_grad(case.inputs["gate"], name, case)
+    return local is not None and _close(got, local) and not _close(got, exp)
+
+
+def _not_switched(got, exp, case=None, name=None, **_) -> bool:
+    own = {"dx": "x", "dy": "y"}.get(name)
+    return own is not None and _close(got, _t(case.inputs[own]) * _t(case.inputs["dout"]))
+
+
+def _max_misrouted(got, exp, case=None, name=None, **_) -> bool:
+    x, y, dout = (_t(case.inputs[k]) for k in ("x", "y", "dout"))
+    to_smaller = {"dx": (x < y).double(), "dy": (y < x).double()}.get(name)
+    to_both = dout
+    return to_smaller is not None and (_close(got, to_smaller * dout) or _close(got, to_both))
+
+
+def _max_tie(got, exp, case=None, **_) -> bool:
+    dout = _t(case.inputs["tie_dout"])
+    return _close(got, torch.stack([dout, dout], 1))
+
+
+def _sigmoid_derivative(got, exp, case=None, **_) -> str | bool:
+    x, dout = _t(case.inputs["x"]), _t(case.inputs["dout"])
+    s = torch.sigmoid(x)
+    for wrong, what in ((s, "s alone"), (1 - s, "(1 - s) alone"), (x * (1 - x), "x * (1 - x) with x the input"),
+                        (torch.exp(-x), "exp(-x)")):
+        if _close(got, wrong * dout):
+            return f"it looks like {what}"
+    return False
+
+
+NO_UPSTREAM = Mistake("no_upstream", "the chain rule multiplies the local gradient by the upstream gradient "
+                                     "dout: backward(dout) must return local * dout", _no_upstream)
+GATE_MISTAKES = {
+    "AddGate": (NO_UPSTREAM,),
+    "MultiplyGate": (Mistake("not_switched", "mul switches: dx is the OTHER input times dout (dx = y * dout, "
+                                             "dy = x * dout)", _not_switched), NO_UPSTREAM),
+    "MaxGate": (Mistake("max_tie", "on a tie the max gate must route dout to ONE input (either one) or split it; "
+                                   "giving all of dout to both inputs doubles the gradient", _max_tie, ("tie",)),
+                Mistake("max_route", "max routes: the input that was LARGER gets all of dout, the other gets 0 "
+                                     "(compare the cached inputs)", _max_misrouted, ("dx", "dy")),
+                NO_UPSTREAM),
+    "SigmoidGate": (Mistake("sigmoid_derivative", "the sigmoid's local gradient is (1 - s) * s with s the gate's "
+                                                  "OUTPUT (cache it in forward), times dout", _sigmoid_derivative),
+                    NO_UPSTREAM),
+}
+
+
+def gate_exercise(entry: str, title: str) -> Exercise:
+    return Exercise(id=f"graphs.{entry}", module=MODULE, entry=entry, points=1.0, cases=gate_cases(entry),
+                    driver="autograder.assignments.graphs:run_gate", truth=gate_truth, judge=judge_gate,
+                    mistakes=GATE_MISTAKES[entry], title=title, forbid_autograd=True, time_limit=10.0)
+
+
+# -- the worked examples ------------------------------------------------------------------------------------
+
+def simple_graph_cases(seeds: Seeds) -> list[Case]:
+    out = []
+    for case_id, hidden, seed in _all_seeds(seeds, "graphs.simple_graph", 2, 3):
+        g = _rng(seed)
+        xs, ys, zs = _floats(g, PER_CASE), _floats(g, PER_CASE), _floats(g, PER_CASE)
+        if seed == 0:  # the lecture's point first: its numbers are the ones on the slide
+            xs[0], ys[0], zs[0] = LECTURE_SIMPLE
+        out.append(Case(case_id, hidden, {"x": xs, "y": ys, "z": zs}, info={"seed": seed},
+                        label="the lecture's point and random inputs" if seed == 0 else f"{PER_CASE} random inputs"))
+    return out
+
+
+def run_simple_graph(module, inputs: dict) -> dict:
+    out = {"dx": [], "dy": [], "dz": []}
+    for x, y, z in zip(inputs["x"], inputs["y"], inputs["z"]):
+        result = module.simple_graph(x, y, z)
+        if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (tuple, list)) \
+                or len(result[1]) != 3:
+            raise TypeError("simple_graph must return (f, (dx, dy, dz))")
+        for name, value in zip(("dx", "dy", "dz"), result[1]):
+            out[name].append(_number(value, f"{name} from simple_graph"))
+    return {name: _t(values) for name, values in out.items()}
+
+
+def simple_graph_truth(case: Case) -> dict:
+    x, y, z = (_t(case.inputs[k]).requires_grad_() for k in ("x", "y", "z"))
+    ((x + y) * z).sum().backward()
+    return {"dx": x.grad, "dy": y.grad, "dz": z.grad}
+
+
+def _simple_not_switched(got, exp, case=None, name=None, **_) -> bool:
+    x, y, z = (_t(case.inputs[k]) for k in ("x", "y", "z"))
+    own = {"dz": z, "dx": x + y, "dy": x + y}.get(name)  # dz = z, or dx = q: mul did not switch
+    return own is not None and _close(got, own)
+
+
+def _simple_no_chain(got, exp, case=None, name=None, **_) -> bool:
+    return name in ("dx", "dy") and _close(got, torch.ones(len(case.inputs["x"]), dtype=torch.float64))
+
+
+SIMPLE_MISTAKES = (
+    Mistake("not_switched", "mul switches: df/dz is the other input q = x + y, and df/dq is z",
+            _simple_not_switched),
+    Mistake("no_upstream", "add distributes the UPSTREAM gradient: dx = dy = df/dq = z, not the add gate's local "
+                           "gradient 1 (chain rule: local * upstream)", _simple_no_chain),
+)
+
+
+def neuron_cases(seeds: Seeds) -> list[Case]:
+    out = []
+    for case_id, hidden, seed in _all_seeds(seeds, "graphs.sigmoid_neuron", 2, 3):
+        g = _rng(seed)
+        ws = [_floats(g, 3) for _ in range(PER_CASE)]
+        xs = [_floats(g, 2) for _ in range(PER_CASE)]
+        if seed == 0:
+            ws[0], xs[0] = list(LECTURE_NEURON[0]), list(LECTURE_NEURON[1])
+        out.append(Case(case_id, hidden, {"w": ws, "x": xs}, info={"seed": seed},
+                        label="the lecture's neuron and random inputs" if seed == 0 else f"{PER_CASE} random inputs"))
+    return out
+
+
+def _numbers(values, n: int, what: str) -> list[float]:
+    if isinstance(values, torch.Tensor):
+        values = values.reshape(-1).tolist() if values.numel() == n else values
+    if not isinstance(values, (tuple, list)) or len(values) != n:
+        raise TypeError(f"{what} must be a list of {n} gradients")
+    return [_number(v, f"{what}[{i}]") for i, v in enumerate(values)]
+
+
+def run_sigmoid_neuron(module, inputs: dict) -> dict:
+    out = {"dw": [], "dx": []}
+    for w, x in zip(inputs["w"], inputs["x"]):
+        result = module.sigmoid_neuron(list(w), list(x))
+        if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (tuple, list)) \
+                or len(result[1]) != 2:
+            raise TypeError("sigmoid_neuron must return (f, (dw, dx))")
+        out["dw"].append(_numbers(result[1][0], 3, "dw"))
+        out["dx"].append(_numbers(result[1][1], 2, "dx"))
+    return {name: _t(values) for name, values in out.items()}
+
+
+def neuron_truth(case: Case) -> dict:
+    w, x = _t(case.inputs["w"]).requires_grad_(), _t(case.inputs["x"]).requires_grad_()
+    torch.sigmoid(w[:, 0] * x[:, 0] + w[:, 1] * x[:, 1] + w[:, 2]).sum().backward()
+    return {"dw": w.grad, "dx": x.grad}
+
+
+def _neuron_parts(case: Case):
+    w, x = _t(case.inputs["w"]), _t(case.inputs["x"])
+    z = w[:, 0] * x[:, 0] + w[:, 1] * x[:, 1] + w[:, 2]
+    s = torch.sigmoid(z)
+    ones = torch.ones(len(z), 1, dtype=torch.float64)
+    local = {"dw": torch.cat([x, ones], 1), "dx": w[:, :2]}  # d(z)/d(w), d(z)/d(x)
+    return w, x, z, s, local
+
+
+def _neuron_sigmoid(got, exp, case=None, name=None, **_) -> str | bool:
+    w, x, z, s, local = _neuron_parts(case)
+    for wrong, what in ((s, "s alone"), (1 - s, "(1 - s) alone"), (z * (1 - z), "z * (1 - z) with z the input"),
+                        (torch.exp(-z), "exp(-z)")):
+        if _close(got, local[name] * wrong[:, None]):
+            return f"it looks like {what}"
+    return False
+
+
+def _neuron_not_switched(got, exp, case=None, name=None, **_) -> bool:
+    w, x, z, s, local = _neuron_parts(case)
+    ones = torch.ones(len(z), 1, dtype=torch.float64)
+    own = {"dw": torch.cat([w[:, :2], ones], 1), "dx": x}[name]
+    return _close(got, own * (s * (1 - s))[:, None])
+
+
+NEURON_MISTAKES = (
+    Mistake("sigmoid_derivative", "d sigmoid(z)/dz = (1 - s) * s with s = sigmoid(z), the output (0.73 * 0.27 = "
+                                  "0.2 at the lecture's point)", _neuron_sigmoid),
+    Mistake("not_switched", "mul switches: d(w0*x0)/dw0 = x0 and d(w0*x0)/dx0 = w0", _neuron_not_switched),
+)
+
+
+# -- the vectorised example -----------------------------------------------------------------------------------
+
+def matvec_cases(seeds: Seeds) -> list[Case]:
+    out = []
+    for case_id, hidden, seed in _all_seeds(seeds, "graphs.l2_of_matvec", 3, 4):
+        g = _rng(seed)
+        if seed == 0:
+            W, x, dtype = _t(LECTURE_MATVEC[0]), _t(LECTURE_MATVEC[1]), torch.float64
+        else:
+            # a square W on public seed 2 so that a transposed dW has the right shape and wrong values
+            m = 4 if seed == 2 else int(torch.randint(2, 9, (1,), generator=g))
+            n = 4 if seed == 2 else int(torch.randint(2, 9, (1,), generator=g))
+            if n == m and seed != 2:
+                n += 1
+            dtype = torch.float32 if seed % 2 else torch.float64
+            W = torch.randn(m, n, generator=g, dtype=torch.float64).to(dtype)
+            x = torch.randn(n, generator=g, dtype=torch.float64).to(dtype)
+        label = "the lecture's example" if seed == 0 else f"{str(dtype).replace('torch.', '')}, W {tuple(W.shape)}"
+        out.append(Case(case_id, hidden, {"W": W, "x": x}, info={"seed": seed}, label=label))
+    return out
+
+
+def run_l2_of_matvec(module, inputs: dict) -> dict:
+    result = module.l2_of_matvec(inputs["W"], inputs["x"])
+    if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (tuple, list)) \
+            or len(result[1]) != 2:
+        raise TypeError("l2_of_matvec must return (f, (dW, dx))")
+    dW, dx = result[1]
+    return {"dW": dW, "dx": dx}
+
+
+def matvec_truth(case: Case) -> dict:
+    W, x = case.inputs["W"].clone().requires_grad_(), case.inputs["x"].clone().requires_grad_()
+    ((W @ x) ** 2).sum().backward()
+    return {"dW": W.grad, "dx": x.grad}
+
+
+def _half(got, exp, **_) -> bool:
+    """dq = q instead of 2q: only one branch of q * q counted."""
+    return close(got, exp / 2)
+
+
+def _dx_untransposed(got, exp, case=None, name=None, **_) -> bool:
+    W, x = case.inputs["W"], case.inputs["x"]
+    if name != "dx" or W.shape[0] != W.shape[1]:
+        return False
+    return close(got, W @ (2 * W @ x))
+
+
+def _shape(got, exp, **_) -> str | bool:
+    g = torch.as_tensor(got) if not isinstance(got, torch.Tensor) else got
+    if tuple(g.shape) == tuple(exp.shape):
+        return False
+    if g.numel() == exp.numel() and close(g.reshape(exp.shape), exp):
+        return f"the values are right but the shape is {tuple(g.shape)}, not {tuple(exp.shape)}: reshape it"
+    return f"shape {tuple(g.shape)}, not {tuple(exp.shape)}"
+
+
+MATVEC_MISTAKES = (
+    Mistake("transposed", "transposed: dW = outer(dq, x) has W's shape (m, n) (dW[i, j] = dq[i] * x[j]), and "
+                          "dx = W.T @ dq; the shapes tell you which way round", _dx_untransposed),
+    Mistake("transposed", "transposed: dW = outer(dq, x) has W's shape (m, n) (dW[i, j] = dq[i] * x[j]); the "
+                          "shapes tell you which way round",
+            lambda got, exp, **_: transposed(got, exp)),
+    Mistake("shape", "the lecture's sanity check: a gradient has exactly the shape of its variable (dW like W, "
+                     "dx like x)", _shape),
+    Mistake("missing_branch", "q = W x fans out: f = sum(q * q) uses q twice, and the gradients of the two "
+                              "branches add, so df/dq = 2q, not q", _half),
+    scale_mistake(lambda case: {"m": case.inputs["W"].shape[0], "n": case.inputs["W"].shape[1]}),
+)
+
+
+EXERCISES = [
+    gate_exercise("AddGate", "add gate: distributes"),
+    gate_exercise("MultiplyGate", "multiply gate: switches"),
+    gate_exercise("MaxGate", "max gate: routes (and ties)"),
+    gate_exercise("SigmoidGate", "sigmoid gate"),
+    Exercise(id="graphs.simple_graph", module=MODULE, entry="simple_graph", points=2.0, cases=simple_graph_cases,
+             driver="autograder.assignments.graphs:run_simple_graph", truth=simple_graph_truth,
+             judge=judge_scalars, mistakes=SIMPLE_MISTAKES, title="f = (x + y) z", forbid_autograd=True, time_limit=10.0),
+    Exercise(id="graphs.sigmoid_neuron", module=MODULE, entry="sigmoid_neuron", points=3.0, cases=neuron_cases,
+             driver="autograder.assignments.graphs:run_sigmoid_neuron", truth=neuron_truth,
+             judge=judge_scalars, mistakes=NEURON_MISTAKES, title="the 2-D sigmoid neuron", forbid_autograd=True, time_limit=10.0),
+    Exercise(id="graphs.l2_of_matvec", module=MODULE, entry="l2_of_matvec", points=3.0, cases=matvec_cases,
+             driver="autograder.assignments.graphs:run_l2_of_matvec", truth=matvec_truth,
+             mistakes=MATVEC_MISTAKES, title="f = ||W x||^2, vectorised", forbid_autograd=True, time_limit=10.0),
+]
+

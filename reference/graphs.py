@@ -1,0 +1,120 @@
+"""Backpropagation on computational graphs (Stanford CS231n, lecture 4).
+
+Each gate is a small module like a framework layer: `forward` computes its output and caches what
+the backward pass will need; `backward(dout)` takes the gradient of the final output with respect to
+the gate's output (the *upstream* gradient) and returns the gradients with respect to its inputs:
+local gradient times upstream gradient, the chain rule.
+
+The patterns to see:
+- add distributes: both inputs get `dout` unchanged;
+- mul switches: each input gets the *other* input times `dout`;
+- max routes: the input that was larger gets all of `dout`, the other gets 0;
+- sigmoid: with s = sigmoid(x), ds/dx = (1 - s) * s, computed from the cached output.
+
+A graph is run forward in topological order and backward in reverse order; where a value fans out
+to several gates, the gradients coming back along the branches add.
+
+Run `make check` to grade this file against PyTorch autograd.
+"""
+import math
+
+import torch
+
+
+class AddGate:
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, dout):
+        """Return (dx, dy)."""
+        ### BEGIN SOLUTION
+        return dout, dout
+        ### END SOLUTION
+
+
+class MultiplyGate:
+    def forward(self, x, y):
+        self.x, self.y = x, y  # each input's gradient needs the other input
+        return x * y
+
+    def backward(self, dout):
+        """Return (dx, dy)."""
+        ### BEGIN SOLUTION
+        dx = self.y * dout
+        dy = self.x * dout
+        return dx, dy
+        ### END SOLUTION
+
+
+class MaxGate:
+    def forward(self, x, y):
+        self.x, self.y = x, y  # which input won decides where the gradient goes
+        return max(x, y)
+
+    def backward(self, dout):
+        """Return (dx, dy). On a tie (x == y) route all of dout to ONE input (either one)."""
+        ### BEGIN SOLUTION
+        if self.x >= self.y:
+            return dout, 0.0
+        return 0.0, dout
+        ### END SOLUTION
+
+
+class SigmoidGate:
+    def forward(self, x):
+        self.s = 1.0 / (1.0 + math.exp(-x))  # the local gradient is a function of the output
+        return self.s
+
+    def backward(self, dout):
+        """Return dx."""
+        ### BEGIN SOLUTION
+        return (1.0 - self.s) * self.s * dout
+        ### END SOLUTION
+
+
+def simple_graph(x, y, z):
+    """f = (x + y) * z. Return (f, (dx, dy, dz)). At x, y, z = -2, 5, -4: f = -12, (-4, -4, 3)."""
+    add, mul = AddGate(), MultiplyGate()
+    q = add.forward(x, y)
+    f = mul.forward(q, z)
+    ### BEGIN SOLUTION
+    dq, dz = mul.backward(1.0)  # df/df = 1 starts the backward pass
+    dx, dy = add.backward(dq)
+    ### END SOLUTION
+    return f, (dx, dy, dz)
+
+
+def sigmoid_neuron(w, x):
+    """f = sigmoid(w0*x0 + w1*x1 + w2), w = [w0, w1, w2], x = [x0, x1]. Return (f, (dw, dx)) with dw a
+    list of 3 gradients and dx a list of 2. At w = [2, -3, -3], x = [-1, -2]: f = 0.73,
+    dw = [-0.20, -0.39, 0.20], dx = [0.39, -0.59]."""
+    mul0, mul1, add0, add1, sig = MultiplyGate(), MultiplyGate(), AddGate(), AddGate(), SigmoidGate()
+    a = mul0.forward(w[0], x[0])
+    b = mul1.forward(w[1], x[1])
+    dot = add0.forward(a, b)
+    z = add1.forward(dot, w[2])
+    f = sig.forward(z)
+    ### BEGIN SOLUTION
+    dz = sig.backward(1.0)
+    ddot, dw2 = add1.backward(dz)
+    da, db = add0.backward(ddot)
+    dw0, dx0 = mul0.backward(da)
+    dw1, dx1 = mul1.backward(db)
+    ### END SOLUTION
+    return f, ([dw0, dw1, dw2], [dx0, dx1])
+
+
+def l2_of_matvec(W, x):
+    """f = ||W x||^2 for W of shape (m, n), x of shape (n,). Return (f, (dW, dx)).
+
+    q = W x fans out: f = sum_i q_i * q_i uses each q_i twice, so the two branches add. A gradient
+    always has the shape of its variable: dW is (m, n) like W, dx is (n,) like x (the grader checks).
+    """
+    q = W @ x
+    f = (q * q).sum()
+    ### BEGIN SOLUTION
+    dq = 2.0 * q                  # one q from each branch of q * q
+    dW = torch.outer(dq, x)       # dW[i, j] = dq[i] * x[j]
+    dx = W.T @ dq                 # dx[j] = sum_i W[i, j] * dq[i]
+    ### END SOLUTION
+    return f, (dW, dx)
