@@ -1,2 +1,781 @@
-"""backprop_ninja assignment: being built (see issues)."""
-EXERCISES = []
+"""backprop_ninja: manual tensor backprop through a 2-layer MLP with batchnorm (makemore part 4).
+
+Exercises (ids `backprop_ninja.<entry>`), all with autograd forbidden in the student's process:
+  manual_backward         exercise 1: the 26 intermediate gradients, graded tensor by tensor, cascade-free
+  cross_entropy_backward  exercise 2: dlogits in one go
+  batchnorm_backward      exercise 3: dhprebn in one go (Bessel-corrected variance)
+  tanh_backward, embedding_backward, forward_backward, train: exercise 4
+
+The truth is PyTorch autograd on the grader's own forward pass (`STEPS`, the lecture's steps in order).
+
+Cascade-free grading (DESIGN.md, decision 5): for each tensor X of exercise 1 the grader also applies
+the correct backward of the steps that consume X to the student's *own* gradients of those steps'
+outputs (`torch.autograd.grad` on the step alone, the student's tensors as `grad_outputs`). Where the
+student's answer equals that, the step is right, whatever came from upstream. Mistakes are diagnosed
+against this local expectation too, so one wrong step is named once, not once per tensor after it.
+
+Tolerances are the dtype defaults of `compare`, with one addition: the `scale` of a gradient that is a
+sum (a reduction or a matmul in the backward) is the magnitude of its summands, not of the result.
+`dlogit_maxes` and `db1` are mathematically 0 (softmax is shift-invariant; batchnorm cancels b1), so
+what autograd returns for them is rounding noise of terms of size ~1/n; a correct answer's noise is
+relative to those terms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache, wraps
+from types import SimpleNamespace
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..compare import EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
+from ..diagnose import close, constant_factor, keepdim, name_factor, not_reduced, sign, transposed
+from ..exercise import Case, Exercise, Mistake, Seeds
+
+MODULE = "backprop_ninja"
+VOCAB_SIZE, BLOCK_SIZE, N_EMBD, N_HIDDEN, BATCH_SIZE = 27, 3, 10, 64, 32
+BN_EPS = 1e-5
+LECTURE_SEED = 2147483647
+PARAMETER_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
+# Exercise 1's tensors in the order of the backward pass (the lecture's order): the report's order.
+GRADIENT_NAMES = ("logprobs", "probs", "counts_sum_inv", "counts_sum", "counts", "norm_logits", "logit_maxes",
+                  "logits", "h", "W2", "b2", "hpreact", "bngain", "bnbias", "bnraw", "bnvar_inv", "bnvar",
+                  "bndiff2", "bndiff", "bnmeani", "hprebn", "embcat", "W1", "b1", "emb", "C")
+
+
+def single_threaded(fn: Callable) -> Callable:
+    """Run `fn` with one torch thread: these tensors are tiny, and on a busy 2-core machine a second
+    intra-op thread makes a 1 ms forward/backward take 50-150 ms (measured)."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = torch.get_num_threads()
+        if before == 1:
+            return fn(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+    return wrapper
+
+
+# -- the model: the lecture's forward pass as named steps ----------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    out: str
+    ins: tuple[str, ...]
+    fn: Callable  # fn(k, *inputs); k holds n, Xb, Yb
+
+
+STEPS = (
+    Step("emb", ("C",), lambda k, C: C[k.Xb]),
+    Step("embcat", ("emb",), lambda k, emb: emb.view(emb.shape[0], -1)),
+    Step("hprebn", ("embcat", "W1", "b1"), lambda k, embcat, W1, b1: embcat @ W1 + b1),
+    Step("bnmeani", ("hprebn",), lambda k, hprebn: 1 / k.n * hprebn.sum(0, keepdim=True)),
+    Step("bndiff", ("hprebn", "bnmeani"), lambda k, hprebn, bnmeani: hprebn - bnmeani),
+    Step("bndiff2", ("bndiff",), lambda k, bndiff: bndiff**2),
+    Step("bnvar", ("bndiff2",), lambda k, bndiff2: 1 / (k.n - 1) * bndiff2.sum(0, keepdim=True)),
+    Step("bnvar_inv", ("bnvar",), lambda k, bnvar: (bnvar + BN_EPS)**-0.5),
+    Step("bnraw", ("bndiff", "bnvar_inv"), lambda k, bndiff, bnvar_inv: bndiff * bnvar_inv),
+    Step("hpreact", ("bngain", "bnraw", "bnbias"), lambda k, bngain, bnraw, bnbias: bngain * bnraw + bnbias),
+    Step("h", ("hpreact",), lambda k, hpreact: torch.tanh(hpreact)),
+    Step("logits", ("h", "W2", "b2"), lambda k, h, W2, b2: h @ W2 + b2),
+    Step("logit_maxes", ("logits",), lambda k, logits: logits.max(1, keepdim=True).values),
+    Step("norm_logits", ("logits", "logit_maxes"), lambda k, logits, logit_maxes: logits - logit_maxes),
+    Step("counts", ("norm_logits",), lambda k, norm_logits: norm_logits.exp()),
+    Step("counts_sum", ("counts",), lambda k, counts: counts.sum(1, keepdims=True)),
+    Step("counts_sum_inv", ("counts_sum",), lambda k, counts_sum: counts_sum**-1),
+    Step("probs", ("counts", "counts_sum_inv"), lambda k, counts, counts_sum_inv: counts * counts_sum_inv),
+    Step("logprobs", ("probs",), lambda k, probs: probs.log()),
+    Step("loss", ("logprobs",), lambda k, logprobs: -logprobs[range(k.n), k.Yb].mean()),
+)
+CONSUMERS = {name: tuple(s for s in STEPS if name in s.ins) for name in GRADIENT_NAMES}
+
+
+def init_params(seed: int, vocab_size=VOCAB_SIZE, n_embd=N_EMBD, block_size=BLOCK_SIZE, n_hidden=N_HIDDEN,
+                dtype=torch.float32, low_variance: bool = False) -> dict:
+    """The lecture's non-standard init (small random biases and bn parameters), one seeded generator.
+    `low_variance`: every 8th hidden unit gets a 50x smaller fan-in, so its batch variance is ~1e-3 and
+    a dropped 1e-5 epsilon changes its gradient by ~1%, visible even in float32."""
+    g = torch.Generator().manual_seed(seed)
+    C = torch.randn((vocab_size, n_embd), generator=g, dtype=dtype)
+    W1 = torch.randn((n_embd * block_size, n_hidden), generator=g, dtype=dtype) * (5 / 3) / ((n_embd * block_size) ** 0.5)
+    b1 = torch.randn(n_hidden, generator=g, dtype=dtype) * 0.1
+    W2 = torch.randn((n_hidden, vocab_size), generator=g, dtype=dtype) * 0.1
+    b2 = torch.randn(vocab_size, generator=g, dtype=dtype) * 0.1
+    bngain = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1 + 1.0
+    bnbias = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1
+    if low_variance:
+        W1[:, ::8] *= 0.02
+    return dict(C=C, W1=W1, b1=b1, W2=W2, b2=b2, bngain=bngain, bnbias=bnbias)
+
+
+@dataclass
+class Forward:
+    """One forward pass of `STEPS` and autograd's gradient of the loss for every tensor."""
+    k: SimpleNamespace         # n, Xb, Yb
+    values: dict               # every tensor by name, detached
+    grads: dict                # d loss / d tensor, by name
+
+    def inputs(self) -> dict:
+        """What `manual_backward(ctx)` gets: every tensor and parameter, plus n, Xb, Yb."""
+        return {**{k: v.clone() for k, v in self.values.items()}, "n": self.k.n, "Xb": self.k.Xb.clone(),
+                "Yb": self.k.Yb.clone()}
+
+
+def run_forward(params: dict, Xb: torch.Tensor, Yb: torch.Tensor) -> Forward:
+    k = SimpleNamespace(n=int(Xb.shape[0]), Xb=Xb, Yb=Yb)
+    with torch.enable_grad():
+        values = {name: p.detach().clone().requires_grad_(True) for name, p in params.items()}
+        for step in STEPS:
+            values[step.out] = step.fn(k, *(values[i] for i in step.ins))
+            values[step.out].retain_grad()
+        values["loss"].backward()
+    grads = {name: values[name].grad.detach() for name in GRADIENT_NAMES}
+    return Forward(k, {name: v.detach() for name, v in values.items()}, grads)
+
+
+# -- the names data -------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _examples(block_size: int = BLOCK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """(context, next character) pairs of the first 3000 training names: plenty for batches, fast to build."""
+    from ..data import build_dataset, load_names, split_words
+    train, _, _ = split_words(load_names())
+    return build_dataset(train[:3000], block_size)
+
+
+def names_batch(seed: int, n: int, lacks_last_char: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of real examples. `lacks_last_char`: no 'z' (26) among the inputs, so an embedding
+    backward through `F.one_hot(Xb)` without `num_classes` comes out one row short."""
+    X, Y = _examples()
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(1000):
+        ix = torch.randint(0, X.shape[0], (n,), generator=g)
+        if not lacks_last_char or int(X[ix].max()) < VOCAB_SIZE - 1:
+            break
+    return X[ix], Y[ix]
+
+
+# -- scales: float noise of a correct answer is relative to the summands of each sum in the backward ------
+
+def _amax(*tensors) -> float:
+    out = 0.0
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.numel():
+            m = float(t.detach().abs().to(torch.float64).nan_to_num(0.0, 0.0, 0.0).max())
+            out = max(out, m)
+    return out
+
+
+def term_scale(name: str, U: dict, V: dict, n: int) -> float:
+    """The largest summand of the sum that computes d`name` in the backward, from the upstream gradients
+    `U` and forward values `V` (0 where the gradient is elementwise, or an upstream is unknown)."""
+    u = lambda key: U.get(key)  # noqa: E731
+    try:
+        rules = {
+            "counts_sum_inv": lambda: _amax(V["counts"] * u("probs")),
+            "counts": lambda: _amax(V["counts_sum_inv"] * u("probs"), u("counts_sum")),
+            "logit_maxes": lambda: _amax(u("norm_logits")),
+            "logits": lambda: _amax(u("norm_logits"), u("logit_maxes")),
+            "h": lambda: _amax(u("logits")) * _amax(V["W2"]),
+            "W2": lambda: _amax(u("logits")) * _amax(V["h"]),
+            "b2": lambda: _amax(u("logits")),
+            "bngain": lambda: _amax(V["bnraw"] * u("hpreact")),
+            "bnbias": lambda: _amax(u("hpreact")),
+            "bnvar_inv": lambda: _amax(V["bndiff"] * u("bnraw")),
+            "bndiff": lambda: _amax(V["bnvar_inv"] * u("bnraw"), 2 * V["bndiff"] * u("bndiff2")),
+            "bnmeani": lambda: _amax(u("bndiff")),
+            "hprebn": lambda: _amax(u("bndiff"), u("bnmeani") / n),
+            "embcat": lambda: _amax(u("hprebn")) * _amax(V["W1"]),
+            "W1": lambda: _amax(u("hprebn")) * _amax(V["embcat"]),
+            "b1": lambda: _amax(u("hprebn")),
+            "C": lambda: _amax(u("emb")),
+        }
+        return float(rules[name]()) if name in rules else 0.0
+    except (TypeError, RuntimeError, KeyError):  # an upstream missing or of the wrong shape
+        return 0.0
+
+
+def judge_scale(name: str, expected: torch.Tensor, U: dict, V: dict, n: int) -> float:
+    return max(_amax(expected), term_scale(name, U, V, n)) or 1.0
+
+
+# -- exercise 1: cascade-free, tensor by tensor ---------------------------------------------------------
+
+def _usable(got, like: torch.Tensor) -> torch.Tensor | None:
+    """The student's gradient as an upstream for the next step: a finite tensor of the right shape (a
+    dropped size-1 dimension is forgiven here; the tensor itself is marked wrong for it)."""
+    t = as_tensor(got)
+    if t is None or not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+        return None
+    if tuple(t.shape) != tuple(like.shape):
+        if t.numel() != like.numel() or t.squeeze().shape != like.squeeze().shape:
+            return None
+        t = t.reshape(like.shape)
+    return t.to(like.dtype)
+
+
+@dataclass
+class Local:
+    expected: torch.Tensor      # the correct backward of the consuming steps on the student's upstream
+    branches: list              # one contribution per consuming step (a value used twice has two)
+    scale: float
+
+
+def local_expectation(fwd: Forward, name: str, outputs: dict) -> Local | None:
+    """d`name` from the student's own gradients of the outputs of the steps that consume it."""
+    branches, upstream = [], {}
+    for step in CONSUMERS[name]:
+        if step.out == "loss":
+            up = torch.ones((), dtype=fwd.values["loss"].dtype)
+        else:
+            up = _usable(outputs.get(step.out), fwd.values[step.out])
+            if up is None:
+                return None  # not judged locally: the upstream is missing or unusable
+            upstream[step.out] = up
+        with torch.enable_grad():
+            leaves = [fwd.values[i].detach().requires_grad_(i == name) for i in step.ins]
+            out = step.fn(fwd.k, *leaves)
+            x = leaves[step.ins.index(name)]
+            (g,) = torch.autograd.grad(out, x, grad_outputs=up, allow_unused=True)
+        branches.append(torch.zeros_like(x) if g is None else g.detach())
+    expected = branches[0].clone()
+    for b in branches[1:]:
+        expected += b
+    scale = judge_scale(name, expected, upstream, fwd.values, fwd.k.n)
+    return Local(expected, branches, scale)
+
+
+def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    fwd: Forward = case.info["forward"]
+    comparisons = []
+    for name in GRADIENT_NAMES:
+        got = outputs.get(name)
+        c = compare(name, got, truth[name], scale=judge_scale(name, truth[name], fwd.grads, fwd.values, fwd.k.n))
+        if c.passed:
+            c.local_verdict = c.verdict
+        elif c.verdict != NOT_IMPLEMENTED:
+            local = local_expectation(fwd, name, outputs)
+            if local is not None:
+                lc = compare(name, got, local.expected, scale=local.scale)
+                c.local_verdict = lc.verdict
+                c.details["local_maxdiff"] = lc.maxdiff
+        comparisons.append(c)
+    return comparisons
+
+
+def _local_of(case, name, context) -> Local | None:
+    fwd = (case.info or {}).get("forward") if case is not None else None
+    if fwd is None or name not in CONSUMERS or not context:
+        return None
+    return local_expectation(fwd, name, context.get("outputs") or {})
+
+
+def local_aware(test: Callable) -> Callable:
+    """A matcher judged against the step's own expectation where the step is judged locally."""
+    def matches(got, exp, case=None, name=None, context=None, **_):
+        local = _local_of(case, name, context)
+        return test(got, local.expected if local is not None else exp, case=case, name=name, local=local,
+                    context=context or {})
+    return matches
+
+
+def _sizes(case) -> dict:
+    return {"n": case.info.get("n", 0)} if case is not None and case.info else {}
+
+
+def _upstream_right(got, exp, case=None, name=None, context=None, **_):
+    local = _local_of(case, name, context)
+    return local is not None and close(got, local.expected, scale=local.scale)
+
+
+def _bessel_factor(got, exp, case=None, **_):
+    c, n = constant_factor(got, exp), _sizes(case).get("n", 0)
+    return c is not None and n > 1 and any(abs(c - f) < 1e-3 * f for f in ((n - 1) / n, n / (n - 1)))
+
+
+def _epsilon_dropped(got, exp, case=None, name=None, local=None, context=None, **_):
+    fwd: Forward = case.info["forward"]
+    up = _usable((context.get("outputs") or {}).get("bnvar_inv"), fwd.values["bnvar_inv"])
+    if up is None:
+        up = fwd.grads["bnvar_inv"]
+    without = -0.5 * fwd.values["bnvar"] ** -1.5 * up
+    return not close(without, exp) and close(got, without)
+
+
+def _one_branch(got, exp, case=None, name=None, local=None, context=None, **_):
+    """The answer is one contribution of a value used twice (or a row picked twice) without the other."""
+    if name == "C":
+        return _index_assigned(got, exp, case)
+    if local is None or len(local.branches) < 2:
+        return False
+    for i, branch in enumerate(local.branches):
+        if close(got, branch, scale=local.scale) and not close(branch, exp, scale=local.scale):
+            consumer = CONSUMERS[name][i].out
+            missing = [s.out for j, s in enumerate(CONSUMERS[name]) if j != i]
+            return f"you have only the contribution through `{consumer}`; add the one through `{', '.join(missing)}`"
+    return False
+
+
+def _index_assigned(got, exp, case) -> bool | str:
+    """dC[Xb] = demb (or a loop with `=`): a row of C picked several times keeps one contribution."""
+    g, e = as_tensor(got), as_tensor(exp)
+    if g is None or e is None or g.shape != e.shape:
+        return False
+    Xb = case.info["forward"].k.Xb if "forward" in case.info else case.info.get("Xb")
+    if Xb is None:
+        return False
+    counts = torch.bincount(Xb.reshape(-1), minlength=e.shape[0])
+    single = counts <= 1
+    if not close(g[single], e[single]) or close(g[~single], e[~single]):
+        return False
+    return "a row of C picked several times by Xb must get the sum of their gradients (`+=`, `index_add_`)"
+
+
+def _onehot_shrunk(got, exp, **_) -> bool | str:
+    g, e = as_tensor(got), as_tensor(exp)
+    if g is None or e is None or g.dim() != e.dim() or g.dim() < 1 or not 0 < g.shape[0] < e.shape[0] \
+            or g.shape[1:] != e.shape[1:]:
+        return False
+    if not close(g, e[: g.shape[0]]):
+        return False
+    return f"{g.shape[0]} rows: this batch's largest index is {g.shape[0] - 1}, not {e.shape[0] - 1}"
+
+
+def _wrong_place(got, exp, case=None, name=None, local=None, context=None, **_):
+    """-1/n placed at the wrong entries (e.g. `[:, Yb]`, or the argmax instead of Yb)."""
+    g, e = as_tensor(got), as_tensor(exp)
+    if g is None or e is None or g.shape != e.shape:
+        return False
+    if name == "logits":  # the max branch routed to another entry than the argmax
+        fwd: Forward = case.info["forward"]
+        outs = context.get("outputs") or {}
+        dnorm = _usable(outs.get("norm_logits"), fwd.values["norm_logits"])
+        dmax = _usable(outs.get("logit_maxes"), fwd.values["logit_maxes"])
+        if dnorm is None or dmax is None or not bool((dmax.abs() > 0).any()):
+            return False
+        rest = g.to(dnorm.dtype) - dnorm
+        routed = close(rest.sum(1, keepdim=True), dmax) and bool(((rest.abs() > 1e-3 * dmax.abs().max()).sum(1) <= 1).all())
+        return routed and "route dlogit_maxes to the position of each row's max: logits.max(1).indices"
+    nz_g, nz_e = g != 0, e != 0
+    if not bool(nz_e.any()) or bool((nz_g == nz_e).all()):
+        return False
+    value = e[nz_e].flatten()[0]
+    return bool(nz_g.any()) and close(g[nz_g], torch.full_like(g[nz_g], float(value))) and \
+        "each row's gradient goes to the entry of the correct character: [range(n), Yb]"
+
+
+def _scale_named(got, exp, case=None, **_):
+    c = constant_factor(got, exp)
+    return c is not None and f"off by a factor of {name_factor(c, _sizes(case))}"
+
+
+def _generic(test):
+    return lambda got, exp, **_: test(got, exp)
+
+
+SHAPE_HINT = "the gradient must have exactly the shape of its tensor"
+MISTAKES_1 = (
+    Mistake("upstream", "this step is right: it was fed a wrong upstream gradient; fix the first wrong step",
+            _upstream_right),
+    Mistake("onehot_num_classes", "F.one_hot(Xb) without num_classes=C.shape[0] has only as many classes as the "
+            "largest index in this batch", local_aware(_onehot_shrunk), checks=("C",)),
+    Mistake("bessel", "the batch variance divides by n-1 (Bessel's correction), so its gradient has 1/(n-1), not 1/n",
+            local_aware(_bessel_factor), checks=("bndiff2",)),
+    Mistake("epsilon", "bnvar_inv = (bnvar + 1e-5)**-0.5: keep the epsilon in its derivative, "
+            "-0.5 * (bnvar + 1e-5)**-1.5", local_aware(_epsilon_dropped), checks=("bnvar",)),
+    Mistake("missing_branch", "this value is used twice in the forward pass: its gradient is the SUM of the "
+            "gradients through both uses", local_aware(_one_branch), checks=("counts", "bndiff", "hprebn", "logits", "C")),
+    Mistake("wrong_index", "the gradient is at the wrong entries", local_aware(_wrong_place),
+            checks=("logprobs", "logits")),
+    Mistake("keepdim", "a size-1 dimension is missing: keep it (`keepdim=True` in the sum) so the gradient has "
+            "the shape of its tensor", local_aware(_generic(keepdim))),
+    Mistake("not_reduced", "the tensor was broadcast in the forward pass, so its gradient must be summed over the "
+            "broadcast dimension(s)", local_aware(_generic(not_reduced))),
+    Mistake("transposed", "the gradient is transposed: for `A @ B`, dA = dout @ B.T and dB = A.T @ dout; match "
+            "the shapes", local_aware(_generic(transposed))),
+    Mistake("sign", "the sign is flipped", local_aware(_generic(sign))),
+    Mistake("scale", "the answer is a constant multiple of the right one", local_aware(_scale_named)),
+    Mistake("shape", SHAPE_HINT, local_aware(lambda got, exp, **_: as_tensor(got) is not None and
+                                             tuple(as_tensor(got).shape) != tuple(as_tensor(exp).shape))),
+)
+
+
+def _model_case(case_id: str, hidden: bool, seed: int, batch_seed: int, n: int, dtype, *, n_hidden=N_HIDDEN,
+                n_embd=N_EMBD, low_variance=False, lacks_last_char=False, label="") -> Case:
+    params = init_params(seed, n_embd=n_embd, n_hidden=n_hidden, dtype=dtype, low_variance=low_variance)
+    Xb, Yb = names_batch(batch_seed, n, lacks_last_char)
+    fwd = run_forward(params, Xb, Yb)
+    return Case(case_id, hidden, fwd.inputs(), info={"forward": fwd, "n": n, "seed": seed}, label=label)
+
+
+# Hidden configurations: (batch, hidden width, embedding width, low-variance units, no 'z' in the batch).
+HIDDEN_MODELS = ((57, 64, 10, True, False), (2, 17, 10, False, True), (7, 100, 6, True, True),
+                 (32, 64, 10, False, False))
+
+
+def model_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
+    cases = [
+        _model_case("public-0", False, LECTURE_SEED, 42, BATCH_SIZE, torch.float32, lacks_last_char=True,
+                    label="float32, batch 32, the lecture's model"),
+        _model_case("public-1", False, 1, 7, 7, torch.float32, low_variance=True,
+                    label="float32, batch 7, some low-variance hidden units"),
+    ]
+    for i, seed in enumerate(seeds.hidden_seeds(exercise_id, len(HIDDEN_MODELS))):
+        n, width, embd, low, lacks = HIDDEN_MODELS[i]
+        cases.append(_model_case(f"hidden-{i}", True, seed, seed + 1, n, torch.float64, n_hidden=width,
+                                 n_embd=embd, low_variance=low, lacks_last_char=lacks,
+                                 label=f"float64, batch {n}, {width} hidden units"))
+    return cases
+
+
+def drive_manual_backward(module, inputs: dict) -> dict:
+    """In the student's process: call manual_backward(ctx) and return its gradients by name."""
+    ctx = SimpleNamespace(**inputs)
+    grads = module.manual_backward(ctx)
+    if not isinstance(grads, dict):
+        raise TypeError(f"manual_backward must return a dict of gradients keyed by tensor name "
+                        f"('logprobs', 'probs', ...), not a {type(grads).__name__}")
+    # `dlogprobs` keys are forgiven: the contract's name is the tensor's.
+    return {name: grads.get(name, grads.get("d" + name)) for name in GRADIENT_NAMES}
+
+
+# -- exercise 2: cross entropy ----------------------------------------------------------------------------
+
+def ce_cases(seeds: Seeds) -> list[Case]:
+    def case(case_id, hidden, logits, Yb, label):
+        return Case(case_id, hidden, {"logits": logits, "Yb": Yb}, info={"n": int(Yb.shape[0]), "Yb": Yb},
+                    label=label)
+    lecture = run_forward(init_params(LECTURE_SEED), *names_batch(42, BATCH_SIZE, True))
+    out = [case("public-0", False, lecture.values["logits"], lecture.k.Yb, "float32, batch 32, the lecture's logits")]
+    # Logits up to ~100: exp() overflows float32 (e^89 = inf) unless the row's max is subtracted first.
+    g = torch.Generator().manual_seed(3)
+    out.append(case("public-1", False, torch.randn(7, VOCAB_SIZE, generator=g) * 40,
+                    torch.randint(0, VOCAB_SIZE, (7,), generator=g), "float32, batch 7, large logits"))
+    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.cross_entropy_backward", 3)):
+        n, spread = ((57, 3.0), (2, 2.0), (32, 400.0))[i]  # 400: exp overflows float64 too without the max
+        g = torch.Generator().manual_seed(seed)
+        out.append(case(f"hidden-{i}", True, torch.randn(n, VOCAB_SIZE, generator=g, dtype=torch.float64) * spread,
+                        torch.randint(0, VOCAB_SIZE, (n,), generator=g), f"float64, batch {n}"))
+    return out
+
+
+def ce_truth(case: Case) -> dict:
+    with torch.enable_grad():
+        logits = case.inputs["logits"].clone().requires_grad_(True)
+        F.cross_entropy(logits, case.inputs["Yb"]).backward()
+    return {"logits": logits.grad}
+
+
+def _ce_without_onehot(got, exp, case=None, **_):
+    n = case.info["n"]
+    softmax_only = torch.softmax(case.inputs["logits"].to(torch.float64), 1) / n
+    return close(got, softmax_only) and "the picked logit's own term (-1 at [range(n), Yb]) is missing"
+
+
+def _ce_wrong_place(got, exp, case=None, **_):
+    g = as_tensor(got)
+    if g is None or g.shape != exp.shape:
+        return False
+    n = case.info["n"]
+    rest = (g.to(torch.float64) - torch.softmax(case.inputs["logits"].to(torch.float64), 1) / n) * n
+    placed = (rest.abs() > 0.5)
+    want = F.one_hot(case.info["Yb"], exp.shape[1]).bool()
+    return bool(placed.any()) and not bool((placed == want).all()) and close(rest[placed], -torch.ones_like(rest[placed])) \
+        and "subtract 1 at [range(n), Yb], each row at its own target"
+
+
+MISTAKES_2 = (
+    Mistake("wrong_index", "the -1 of the target goes at each row's own target, [range(n), Yb]", _ce_wrong_place),
+    Mistake("missing_branch", "the loss uses each logit in the softmax's normaliser AND the target's logit "
+            "directly", _ce_without_onehot),
+    Mistake("scale", "the answer is a constant multiple of the right one (the loss is a mean over the batch)",
+            _scale_named),
+)
+
+
+def drive_cross_entropy(module, inputs):
+    return {"logits": module.cross_entropy_backward(inputs["logits"], inputs["Yb"])}
+
+
+# -- exercise 3: batchnorm ----------------------------------------------------------------------------------
+
+def bn_cases(seeds: Seeds) -> list[Case]:
+    def case(case_id, hidden, seed, n, width, dtype, label):
+        g = torch.Generator().manual_seed(seed)
+        hprebn = torch.randn(n, width, generator=g, dtype=dtype) * 1.5 + torch.randn(1, width, generator=g, dtype=dtype)
+        bngain = torch.randn(1, width, generator=g, dtype=dtype) * 0.1 + 1.0
+        bnvar_inv = (hprebn.var(0, keepdim=True, unbiased=True) + BN_EPS) ** -0.5
+        bnraw = (hprebn - hprebn.mean(0, keepdim=True)) * bnvar_inv
+        dhpreact = torch.randn(n, width, generator=g, dtype=dtype) * 0.01
+        return Case(case_id, hidden, {"dhpreact": dhpreact, "bngain": bngain, "bnraw": bnraw, "bnvar_inv": bnvar_inv},
+                    info={"n": n, "hprebn": hprebn}, label=label)
+    out = [case("public-0", False, 0, BATCH_SIZE, N_HIDDEN, torch.float32, "float32, batch 32"),
+           case("public-1", False, 1, 7, N_HIDDEN, torch.float32, "float32, batch 7")]
+    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.batchnorm_backward", 3)):
+        n, width = ((57, 64), (2, 17), (32, 100))[i]
+        out.append(case(f"hidden-{i}", True, seed, n, width, torch.float64, f"float64, batch {n}, {width} units"))
+    return out
+
+
+def bn_truth(case: Case) -> dict:
+    x = case.inputs
+    with torch.enable_grad():
+        hprebn = case.info["hprebn"].clone().requires_grad_(True)
+        bnraw = (hprebn - hprebn.mean(0, keepdim=True)) * (hprebn.var(0, keepdim=True, unbiased=True) + BN_EPS) ** -0.5
+        (x["bngain"] * bnraw).backward(x["dhpreact"])
+    return {"hprebn": hprebn.grad}
+
+
+def _bn_variants(case) -> dict:
+    x = {k: v.to(torch.float64) for k, v in case.inputs.items()}
+    n, dh, raw, k = case.info["n"], x["dhpreact"], x["bnraw"], x["bngain"] * x["bnvar_inv"]
+    return {
+        "bessel": k / n * (n * dh - dh.sum(0) - raw * (dh * raw).sum(0)),
+        "direct": k * dh,
+        "no_mean": k / n * (n * dh - n / (n - 1) * raw * (dh * raw).sum(0)),
+        "no_variance": k / n * (n * dh - dh.sum(0)),
+    }
+
+
+def _bn_bessel(got, exp, case=None, **_):
+    return close(got, _bn_variants(case)["bessel"])
+
+
+def _bn_branch(got, exp, case=None, **_):
+    v = _bn_variants(case)
+    for key, what in (("direct", "only the direct path: hprebn also reaches the output through the batch mean "
+                                 "and the batch variance"),
+                      ("no_mean", "the path through the batch mean is missing"),
+                      ("no_variance", "the path through the batch variance is missing")):
+        if close(got, v[key]):
+            return what
+    return False
+
+
+MISTAKES_3 = (
+    Mistake("bessel", "the forward divides the variance by n-1 (Bessel's correction): the variance term has "
+            "n/(n-1) * bnraw * (dhpreact * bnraw).sum(0)", _bn_bessel),
+    Mistake("missing_branch", "hprebn is used three times (directly, in the mean, in the variance): add all paths",
+            _bn_branch),
+    Mistake("scale", "the answer is a constant multiple of the right one", _scale_named),
+)
+
+
+def drive_batchnorm(module, inputs):
+    return {"hprebn": module.batchnorm_backward(inputs["dhpreact"], inputs["bngain"], inputs["bnraw"],
+                                                inputs["bnvar_inv"])}
+
+
+# -- exercise 4: tanh, embedding, the whole step, training --------------------------------------------------
+
+def tanh_cases(seeds: Seeds) -> list[Case]:
+    def case(case_id, hidden, seed, n, width, dtype, label):
+        g = torch.Generator().manual_seed(seed)
+        hpreact = torch.randn(n, width, generator=g, dtype=dtype) * 2
+        hpreact[0, :4] = torch.tensor([12.0, -12.0, 30.0, 0.0], dtype=dtype)  # saturated and zero units
+        return Case(case_id, hidden, {"h": torch.tanh(hpreact), "dh": torch.randn(n, width, generator=g, dtype=dtype)},
+                    info={"hpreact": hpreact}, label=label)
+    out = [case("public-0", False, 0, BATCH_SIZE, N_HIDDEN, torch.float32, "float32, batch 32")]
+    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.tanh_backward", 2)):
+        n, width = ((57, 64), (7, 100))[i]
+        out.append(case(f"hidden-{i}", True, seed, n, width, torch.float64, f"float64, batch {n}"))
+    return out
+
+
+def tanh_truth(case: Case) -> dict:
+    with torch.enable_grad():
+        hpreact = case.info["hpreact"].clone().requires_grad_(True)
+        torch.tanh(hpreact).backward(case.inputs["dh"])
+    return {"hpreact": hpreact.grad}
+
+
+def _tanh_no_chain(got, exp, case=None, **_):
+    return close(got, 1 - case.inputs["h"].to(torch.float64) ** 2)
+
+
+def _tanh_wrong_derivative(got, exp, case=None, **_):
+    h, dh = case.inputs["h"].to(torch.float64), case.inputs["dh"].to(torch.float64)
+    for wrong, what in (((1 - h) ** 2 * dh, "(1 - h)**2 is not 1 - h**2"),
+                        ((1 - torch.tanh(h) ** 2) * dh, "h is already tanh(hpreact): use 1 - h**2"),
+                        (h * dh, "the derivative of tanh is 1 - tanh**2 = 1 - h**2")):
+        if close(got, wrong):
+            return what
+    return False
+
+
+MISTAKES_TANH = (
+    Mistake("chain_rule", "that is the local derivative only: multiply it by the upstream gradient dh", _tanh_no_chain),
+    Mistake("tanh_derivative", "d tanh(x)/dx = 1 - tanh(x)**2 = 1 - h**2", _tanh_wrong_derivative),
+)
+
+
+def emb_cases(seeds: Seeds) -> list[Case]:
+    def case(case_id, hidden, seed, n, num, d, dtype, lacks_last, label):
+        Xb, _ = names_batch(seed, n, lacks_last)
+        if num != VOCAB_SIZE:
+            Xb = torch.randint(0, num - (1 if lacks_last else 0), Xb.shape, generator=torch.Generator().manual_seed(seed))
+        demb = torch.randn(n, Xb.shape[1], d, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype)
+        return Case(case_id, hidden, {"Xb": Xb, "demb": demb, "num_embeddings": num}, info={"Xb": Xb}, label=label)
+    out = [case("public-0", False, 42, BATCH_SIZE, VOCAB_SIZE, N_EMBD, torch.float32, True,
+                "float32, batch 32, no 'z' in the batch")]
+    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.embedding_backward", 3)):
+        n, num, d, lacks = ((57, 27, 10, False), (7, 27, 6, True), (32, 40, 16, True))[i]
+        out.append(case(f"hidden-{i}", True, seed, n, num, d, torch.float64, lacks, f"float64, batch {n}"))
+    return out
+
+
+def emb_truth(case: Case) -> dict:
+    x = case.inputs
+    with torch.enable_grad():
+        C = torch.zeros(x["num_embeddings"], x["demb"].shape[-1], dtype=x["demb"].dtype, requires_grad=True)
+        C[x["Xb"]].backward(x["demb"])
+    return {"C": C.grad}
+
+
+MISTAKES_EMB = (
+    Mistake("onehot_num_classes", "F.one_hot(Xb) without num_classes=num_embeddings has only as many classes as "
+            "the largest index in this batch", _onehot_shrunk),
+    Mistake("missing_branch", "a row of C picked several times by Xb must get the SUM of their gradients "
+            "(`+=`, `index_add_`); `dC[Xb] = demb` keeps only one", lambda got, exp, case=None, **_:
+            _index_assigned(got, exp, case)),
+)
+
+
+def drive_tanh(module, inputs):
+    return {"hpreact": module.tanh_backward(inputs["h"], inputs["dh"])}
+
+
+def drive_embedding(module, inputs):
+    return {"C": module.embedding_backward(inputs["Xb"], inputs["demb"], inputs["num_embeddings"])}
+
+
+STEP_ORDER = ("loss", "W2", "b2", "bngain", "bnbias", "W1", "b1", "C")
+
+
+def fb_cases(seeds: Seeds) -> list[Case]:
+    out = []
+    for case in model_cases(seeds, "backprop_ninja.forward_backward"):
+        fwd: Forward = case.info["forward"]
+        params = {name: fwd.values[name].clone() for name in PARAMETER_NAMES}
+        out.append(Case(case.id, case.hidden, {"params": params, "Xb": fwd.k.Xb, "Yb": fwd.k.Yb}, info=case.info,
+                        label=case.label))
+    return out
+
+
+def fb_truth(case: Case) -> dict:
+    fwd: Forward = case.info["forward"]
+    return {"loss": fwd.values["loss"], **{name: fwd.grads[name] for name in STEP_ORDER[1:]}}
+
+
+def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    fwd: Forward = case.info["forward"]
+    return [compare(name, outputs.get(name), truth[name], scale=None if name == "loss" else
+                    judge_scale(name, truth[name], fwd.grads, fwd.values, fwd.k.n)) for name in STEP_ORDER]
+
+
+MISTAKES_FB = (
+    Mistake("onehot_num_classes", MISTAKES_EMB[0].hint, _onehot_shrunk, checks=("C",)),
+    Mistake("scale", "the answer is a constant multiple of the right one", _scale_named),
+)
+
+
+def drive_forward_backward(module, inputs):
+    result = module.forward_backward(inputs["params"], inputs["Xb"], inputs["Yb"])
+    if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], dict):
+        raise TypeError("forward_backward must return (loss, grads) with grads a dict keyed like params")
+    loss, grads = result
+    return {"loss": loss, **{name: grads.get(name) for name in PARAMETER_NAMES}}
+
+
+TRAIN_STEPS, TRAIN_LR = 40, 0.1
+
+
+def train_cases(seeds: Seeds) -> list[Case]:
+    X, Y = _examples()
+    out = [Case("public-0", False, {"params": init_params(LECTURE_SEED), "X": X[:4000], "Y": Y[:4000],
+                                    "steps": TRAIN_STEPS, "lr": TRAIN_LR, "batch_size": BATCH_SIZE, "seed": 0},
+                label=f"float32, {TRAIN_STEPS} steps of SGD, lr {TRAIN_LR}")]
+    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.train", 1)):
+        params = init_params(seed, dtype=torch.float64)
+        out.append(Case(f"hidden-{i}", True, {"params": params, "X": X[4000:8000], "Y": Y[4000:8000],
+                                              "steps": TRAIN_STEPS, "lr": TRAIN_LR, "batch_size": 20, "seed": seed},
+                        label=f"float64, {TRAIN_STEPS} steps, batch 20"))
+    return out
+
+
+def train_truth(case: Case) -> dict:
+    """The same run (same batches: the template fixes how they are drawn) with autograd's gradients."""
+    x = case.inputs
+    params = {k: v.clone() for k, v in x["params"].items()}
+    g = torch.Generator().manual_seed(x["seed"])
+    losses = []
+    for _ in range(x["steps"]):
+        ix = torch.randint(0, x["X"].shape[0], (x["batch_size"],), generator=g)
+        fwd = run_forward(params, x["X"][ix], x["Y"][ix])
+        for name in PARAMETER_NAMES:
+            params[name] -= x["lr"] * fwd.grads[name]
+        losses.append(float(fwd.values["loss"]))
+    return {"losses": torch.tensor(losses, dtype=torch.float64), "lowers_loss": 1.0}
+
+
+# SGD replayed with another rounding: the trajectories drift apart by float noise amplified over the
+# steps; 1e-3 relative is far below any mistake's effect on the loss curve and far above float32 drift.
+TRAIN_TOLERANCE = Tolerance(rtol=1e-3, atol=1e-4)
+
+
+def judge_train(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    losses = outputs.get("losses")
+    curve = compare("losses", losses, truth["losses"], tolerance=TRAIN_TOLERANCE)
+    t = as_tensor(losses)
+    if t is None or t.dim() != 1 or t.numel() < 10:
+        lowers = Comparison("lowers_loss", NOT_IMPLEMENTED if curve.verdict == NOT_IMPLEMENTED else WRONG,
+                            message="train must return the list of the losses of every step")
+    else:
+        first, last = float(t[:5].mean()), float(t[-5:].mean())
+        ok = last < first - 0.1
+        advice = "" if ok else ": the loss does not go down; check the update (p -= lr * grad) and the gradients"
+        lowers = Comparison("lowers_loss", EXACT if ok else WRONG,
+                            message=f"mean loss of the first 5 steps {first:.3f}, of the last 5 {last:.3f}{advice}")
+    return [curve, lowers]
+
+
+def drive_train(module, inputs):
+    params = inputs["params"]
+    losses = module.train(params, inputs["X"], inputs["Y"], inputs["steps"], inputs["lr"],
+                          batch_size=inputs["batch_size"], seed=inputs["seed"])
+    return {"losses": [float(x) for x in losses] if isinstance(losses, (list, tuple)) else losses}
+
+
+# -- the exercises ---------------------------------------------------------------------------------------
+
+def _ex(entry, points, cases, driver, truth, title, **kw) -> Exercise:
+    if "judge" in kw:
+        kw["judge"] = single_threaded(kw["judge"])
+    kw["mistakes"] = tuple(Mistake(m.id, m.hint, single_threaded(m.matches), m.checks) for m in kw.get("mistakes", ()))
+    return Exercise(id=f"{MODULE}.{entry}", module=MODULE, entry=entry, points=points, cases=single_threaded(cases),
+                    driver=f"{__name__}:{driver}", truth=single_threaded(truth), title=title, forbid_autograd=True,
+                    time_limit=kw.pop("time_limit", 20.0), **kw)
+
+
+EXERCISES = [
+    _ex("manual_backward", 26.0, lambda s: model_cases(s, "backprop_ninja.manual_backward"), "drive_manual_backward",
+        lambda case: dict(case.info["forward"].grads), "exercise 1: backprop through every step",
+        judge=judge_manual_backward, mistakes=MISTAKES_1),
+    _ex("cross_entropy_backward", 4.0, ce_cases, "drive_cross_entropy", ce_truth,
+        "exercise 2: cross entropy backward in one go", mistakes=MISTAKES_2),
+    _ex("batchnorm_backward", 4.0, bn_cases, "drive_batchnorm", bn_truth, "exercise 3: batchnorm backward in one go",
+        mistakes=MISTAKES_3),
+    _ex("tanh_backward", 2.0, tanh_cases, "drive_tanh", tanh_truth, "exercise 4: tanh backward",
+        mistakes=MISTAKES_TANH),
+    _ex("embedding_backward", 2.0, emb_cases, "drive_embedding", emb_truth, "exercise 4: embedding backward",
+        mistakes=MISTAKES_EMB),
+    _ex("forward_backward", 8.0, fb_cases, "drive_forward_backward", fb_truth,
+        "exercise 4: a whole training step by hand", judge=judge_forward_backward, mistakes=MISTAKES_FB),
+    _ex("train", 4.0, train_cases, "drive_train", train_truth, "exercise 4: train with your backward",
+        judge=judge_train, time_limit=60.0),
+]

@@ -1,0 +1,278 @@
+"""Backprop ninja: backpropagate by hand through a 2-layer MLP with batchnorm (Karpathy, makemore part 4).
+
+The forward pass is given, chunked into small named steps. Your job is the backward pass, written as
+PyTorch tensor code without autograd:
+
+  exercise 1  `manual_backward(ctx)`: the gradient of the loss for every intermediate tensor, step by step
+              (fill one `dX = None  # TODO` at a time; `make check` grades each tensor as soon as it is done)
+  exercise 2  `cross_entropy_backward(logits, Yb)`: dlogits in one expression
+  exercise 3  `batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv)`: dhprebn in one expression
+  exercise 4  `tanh_backward`, `embedding_backward`, then `forward_backward` and `train`: the whole
+              training step with your backward, to train the model and sample names
+
+Run this file (`python backprop_ninja.py`) to compare each of your gradients with PyTorch's, the way
+the lecture does with `cmp('logprobs', dlogprobs, logprobs)`.
+"""
+from types import SimpleNamespace
+
+import torch
+
+VOCAB_SIZE = 27   # '.' and a-z
+BLOCK_SIZE = 3    # characters of context
+N_EMBD = 10       # embedding dimensions per character
+N_HIDDEN = 64     # neurons in the hidden layer
+BATCH_SIZE = 32
+BN_EPS = 1e-5
+
+PARAMETER_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
+# Every tensor exercise 1 asks for, in the order of the backward pass.
+GRADIENT_NAMES = ("logprobs", "probs", "counts_sum_inv", "counts_sum", "counts", "norm_logits", "logit_maxes",
+                  "logits", "h", "W2", "b2", "hpreact", "bngain", "bnbias", "bnraw", "bnvar_inv", "bnvar",
+                  "bndiff2", "bndiff", "bnmeani", "hprebn", "embcat", "W1", "b1", "emb", "C")
+
+
+# -- given: parameters and the forward pass ----------------------------------------------------------------
+
+def init_params(seed=2147483647, vocab_size=VOCAB_SIZE, n_embd=N_EMBD, block_size=BLOCK_SIZE,
+                n_hidden=N_HIDDEN, dtype=torch.float32):
+    """The lecture's initialisation. Biases and batchnorm parameters are small random numbers, not the
+    usual zeros and ones, so that a wrong gradient cannot hide behind a zero."""
+    g = torch.Generator().manual_seed(seed)
+    C = torch.randn((vocab_size, n_embd), generator=g, dtype=dtype)
+    W1 = torch.randn((n_embd * block_size, n_hidden), generator=g, dtype=dtype) * (5 / 3) / ((n_embd * block_size) ** 0.5)
+    b1 = torch.randn(n_hidden, generator=g, dtype=dtype) * 0.1  # useless with batchnorm after it: just for fun
+    W2 = torch.randn((n_hidden, vocab_size), generator=g, dtype=dtype) * 0.1
+    b2 = torch.randn(vocab_size, generator=g, dtype=dtype) * 0.1
+    bngain = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1 + 1.0
+    bnbias = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1
+    return dict(C=C, W1=W1, b1=b1, W2=W2, b2=b2, bngain=bngain, bnbias=bnbias)
+
+
+def forward(params, Xb, Yb):
+    """The forward pass in the lecture's small steps. Returns every tensor by name (attribute access:
+    `ctx.logprobs`), with the parameters, `n`, `Xb`, `Yb` and the `loss`."""
+    C, W1, b1, W2, b2, bngain, bnbias = (params[k] for k in PARAMETER_NAMES)
+    n = Xb.shape[0]
+    emb = C[Xb]                                  # embed the characters into vectors
+    embcat = emb.view(emb.shape[0], -1)          # concatenate the vectors
+    # Linear layer 1
+    hprebn = embcat @ W1 + b1                    # hidden layer pre-activation
+    # BatchNorm layer
+    bnmeani = 1 / n * hprebn.sum(0, keepdim=True)
+    bndiff = hprebn - bnmeani
+    bndiff2 = bndiff**2
+    bnvar = 1 / (n - 1) * bndiff2.sum(0, keepdim=True)  # Bessel's correction: divide by n-1, not n
+    bnvar_inv = (bnvar + BN_EPS)**-0.5
+    bnraw = bndiff * bnvar_inv
+    hpreact = bngain * bnraw + bnbias
+    # Non-linearity
+    h = torch.tanh(hpreact)                      # hidden layer
+    # Linear layer 2
+    logits = h @ W2 + b2                         # output layer
+    # cross entropy loss (same as F.cross_entropy(logits, Yb))
+    logit_maxes = logits.max(1, keepdim=True).values
+    norm_logits = logits - logit_maxes           # subtract max for numerical stability
+    counts = norm_logits.exp()
+    counts_sum = counts.sum(1, keepdims=True)
+    counts_sum_inv = counts_sum**-1              # (1.0 / counts_sum) would not be bitwise equal to autograd
+    probs = counts * counts_sum_inv
+    logprobs = probs.log()
+    loss = -logprobs[range(n), Yb].mean()
+    return SimpleNamespace(**params, n=n, Xb=Xb, Yb=Yb, emb=emb, embcat=embcat, hprebn=hprebn, bnmeani=bnmeani,
+                           bndiff=bndiff, bndiff2=bndiff2, bnvar=bnvar, bnvar_inv=bnvar_inv, bnraw=bnraw,
+                           hpreact=hpreact, h=h, logits=logits, logit_maxes=logit_maxes, norm_logits=norm_logits,
+                           counts=counts, counts_sum=counts_sum, counts_sum_inv=counts_sum_inv, probs=probs,
+                           logprobs=logprobs, loss=loss)
+
+
+# -- exercise 1: backprop through the whole thing, one tensor at a time ------------------------------------
+
+def manual_backward(ctx):
+    """The gradient of `ctx.loss` with respect to every tensor of GRADIENT_NAMES, keyed by name.
+
+    `ctx` holds every tensor of the forward pass by its name (`ctx.probs`, `ctx.W2`...) and `ctx.n`,
+    `ctx.Xb`, `ctx.Yb`. Each gradient must have exactly the shape of its tensor.
+    """
+    n, Xb, Yb = ctx.n, ctx.Xb, ctx.Yb
+    # loss = -logprobs[range(n), Yb].mean(): only the n picked entries matter, each with weight -1/n
+    dlogprobs = None  # TODO
+    # logprobs = probs.log()
+    dprobs = None  # TODO
+    # probs = counts * counts_sum_inv: counts_sum_inv (n,1) was broadcast across the row, so sum it back
+    dcounts_sum_inv = None  # TODO
+    # counts_sum_inv = counts_sum**-1
+    dcounts_sum = None  # TODO
+    # counts is used twice: in probs = counts * counts_sum_inv and in counts_sum = counts.sum(1): add both
+    dcounts = None  # TODO
+    # counts = norm_logits.exp()
+    dnorm_logits = None  # TODO
+    # norm_logits = logits - logit_maxes: logit_maxes (n,1) was broadcast
+    dlogit_maxes = None  # TODO
+    # logits is used twice: in norm_logits directly, and through the max (which routes to the argmax)
+    dlogits = None  # TODO
+    # logits = h @ W2 + b2
+    dh = None  # TODO
+    dW2 = None  # TODO
+    db2 = None  # TODO
+    # h = tanh(hpreact)
+    dhpreact = None  # TODO
+    # hpreact = bngain * bnraw + bnbias: bngain and bnbias (1,64) were broadcast over the batch
+    dbngain = None  # TODO
+    dbnbias = None  # TODO
+    dbnraw = None  # TODO
+    # bnraw = bndiff * bnvar_inv: bnvar_inv (1,64) was broadcast
+    dbnvar_inv = None  # TODO
+    # bnvar_inv = (bnvar + 1e-5)**-0.5
+    dbnvar = None  # TODO
+    # bnvar = 1/(n-1) * bndiff2.sum(0, keepdim=True): a sum in the forward is a broadcast in the backward
+    dbndiff2 = None  # TODO
+    # bndiff is used twice: in bnraw and in bndiff2 = bndiff**2
+    dbndiff = None  # TODO
+    # bndiff = hprebn - bnmeani: bnmeani (1,64) was broadcast
+    dbnmeani = None  # TODO
+    # hprebn is used twice: in bndiff directly, and through the mean
+    dhprebn = None  # TODO
+    # hprebn = embcat @ W1 + b1
+    dembcat = None  # TODO
+    dW1 = None  # TODO
+    db1 = None  # TODO
+    # embcat = emb.view(n, -1): undo the view
+    demb = None  # TODO
+    # emb = C[Xb]: every row of C picked by Xb gets its gradient added (a row picked twice gets two)
+    dC = None  # TODO
+    return dict(logprobs=dlogprobs, probs=dprobs, counts_sum_inv=dcounts_sum_inv, counts_sum=dcounts_sum,
+                counts=dcounts, norm_logits=dnorm_logits, logit_maxes=dlogit_maxes, logits=dlogits, h=dh, W2=dW2,
+                b2=db2, hpreact=dhpreact, bngain=dbngain, bnbias=dbnbias, bnraw=dbnraw, bnvar_inv=dbnvar_inv,
+                bnvar=dbnvar, bndiff2=dbndiff2, bndiff=dbndiff, bnmeani=dbnmeani, hprebn=dhprebn, embcat=dembcat,
+                W1=dW1, b1=db1, emb=demb, C=dC)
+
+
+# -- exercise 2: cross entropy backward in one go -----------------------------------------------------------
+
+def cross_entropy_backward(logits, Yb):
+    """dloss/dlogits for loss = F.cross_entropy(logits, Yb) (the mean over the batch)."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# -- exercise 3: batchnorm backward in one go ---------------------------------------------------------------
+
+def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+    """dloss/dhprebn through hpreact = bngain * (hprebn - mean) / sqrt(var + eps) + bnbias, where var is
+    the Bessel-corrected batch variance (divided by n-1), as in the forward pass."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# -- exercise 4: the pieces of a whole training step ---------------------------------------------------------
+
+def tanh_backward(h, dh):
+    """dloss/dhpreact for h = tanh(hpreact), given h and dloss/dh."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def embedding_backward(Xb, demb, num_embeddings):
+    """dloss/dC for emb = C[Xb], where C has `num_embeddings` rows. A row picked several times sums them."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def forward_backward(params, Xb, Yb):
+    """One training step's forward and manual backward: (loss, grads), with grads keyed like params.
+
+    Uses the compact forward (cross entropy and batchnorm in one go) and your exercises 2-4 for the
+    backward."""
+    C, W1, b1, W2, b2, bngain, bnbias = (params[k] for k in PARAMETER_NAMES)
+    n = Xb.shape[0]
+    emb = C[Xb]
+    embcat = emb.view(n, -1)
+    hprebn = embcat @ W1 + b1
+    bnmean = hprebn.mean(0, keepdim=True)
+    bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+    bnvar_inv = (bnvar + BN_EPS)**-0.5
+    bnraw = (hprebn - bnmean) * bnvar_inv
+    hpreact = bngain * bnraw + bnbias
+    h = torch.tanh(hpreact)
+    logits = h @ W2 + b2
+    loss = torch.nn.functional.cross_entropy(logits, Yb)
+    # YOUR CODE HERE
+    raise NotImplementedError()
+    return loss, dict(C=dC, W1=dW1, b1=db1, W2=dW2, b2=db2, bngain=dbngain, bnbias=dbnbias)
+
+
+def train(params, X, Y, steps, lr, batch_size=BATCH_SIZE, seed=0):
+    """Minibatch SGD with your manual backward; updates `params` in place, returns the loss of every step."""
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        ix = torch.randint(0, X.shape[0], (batch_size,), generator=g)
+        loss, grads = forward_backward(params, X[ix], Y[ix])
+        # YOUR CODE HERE
+        raise NotImplementedError()
+        losses.append(loss.item())
+    return losses
+
+
+# -- given: evaluate and sample --------------------------------------------------------------------------
+
+@torch.no_grad()
+def batchnorm_stats(params, X):
+    """The batchnorm mean and variance over a whole training set (the lecture's calibration step)."""
+    hprebn = params["C"][X].view(X.shape[0], -1) @ params["W1"] + params["b1"]
+    return hprebn.mean(0, keepdim=True), hprebn.var(0, keepdim=True, unbiased=True)
+
+
+@torch.no_grad()
+def evaluate(params, X, Y, bnmean, bnvar):
+    """The loss on (X, Y) with fixed batchnorm statistics."""
+    hprebn = params["C"][X].view(X.shape[0], -1) @ params["W1"] + params["b1"]
+    hpreact = params["bngain"] * (hprebn - bnmean) * (bnvar + BN_EPS)**-0.5 + params["bnbias"]
+    logits = torch.tanh(hpreact) @ params["W2"] + params["b2"]
+    return torch.nn.functional.cross_entropy(logits, Y).item()
+
+
+@torch.no_grad()
+def sample(params, bnmean, bnvar, count=10, seed=2147483647 + 10, block_size=BLOCK_SIZE):
+    """Names drawn from the model, one character at a time."""
+    g = torch.Generator().manual_seed(seed)
+    itos = {0: "."} | {i + 1: c for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
+    out = []
+    for _ in range(count):
+        context, name = [0] * block_size, []
+        while True:
+            X = torch.tensor([context])
+            hprebn = params["C"][X].view(1, -1) @ params["W1"] + params["b1"]
+            hpreact = params["bngain"] * (hprebn - bnmean) * (bnvar + BN_EPS)**-0.5 + params["bnbias"]
+            logits = torch.tanh(hpreact) @ params["W2"] + params["b2"]
+            ix = torch.multinomial(torch.softmax(logits, 1), 1, generator=g).item()
+            if ix == 0:
+                break
+            name.append(itos[ix])
+            context = context[1:] + [ix]
+        out.append("".join(name))
+    return out
+
+
+if __name__ == "__main__":
+    # The lecture's check: your gradients next to PyTorch's, tensor by tensor.
+    from autograder.compare import cmp
+    from autograder.data import datasets
+
+    (Xtr, Ytr), _, _ = datasets(BLOCK_SIZE)
+    g = torch.Generator().manual_seed(42)
+    ix = torch.randint(0, Xtr.shape[0], (BATCH_SIZE,), generator=g)
+    params = init_params()
+    for p in params.values():
+        p.requires_grad_(True)
+    ctx = forward(params, Xtr[ix], Ytr[ix])
+    for name in GRADIENT_NAMES:
+        if name not in PARAMETER_NAMES:
+            getattr(ctx, name).retain_grad()
+    ctx.loss.backward()
+    print(f"loss {ctx.loss.item():.4f}")
+    with torch.no_grad():
+        plain = SimpleNamespace(**{k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in vars(ctx).items()})
+        grads = manual_backward(plain)
+    for name in GRADIENT_NAMES:
+        cmp(name, grads.get(name), getattr(ctx, name))
