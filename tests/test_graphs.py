@@ -88,6 +88,7 @@ MISTAKES = [
     ("sigmoid_derivative", "graphs.SigmoidGate", ("return (1.0 - self.s) * self.s * dout", "return self.s * dout"),
      "dx"),
     ("sigmoid_derivative", "graphs.sigmoid_neuron", ("dz = sig.backward(1.0)", "dz = f"), "dw"),
+    ("no_upstream", "graphs.sigmoid_neuron", ("return dout, dout", "return 1.0, 1.0"), "dx"),  # a gate's bug
     ("not_switched", "graphs.simple_graph", ("dq, dz = mul.backward(1.0)", "dq, dz = z, z"), "dz"),
 ]
 

@@ -356,7 +356,16 @@ def _neuron_not_switched(got, exp, case=None, name=None, **_) -> bool:
     return _close(got, own * (s * (1 - s))[:, None])
 
 
+def _neuron_no_upstream(got, exp, case=None, name=None, **_) -> bool:
+    """The local gradients of the dot product alone: the sigmoid's factor never reached them."""
+    w, x, z, s, local = _neuron_parts(case)
+    return _close(got, local[name])
+
+
 NEURON_MISTAKES = (
+    Mistake("no_upstream", "the sigmoid's factor (1 - s) * s = 0.2 at the lecture's point is missing: every gate "
+                           "multiplies its local gradient by the upstream dout (check your AddGate and "
+                           "MultiplyGate backward, which this graph uses)", _neuron_no_upstream),
     Mistake("sigmoid_derivative", "d sigmoid(z)/dz = (1 - s) * s with s = sigmoid(z), the output (0.73 * 0.27 = "
                                   "0.2 at the lecture's point)", _neuron_sigmoid),
     Mistake("not_switched", "mul switches: d(w0*x0)/dw0 = x0 and d(w0*x0)/dx0 = w0", _neuron_not_switched),
