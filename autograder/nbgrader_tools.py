@@ -304,7 +304,7 @@ def _clear_solutions_class():
 
         def _replace_solution_region(self, cell, language):
             from .templating import STUB_RE, strip_solutions
-            if cell.cell_type != "code" or not STUB_RE.search(cell.source):
+            if cell.cell_type != "code" or not any(STUB_RE.search(line) for line in cell.source.splitlines()):
                 return super()._replace_solution_region(cell, language)
             source = strip_solutions(cell.source)
             changed = source != cell.source
@@ -410,7 +410,7 @@ def gradebook_scores(course: Path, assignment: str) -> dict[str, dict[str, float
 def grade_table(scores: dict[str, dict[str, float]]) -> str:
     """A plain text table: one row per student, one column per grade cell, and the total."""
     cells = sorted({c for row in scores.values() for c in row})
-    short = [c.split(".", 1)[-1] for c in cells]
+    short = [c.split("-", 1)[-1] for c in cells]  # "graphs-AddGate" -> "AddGate"
     widths = [max(len(s), 5) for s in short]
     name_w = max([len("student")] + [len(s) for s in scores])
     lines = ["  ".join(["student".ljust(name_w)] + [s.rjust(w) for s, w in zip(short, widths)] + ["total"])]
