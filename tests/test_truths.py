@@ -9,6 +9,8 @@ forward pass, and no autograd at all on the numeric side. Large tensors are prob
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,183 @@ def test_a_wrong_truth_would_be_caught():
 def test_every_assignment_is_covered():
     """A new assignment must bring its truth validation here."""
     assert set(NAMES) == {"micrograd", "graphs", "backprop_ninja"}
+
+
+# -- micrograd --------------------------------------------------------------------------------------------------
+# The grader's programs are interpreted again here in plain Python floats and `math`, with an op table of
+# our own: "n" operands are node indices, "c" operands constants (the program format of the assignment).
+
+PY_OPS = {
+    "add": ("nn", lambda a, b: a + b), "mul": ("nn", lambda a, b: a * b), "pow": ("nc", lambda a, k: a ** k),
+    "exp": ("n", math.exp), "log": ("n", math.log), "tanh": ("n", math.tanh), "relu": ("n", lambda a: max(a, 0.0)),
+    "sigmoid": ("n", lambda a: 1.0 / (1.0 + math.exp(-a))), "neg": ("n", lambda a: -a),
+    "sub": ("nn", lambda a, b: a - b), "div": ("nn", lambda a, b: a / b), "addc": ("nc", lambda a, c: a + c),
+    "radd": ("cn", lambda c, a: c + a), "rsub": ("cn", lambda c, a: c - a), "rmul": ("cn", lambda c, a: c * a),
+    "rdiv": ("cn", lambda c, a: c / a),
+}
+
+
+def evaluate(program: dict, override: dict | None = None) -> list[float]:
+    """Every node's value; `override` {node: value} replaces a node's value (its inputs are then ignored),
+    so d out / d node is the derivative of out with respect to that node, everything downstream recomputed."""
+    override = override or {}
+    nodes = [override.get(i, float(v)) for i, v in enumerate(program["leaves"])]
+    for name, *args in program["ops"]:
+        kinds, op = PY_OPS[name]
+        value = op(*(nodes[a] if kind == "n" else a for kind, a in zip(kinds, args)))
+        nodes.append(override.get(len(nodes), value))
+    return nodes
+
+
+def check_node_gradients(program: dict, node_indices, truths, what: str) -> None:
+    """d(output)/d(node) for each node, numerically (perturbing that node alone) against the truth."""
+    base = evaluate(program)
+    for k, truth in zip(node_indices, truths):
+        check(lambda v, k=k: evaluate(program, {k: v})[-1], [base[k]], [float(truth)], what=f"{what}, node {k}")
+
+
+# The small graphs of micrograd.backward / micrograd.reuse as programs: (leaves, ops, nodes whose grads the truth lists)
+MICROGRAD_GRAPHS = {
+    "seed": (("x", "y", "z"), [["mul", 0, 1], ["add", 3, 2]], [4, 0, 1, 2]),
+    "chain": (("x", "w", "u", "z"), [["mul", 0, 1], ["tanh", 4], ["mul", 5, 2], ["add", 6, 3], ["exp", 7]],
+              [0, 1, 2, 3]),
+    "a + a": (("a",), [["add", 0, 0]], [0]),
+    "a * a": (("a",), [["mul", 0, 0]], [0]),
+    "b + b (b = a + a)": (("a",), [["add", 0, 0], ["add", 1, 1]], [1, 0]),
+    "diamond": (("a", "x"), [["mul", 0, 1], ["tanh", 2], ["mul", 3, 2], ["add", 4, 2]], [4, 3, 2, 0, 1]),
+}
+
+
+def check_small_graphs(values: dict, truth: dict, what: str) -> None:
+    for part, expected in truth.items():
+        names, ops, node_indices = MICROGRAD_GRAPHS[part]
+        program = {"leaves": [values[n] for n in names], "ops": ops}
+        check_node_gradients(program, node_indices, np64(expected), f"{what} {part}")
+
+
+def check_op(name: str, spec: dict, expected, what: str) -> None:
+    """[out, a.grad + pre-set a.grad (, b.grad + pre-set)] with out.grad = g."""
+    kinds, op = PY_OPS[name]
+    expected = np64(expected)
+    n_inputs = kinds.count("n")
+    inputs = [float(spec["a"]), float(spec["b"])][:n_inputs]
+
+    def f(*xs):
+        it = iter(xs)
+        return op(*(spec["const"] if kind == "c" else next(it) for kind in kinds))
+    assert expected[0] == pytest.approx(f(*inputs), rel=1e-12, abs=1e-12), f"{what}: forward value"
+    pre = [spec["a_grad"], spec["b_grad"]][:n_inputs]
+    check(f, inputs, [e - p for e, p in zip(expected[1:], pre)], upstream=float(spec["g"]), what=what)
+
+
+def micrograd():
+    from autograder.assignments import micrograd as mg
+    if not mg.EXERCISES:
+        pytest.skip("autograder/assignments/micrograd.py declares no EXERCISES yet")
+    assert set(PY_OPS) == set(mg.OPS), "a micrograd op has no independent forward here: add it to PY_OPS"
+    return mg
+
+
+def nn_forward(params, xs):
+    h = np64(xs)
+    for i, layer in enumerate(params):
+        W = np.array([neuron[:-1] for neuron in layer], dtype=np.float64)
+        b = np.array([neuron[-1] for neuron in layer], dtype=np.float64)
+        h = h @ W.T + b
+        if i != len(params) - 1:
+            h = np.maximum(h, 0.0)
+    return h
+
+
+def unflatten(p: np.ndarray, like: list) -> list:
+    """The flat parameter vector back into layers of neurons of [weights..., bias] (the truth's order)."""
+    out, k = [], 0
+    for layer in like:
+        out.append([])
+        for neuron in layer:
+            out[-1].append(list(p[k:k + len(neuron)]))
+            k += len(neuron)
+    return out
+
+
+def check_micrograd_case(mg, exercise, case) -> None:
+    truth = exercise.truth(case)
+    what = f"{exercise.id} {case.id}"
+    i = case.inputs
+    if exercise.id == "micrograd.ops":
+        by_shown = {shown: name for name, shown in mg.SHOWN.items()}
+        assert set(truth) == set(by_shown)
+        for shown, expected in truth.items():
+            check_op(by_shown[shown], i["ops"][by_shown[shown]], expected, f"{what} {shown}")
+    elif exercise.id in ("micrograd.backward", "micrograd.reuse"):
+        check_small_graphs(i["values"], truth, what)
+    elif exercise.id == "micrograd.expressions":
+        program = i["program"]
+        n = len(program["leaves"])
+        nodes = evaluate(program)
+        assert np64(truth["output"]).tolist() == pytest.approx([nodes[-1], 1.0], rel=1e-12, abs=1e-12)
+        leaves = [float(v) for v in program["leaves"]]
+        check(lambda *xs: evaluate({**program, "leaves": list(xs)})[-1], leaves, list(np64(truth["leaf grads"])),
+              what=f"{what} leaf grads")
+        check_node_gradients(program, range(n, len(nodes) - 1), np64(truth["node grads"]), f"{what} node grads")
+    elif exercise.id == "micrograd.deep_chain":
+        def chain(x):
+            for m, c in zip(i["m"], i["c"]):
+                x = x * m + c
+            return x
+        value, grad = np64(truth["out, x.grad"])
+        assert value == pytest.approx(chain(float(i["x"])), rel=1e-12)
+        check(chain, [float(i["x"])], [grad], what=what)
+    elif exercise.id == "micrograd.nn":
+        p = np.array([v for layer in i["params"] for neuron in layer for v in neuron], dtype=np.float64)
+        ys = np64(i["ys"])
+
+        def loss(p):
+            return float(((nn_forward(unflatten(p, i["params"]), i["xs"]) - ys) ** 2).sum())
+        assert float(truth["parameters"]) == p.size
+        assert np.allclose(np64(truth["forward"]), nn_forward(i["params"], i["xs"]), rtol=1e-12, atol=1e-12)
+        for name in ("gradients", "zero_grad"):
+            check(loss, [p], [np64(truth[name])], what=f"{what} {name}")
+        before, after = np64(truth["SGD step"])
+        stepped = p - i["lr"] * np64(truth["gradients"])  # the truth's gradient, validated just above
+        assert [before, after] == pytest.approx([loss(p), loss(stepped)], rel=1e-9)
+    else:
+        raise AssertionError(f"{exercise.id}: no independent validation written for this exercise's truth")
+
+
+def micrograd_exercises():
+    from autograder.assignments import micrograd as mg
+    return mg.EXERCISES or [None]
+
+
+@pytest.mark.parametrize("exercise", micrograd_exercises(), ids=lambda ex: ex.id if ex else "none")
+def test_micrograd_truths(exercise):
+    mg = micrograd()
+    for case in exercise.cases(PUBLIC):
+        check_micrograd_case(mg, exercise, case)
+
+
+def test_micrograd_probe_truth():
+    """The fixed probe graphs the micrograd diagnosis compares against are truths too."""
+    mg = micrograd()
+    truth = mg.probe_truth()
+    for key, expected in truth["local"].items():
+        name, index = key.rstrip("0123456789"), int(key[len(key.rstrip("0123456789")):])
+        check_op(name, mg.PROBE_LOCAL[name][index], expected, f"probe {key}")
+    check_small_graphs(mg.PROBE_VALUES, {k: v for k, v in truth.items() if k != "local"}, "probe")
+
+
+def test_a_wrong_micrograd_truth_would_be_caught():
+    mg = micrograd()
+    spec = dict(a=0.6, b=-1.3, const=3, a_grad=0.25, b_grad=-0.5, g=1.5)
+    right = mg.torch_op("tanh", spec)
+    check_op("tanh", spec, right, "tanh")
+    wrong = [right[0], right[1] + 1e-4]  # a derivative off by 1e-4 (relative ~1e-4)
+    with pytest.raises(AssertionError, match="input 0"):
+        check_op("tanh", spec, wrong, "tanh")
+    values = dict(mg.PROBE_VALUES)
+    truth = mg.torch_graphs(values)
+    diamond = list(truth["diamond"])
+    diamond[2] *= 0.5  # b's gradient with one of its three branches dropped would differ like this
+    with pytest.raises(AssertionError, match="node 2"):
+        check_small_graphs(values, {"diamond": diamond}, "diamond")
