@@ -21,7 +21,8 @@ Why these numbers (float64, machine epsilon u = 2.2e-16):
   CS231n's reading of the number: > 1e-2 wrong; 1e-2..1e-4 uncomfortable; < 1e-7 happy;
 - an element whose true gradient is ~0 has a relative error of order 1 from rounding alone, so the
   relative error is `|a - n| / max(|a| + |n|, tiny)` with `tiny` = the rounding noise of the numeric
-  derivative (and of a float32 analytic gradient) divided by RTOL: noise can never fail a check;
+  derivative and of the analytic one (64 ulps of their largest terms: u = 2.2e-16, or 1.2e-7 for a
+  float32 gradient), divided by RTOL: noise can never fail a check;
 - a kink (relu at 0, max on a tie) inside [x-h, x+h] makes the centred difference a blend of two
   slopes. An element that fails is re-probed with a 100x smaller step (a kink *near* x is no longer
   crossed); one that still fails but equals a one-sided derivative sits *on* a kink: any one-sided
@@ -39,11 +40,11 @@ import numpy as np
 EPS = 1e-5
 RTOL = 1e-6
 RTOL_FLOAT32 = 1e-4     # a float32 analytic gradient carries ~1e-7 relative rounding per operation
+_NOISE_ULPS = 64        # rounding of one evaluation of f (or of an analytic gradient), in ulps of its terms
 REFINE = 1e-2           # the second, closer probe of a failing element: eps * REFINE
 KINK_RTOL = 1e-3        # one-sided differences err by h |f''| / 2: ~1e-5 relative, with a wide margin
 _U64 = float(np.finfo(np.float64).eps)
 _U32 = float(np.finfo(np.float32).eps)
-_NOISE_ULPS = 64        # rounding of one evaluation of f, in ulps of the magnitude of its terms
 
 
 class GradcheckError(ValueError):
@@ -373,12 +374,15 @@ def _probe(objective: _Objective, slot: _Slot, i: int, eps: float) -> tuple[floa
 
 
 def gradcheck(f: Callable, *inputs: Any, eps: float = EPS, upstream: Any = None, analytic: Sequence | None = None,
-              rtol: float | None = None, samples: int | None = None, seed: int = 0) -> GradcheckResult:
+              rtol: float | None = None, atol: float = 0.0, samples: int | None = None,
+              seed: int = 0) -> GradcheckResult:
     """Check the gradient of `f` at `inputs` against centred differences (see the module docstring).
 
     eps: the step (float64); rtol: the largest relative error that passes (default 1e-6, or 1e-4 when a
-    given analytic gradient is float32); samples: probe only this many random elements of each input
-    (CS231n's `grad_check_sparse`), chosen with `seed`.
+    given analytic gradient is float32); atol: an absolute difference the caller knows to be noise (a
+    gradient that is mathematically 0 but computed as a sum of terms of size T carries ~ulp(T) of noise),
+    0 by default; samples: probe only this many random elements of each input (CS231n's
+    `grad_check_sparse`), chosen with `seed`.
     """
     if not callable(f):
         raise GradcheckError(f"the first argument must be the function to check, got {type(f).__name__}")
@@ -386,6 +390,8 @@ def gradcheck(f: Callable, *inputs: Any, eps: float = EPS, upstream: Any = None,
         raise GradcheckError(f"eps must be a positive finite number, got {eps!r}")
     if samples is not None and (not isinstance(samples, int) or samples < 1):
         raise GradcheckError(f"samples must be a positive int (elements probed per input), got {samples!r}")
+    if not (isinstance(atol, (int, float)) and math.isfinite(atol) and atol >= 0):
+        raise GradcheckError(f"atol must be a finite number >= 0, got {atol!r}")
     if not inputs:
         raise GradcheckError("no inputs: call gradcheck(f, x, y, ...) with the point to check at")
     names = _parameter_names(f, len(inputs))
@@ -414,7 +420,7 @@ def gradcheck(f: Callable, *inputs: Any, eps: float = EPS, upstream: Any = None,
         if not math.isfinite(f0):
             raise GradcheckError(f"f is not finite at the point checked ({f0}): no derivative to check")
         rng = np.random.default_rng(seed)
-        analytic_noise = _U32 if rtol == RTOL_FLOAT32 else _U64
+        analytic_ulp = _U32 if _float32_analytic(analytic) else _U64
         result_a, result_n, result_r, kinks = [], [], [], []
         n_failed = n_checked = 0
         worst = (-1.0, None, None)
@@ -429,7 +435,8 @@ def gradcheck(f: Callable, *inputs: Any, eps: float = EPS, upstream: Any = None,
             where = range(slot.size) if samples is None or samples >= slot.size else \
                 sorted(rng.choice(slot.size, size=samples, replace=False).tolist())
             for i in where:
-                r, n, kink = _check_element(objective, slot, i, a[i], eps, rtol, f0, s0, analytic_noise * a_scale)
+                noise = _NOISE_ULPS * analytic_ulp * a_scale + atol
+                r, n, kink = _check_element(objective, slot, i, a[i], eps, rtol, f0, s0, noise)
                 numeric[i], rel[i] = n, r
                 n_checked += 1
                 index = np.unravel_index(i, slot.shape) if slot.shape else ()

@@ -262,3 +262,24 @@ def test_near_zero_gradient_elements_are_not_noise_failures():
 def test_misuse_raises_a_clear_error(call, message):
     with pytest.raises(GradcheckError, match=re.escape(message)):
         call()
+
+
+def test_atol_for_a_gradient_that_is_mathematically_zero():
+    # d loss / d m of cross-entropy on (logits - m) is 0 (softmax is shift-invariant); float32 autograd
+    # returns rounding noise of terms of size ~1/n, which is relative to those terms, not to itself
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(8, 5, generator=g) * 3
+    target = torch.randint(0, 5, (8,), generator=g)
+    m = logits.max(1, keepdim=True).values.clone().requires_grad_()
+    torch.nn.functional.cross_entropy(logits - m, target).backward()
+    assert m.grad.abs().max() > 0  # noise, not 0
+
+    def loss(m):
+        z = logits.double().numpy() - m
+        z = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return float(-z[np.arange(8), target.numpy()].mean())
+    noise = 64 * float(np.finfo(np.float32).eps) / 8
+    assert gradcheck(loss, m.detach().double().numpy(), analytic=[m.grad], atol=noise).ok
+    planted = m.grad.clone()
+    planted[3] += 0.01 / 8  # a real gradient on top of the noise is still caught
+    assert not gradcheck(loss, m.detach().double().numpy(), analytic=[planted], atol=noise).ok
