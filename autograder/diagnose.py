@@ -27,10 +27,13 @@ def close(got: Any, expected: Any, tol: Tolerance | None = None, scale: float | 
 
 
 def _pair(got: Any, expected: Any):
+    """Both in the expected's float dtype, so that `close` judges with that dtype's tolerance (in float64 a
+    float32 answer's rounding would look like a mistake)."""
     g, e = as_tensor(got), as_tensor(expected)
     if g is None or e is None:
         return None, None
-    return g.to(torch.float64), e.to(torch.float64)
+    dtype = e.dtype if e.is_floating_point() else torch.float64
+    return g.to(dtype), e.to(dtype)
 
 
 # -- generic shape mistakes ---------------------------------------------------------------------------

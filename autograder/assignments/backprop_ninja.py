@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..compare import EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
-from ..diagnose import close, constant_factor, keepdim, name_factor, not_reduced, sign, transposed
+from ..diagnose import close, constant_factor, name_factor
 from ..exercise import Case, Exercise, Mistake, Seeds
 
 MODULE = "backprop_ninja"
@@ -276,12 +276,69 @@ def _local_of(case, name, context) -> Local | None:
 
 
 def local_aware(test: Callable) -> Callable:
-    """A matcher judged against the step's own expectation where the step is judged locally."""
+    """A matcher judged against the step's own expectation where the step is judged locally (else against
+    the truth), with that comparison's scale."""
     def matches(got, exp, case=None, name=None, context=None, **_):
         local = _local_of(case, name, context)
-        return test(got, local.expected if local is not None else exp, case=case, name=name, local=local,
-                    context=context or {})
+        if local is not None:
+            target, scale = local.expected, local.scale
+        else:
+            fwd = (case.info or {}).get("forward") if case is not None else None
+            target = exp
+            scale = judge_scale(name, exp, fwd.grads, fwd.values, fwd.k.n) if fwd is not None else None
+        return test(got, target, case=case, name=name, local=local, context=context or {}, scale=scale)
     return matches
+
+
+def _pair_like(got, exp):
+    """Both in the expected's dtype: `close` then judges with that dtype's tolerance."""
+    g, e = as_tensor(got), as_tensor(exp)
+    if g is None or e is None or not e.is_floating_point():
+        return None, None
+    return g.to(e.dtype), e
+
+
+# The generic shape mistakes of `diagnose`, with the scale of the comparison they explain.
+def _keepdim(got, exp, scale=None, **_):
+    g, e = _pair_like(got, exp)
+    return g is not None and g.shape != e.shape and g.numel() == e.numel() and \
+        g.squeeze().shape == e.squeeze().shape and close(g.reshape(e.shape), e, scale=scale)
+
+
+def _not_reduced(got, exp, scale=None, **_):
+    g, e = _pair_like(got, exp)
+    if g is None or g.shape == e.shape or g.dim() < e.dim() or g.numel() <= e.numel():
+        return False
+    e_shape = (1,) * (g.dim() - e.dim()) + tuple(e.shape)
+    dims = [i for i, (a, b) in enumerate(zip(g.shape, e_shape)) if b == 1 and a != 1]
+    if not dims or any(a != b for a, b in zip(g.shape, e_shape) if b != 1):
+        return False
+    return close(g.sum(dims, keepdim=True).reshape(e.shape), e, scale=scale)
+
+
+def _transposed(got, exp, scale=None, **_):
+    g, e = _pair_like(got, exp)
+    return g is not None and g.dim() == 2 and e.dim() == 2 and tuple(g.shape) == tuple(e.shape)[::-1] \
+        and close(g.T, e, scale=scale) and (g.shape != e.shape or not close(g, e, scale=scale))
+
+
+def _sign(got, exp, scale=None, **_):
+    g, e = _pair_like(got, exp)
+    return g is not None and g.shape == e.shape and close(-g, e, scale=scale) and not close(g, e, scale=scale)
+
+
+def _tanh_step(got, exp, case=None, name=None, local=None, context=None, scale=None, **_):
+    """d tanh written wrongly, with the step's own upstream dh."""
+    fwd: Forward = case.info["forward"]
+    dh = _usable((context.get("outputs") or {}).get("h"), fwd.values["h"])
+    dh = fwd.grads["h"] if dh is None else dh
+    h, x = fwd.values["h"], fwd.values["hpreact"]
+    for wrong, what in (((1 - h) ** 2 * dh, "(1 - h)**2 is not 1 - h**2"),
+                        ((1 - x ** 2) * dh, "the derivative is 1 - tanh(hpreact)**2 = 1 - h**2, not 1 - hpreact**2"),
+                        (1 - h ** 2, "multiply the local derivative by the upstream gradient dh")):
+        if close(got, wrong, scale=scale):
+            return what
+    return False
 
 
 def _sizes(case) -> dict:
@@ -374,10 +431,6 @@ def _scale_named(got, exp, case=None, **_):
     return c is not None and f"off by a factor of {name_factor(c, _sizes(case))}"
 
 
-def _generic(test):
-    return lambda got, exp, **_: test(got, exp)
-
-
 SHAPE_HINT = "the gradient must have exactly the shape of its tensor"
 MISTAKES_1 = (
     Mistake("upstream", "this step is right: it was fed a wrong upstream gradient; fix the first wrong step",
@@ -392,13 +445,15 @@ MISTAKES_1 = (
             "gradients through both uses", local_aware(_one_branch), checks=("counts", "bndiff", "hprebn", "logits", "C")),
     Mistake("wrong_index", "the gradient is at the wrong entries", local_aware(_wrong_place),
             checks=("logprobs", "logits")),
+    Mistake("tanh_derivative", "d tanh(x)/dx = 1 - tanh(x)**2 = 1 - h**2, times the upstream dh",
+            local_aware(_tanh_step), checks=("hpreact",)),
     Mistake("keepdim", "a size-1 dimension is missing: keep it (`keepdim=True` in the sum) so the gradient has "
-            "the shape of its tensor", local_aware(_generic(keepdim))),
+            "the shape of its tensor", local_aware(_keepdim)),
     Mistake("not_reduced", "the tensor was broadcast in the forward pass, so its gradient must be summed over the "
-            "broadcast dimension(s)", local_aware(_generic(not_reduced))),
+            "broadcast dimension(s)", local_aware(_not_reduced)),
     Mistake("transposed", "the gradient is transposed: for `A @ B`, dA = dout @ B.T and dB = A.T @ dout; match "
-            "the shapes", local_aware(_generic(transposed))),
-    Mistake("sign", "the sign is flipped", local_aware(_generic(sign))),
+            "the shapes", local_aware(_transposed)),
+    Mistake("sign", "the sign is flipped", local_aware(_sign)),
     Mistake("scale", "the answer is a constant multiple of the right one", local_aware(_scale_named)),
     Mistake("shape", SHAPE_HINT, local_aware(lambda got, exp, **_: as_tensor(got) is not None and
                                              tuple(as_tensor(got).shape) != tuple(as_tensor(exp).shape))),
@@ -473,7 +528,7 @@ def ce_truth(case: Case) -> dict:
 
 def _ce_without_onehot(got, exp, case=None, **_):
     n = case.info["n"]
-    softmax_only = torch.softmax(case.inputs["logits"].to(torch.float64), 1) / n
+    softmax_only = torch.softmax(case.inputs["logits"], 1) / n  # in the case's dtype: its tolerance
     return close(got, softmax_only) and "the picked logit's own term (-1 at [range(n), Yb]) is missing"
 
 
@@ -482,7 +537,7 @@ def _ce_wrong_place(got, exp, case=None, **_):
     if g is None or g.shape != exp.shape:
         return False
     n = case.info["n"]
-    rest = (g.to(torch.float64) - torch.softmax(case.inputs["logits"].to(torch.float64), 1) / n) * n
+    rest = (g.to(exp.dtype) - torch.softmax(case.inputs["logits"], 1) / n) * n
     placed = (rest.abs() > 0.5)
     want = F.one_hot(case.info["Yb"], exp.shape[1]).bool()
     return bool(placed.any()) and not bool((placed == want).all()) and close(rest[placed], -torch.ones_like(rest[placed])) \
@@ -532,7 +587,7 @@ def bn_truth(case: Case) -> dict:
 
 
 def _bn_variants(case) -> dict:
-    x = {k: v.to(torch.float64) for k, v in case.inputs.items()}
+    x = case.inputs  # variants in the case's dtype, judged with its tolerance
     n, dh, raw, k = case.info["n"], x["dhpreact"], x["bnraw"], x["bngain"] * x["bnvar_inv"]
     return {
         "bessel": k / n * (n * dh - dh.sum(0) - raw * (dh * raw).sum(0)),
@@ -595,11 +650,11 @@ def tanh_truth(case: Case) -> dict:
 
 
 def _tanh_no_chain(got, exp, case=None, **_):
-    return close(got, 1 - case.inputs["h"].to(torch.float64) ** 2)
+    return close(got, 1 - case.inputs["h"] ** 2)
 
 
 def _tanh_wrong_derivative(got, exp, case=None, **_):
-    h, dh = case.inputs["h"].to(torch.float64), case.inputs["dh"].to(torch.float64)
+    h, dh = case.inputs["h"], case.inputs["dh"]
     for wrong, what in (((1 - h) ** 2 * dh, "(1 - h)**2 is not 1 - h**2"),
                         ((1 - torch.tanh(h) ** 2) * dh, "h is already tanh(hpreact): use 1 - h**2"),
                         (h * dh, "the derivative of tanh is 1 - tanh**2 = 1 - h**2")):
