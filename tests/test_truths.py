@@ -271,3 +271,161 @@ def test_a_wrong_micrograd_truth_would_be_caught():
     diamond[2] *= 0.5  # b's gradient with one of its three branches dropped would differ like this
     with pytest.raises(AssertionError, match="node 2"):
         check_small_graphs(values, {"diamond": diamond}, "diamond")
+
+
+# -- backprop_ninja -----------------------------------------------------------------------------------------------
+# The lecture's forward pass written again in numpy float64, step by step. `override` replaces a named
+# tensor's value with everything downstream recomputed, so d loss / d (any intermediate) is numerical too.
+
+NINJA_STEPS = (  # (output, inputs): the lecture's graph, for the consumers of each tensor
+    ("emb", ("C",)), ("embcat", ("emb",)), ("hprebn", ("embcat", "W1", "b1")), ("bnmeani", ("hprebn",)),
+    ("bndiff", ("hprebn", "bnmeani")), ("bndiff2", ("bndiff",)), ("bnvar", ("bndiff2",)), ("bnvar_inv", ("bnvar",)),
+    ("bnraw", ("bndiff", "bnvar_inv")), ("hpreact", ("bngain", "bnraw", "bnbias")), ("h", ("hpreact",)),
+    ("logits", ("h", "W2", "b2")), ("logit_maxes", ("logits",)), ("norm_logits", ("logits", "logit_maxes")),
+    ("counts", ("norm_logits",)), ("counts_sum", ("counts",)), ("counts_sum_inv", ("counts_sum",)),
+    ("probs", ("counts", "counts_sum_inv")), ("logprobs", ("probs",)), ("loss", ("logprobs",)),
+)
+NINJA_PARAMS = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
+NINJA_SAMPLES = 6  # elements probed per tensor: every tensor, a few elements each
+
+
+def ninja_forward(params: dict, Xb, Yb, override: dict | None = None) -> dict:
+    o = override or {}
+    v = {name: o.get(name, np64(params[name])) for name in NINJA_PARAMS}
+    Xb, Yb = np.asarray(Xb), np.asarray(Yb)
+    n = Xb.shape[0]
+
+    def put(name, value):
+        v[name] = o.get(name, value)
+    put("emb", v["C"][Xb])
+    put("embcat", v["emb"].reshape(n, -1))
+    put("hprebn", v["embcat"] @ v["W1"] + v["b1"])
+    put("bnmeani", v["hprebn"].sum(0, keepdims=True) / n)
+    put("bndiff", v["hprebn"] - v["bnmeani"])
+    put("bndiff2", v["bndiff"] ** 2)
+    put("bnvar", v["bndiff2"].sum(0, keepdims=True) / (n - 1))  # Bessel's correction, as in the lecture
+    put("bnvar_inv", (v["bnvar"] + 1e-5) ** -0.5)
+    put("bnraw", v["bndiff"] * v["bnvar_inv"])
+    put("hpreact", v["bngain"] * v["bnraw"] + v["bnbias"])
+    put("h", np.tanh(v["hpreact"]))
+    put("logits", v["h"] @ v["W2"] + v["b2"])
+    put("logit_maxes", v["logits"].max(1, keepdims=True))
+    put("norm_logits", v["logits"] - v["logit_maxes"])
+    put("counts", np.exp(v["norm_logits"]))
+    put("counts_sum", v["counts"].sum(1, keepdims=True))
+    put("counts_sum_inv", v["counts_sum"] ** -1)
+    put("probs", v["counts"] * v["counts_sum_inv"])
+    put("logprobs", np.log(v["probs"]))
+    v["loss"] = -v["logprobs"][np.arange(n), Yb].mean()
+    return v
+
+
+def ninja_noise(name: str, truth: dict) -> float:
+    """The rounding noise of a float32 gradient of `name`: ulps of the largest gradient flowing into it
+    (dlogit_maxes and db1 are mathematically 0, so their own size says nothing about their noise)."""
+    consumers = [out for out, ins in NINJA_STEPS if name in ins and out in truth]
+    scale = max([float(np64(truth[name]).__abs__().max())] + [float(np.abs(np64(truth[c])).max()) for c in consumers])
+    return 64 * float(np.finfo(np.float32).eps) * scale
+
+
+def check_ninja_gradients(params, Xb, Yb, truth: dict, names, what: str) -> None:
+    """d loss / d tensor for each name, numerically on sampled elements, against the truth."""
+    base = ninja_forward(params, Xb, Yb)
+    for name in names:
+        check_one = gradcheck(lambda x, name=name: ninja_forward(params, Xb, Yb, {name: x})["loss"], base[name],
+                              analytic=[truth[name]], atol=ninja_noise(name, truth), samples=NINJA_SAMPLES,
+                              seed=len(name))
+        assert check_one.ok, f"{what} d{name}: {check_one}"
+
+
+def ninja():
+    from autograder.assignments import backprop_ninja as bn
+    if not bn.EXERCISES:
+        pytest.skip("autograder/assignments/backprop_ninja.py declares no EXERCISES yet")
+    return bn
+
+
+def check_ninja_case(exercise, case, truth: dict | None = None) -> None:
+    truth = exercise.truth(case) if truth is None else truth
+    i = case.inputs
+    what = f"{exercise.id} {case.id}"
+    entry = exercise.id.split(".", 1)[1]
+    if entry == "manual_backward":
+        params = {name: i[name] for name in NINJA_PARAMS}
+        assert set(truth) == {out for out, _ in NINJA_STEPS if out != "loss"} | set(NINJA_PARAMS)
+        check_ninja_gradients(params, i["Xb"], i["Yb"], truth, sorted(truth), what)
+    elif entry == "forward_backward":
+        fwd = ninja_forward(i["params"], i["Xb"], i["Yb"])
+        assert float(truth["loss"]) == pytest.approx(fwd["loss"], rel=1e-5)
+        check_ninja_gradients(i["params"], i["Xb"], i["Yb"], truth, [k for k in truth if k != "loss"], what)
+    elif entry == "cross_entropy_backward":
+        Yb = np.asarray(i["Yb"])
+
+        def loss(logits):  # log-sum-exp with the max subtracted: finite for logits of any size
+            z = logits - logits.max(1, keepdims=True)
+            return float((np.log(np.exp(z).sum(1)) - z[np.arange(len(Yb)), Yb]).mean())
+        check(loss, [np64(i["logits"])], [truth["logits"]], samples=40, what=what)
+    elif entry == "batchnorm_backward":
+        gain = np64(i["bngain"])
+
+        def batchnorm(x):
+            d = x - x.mean(0, keepdims=True)
+            return gain * d * (((d ** 2).sum(0, keepdims=True) / (x.shape[0] - 1)) + 1e-5) ** -0.5
+        check(batchnorm, [np64(case.info["hprebn"])], [truth["hprebn"]], upstream=np64(i["dhpreact"]), samples=40,
+              what=what)
+    elif entry == "tanh_backward":
+        check(np.tanh, [np64(case.info["hpreact"])], [truth["hpreact"]], upstream=np64(i["dh"]), samples=40,
+              what=what)
+        saturated = gradcheck(np.tanh, np64(case.info["hpreact"])[0, :4], upstream=np64(i["dh"])[0, :4],
+                              analytic=[truth["hpreact"][0, :4]])  # 12, -12, 30 and 0: every one probed
+        assert saturated.ok, f"{what} saturated units: {saturated}"
+    elif entry == "embedding_backward":
+        Xb = np.asarray(i["Xb"])
+        C = np.zeros((i["num_embeddings"], i["demb"].shape[-1]))
+        check(lambda C: C[Xb], [C], [truth["C"]], upstream=np64(i["demb"]), what=what)
+    elif entry == "train":
+        check_training(i, truth, what)
+    else:
+        raise AssertionError(f"{exercise.id}: no independent validation written for this exercise's truth")
+
+
+def check_training(i: dict, truth: dict, what: str) -> None:
+    """The first two losses of the SGD run: step 1 with a fully numerical gradient of every parameter.
+    (The same batches: drawn with the seeded generator the template prescribes; no autograd involved.)"""
+    import torch
+    from autograder.gradcheck import numerical_gradient
+    g = torch.Generator().manual_seed(i["seed"])
+    batches = [torch.randint(0, i["X"].shape[0], (i["batch_size"],), generator=g) for _ in range(2)]
+    params = {name: np64(i["params"][name]) for name in NINJA_PARAMS}
+    Xb, Yb = i["X"][batches[0]].numpy(), i["Y"][batches[0]].numpy()
+    values = [params[name] for name in NINJA_PARAMS]
+    loss0 = ninja_forward(params, Xb, Yb)["loss"]
+    grads = numerical_gradient(lambda *ps: ninja_forward(dict(zip(NINJA_PARAMS, ps)), Xb, Yb)["loss"], *values)
+    stepped = {name: p - i["lr"] * dp for name, p, dp in zip(NINJA_PARAMS, values, grads)}
+    loss1 = ninja_forward(stepped, i["X"][batches[1]].numpy(), i["Y"][batches[1]].numpy())["loss"]
+    assert np64(truth["losses"])[:2].tolist() == pytest.approx([loss0, loss1], rel=1e-5), what
+
+
+def ninja_exercises():
+    from autograder.assignments import backprop_ninja as bn
+    return bn.EXERCISES or [None]
+
+
+@pytest.mark.parametrize("exercise", ninja_exercises(), ids=lambda ex: ex.id if ex else "none")
+def test_backprop_ninja_truths(exercise):
+    ninja()
+    for case in exercise.cases(PUBLIC):
+        check_ninja_case(exercise, case)
+
+
+def test_a_wrong_ninja_truth_would_be_caught():
+    """dhprebn with Bessel's correction dropped (a 1/n vs 1/(n-1) variance), the classic slip, is caught."""
+    bn = ninja()
+    exercise = next(ex for ex in bn.EXERCISES if ex.id.endswith("batchnorm_backward"))
+    case = exercise.cases(PUBLIC)[1]  # batch 7: n/(n-1) = 1.17
+    x = case.inputs
+    n, dh, raw, k = x["dhpreact"].shape[0], x["dhpreact"], x["bnraw"], x["bngain"] * x["bnvar_inv"]
+    biased = k / n * (n * dh - dh.sum(0) - raw * (dh * raw).sum(0))
+    check_ninja_case(exercise, case)  # the real truth passes
+    with pytest.raises(AssertionError, match="FAILED"):
+        check_ninja_case(exercise, case, {"hprebn": biased})
