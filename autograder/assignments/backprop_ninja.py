@@ -428,7 +428,9 @@ def _wrong_place(got, exp, case=None, name=None, local=None, context=None, **_):
 
 def _scale_named(got, exp, case=None, **_):
     c = constant_factor(got, exp)
-    return c is not None and f"off by a factor of {name_factor(c, _sizes(case))}"
+    if c is None or abs(c + 1) < 1e-6:  # -1 is the `sign` mistake
+        return False
+    return f"off by a factor of {name_factor(c, _sizes(case))}"
 
 
 SHAPE_HINT = "the gradient must have exactly the shape of its tensor"

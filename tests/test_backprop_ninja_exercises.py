@@ -1,0 +1,272 @@
+"""backprop_ninja: correct answers written differently pass everywhere; exercises 2-4 name their mistakes.
+
+A submission is the reference with some functions redefined after it (a later `def` wins), so each test
+changes exactly what it is about.
+"""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autograder.assignments import exercises
+from autograder.compare import PASSING
+from autograder.pipeline import grade
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = (ROOT / "reference" / "backprop_ninja.py").read_text()
+
+
+def submission(tmp_path: Path, code: str, name: str = "sub") -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "backprop_ninja.py").write_text(REFERENCE + "\n\n" + textwrap.dedent(code))
+    return d
+
+
+def grade_entries(runner, sub: Path, entries, hidden: bool):
+    exs = [e for e in exercises("backprop_ninja") if e.entry in entries]
+    return {e.id.split(".")[1]: e for e in grade(sub, exs, hidden=hidden, runner=runner).exercises}
+
+
+# -- correct variants ------------------------------------------------------------------------------------
+
+MANUAL_VARIANT = '''
+def manual_backward(c):
+    F = torch.nn.functional
+    n = c.n
+    dlogprobs = -F.one_hot(c.Yb, c.logprobs.shape[1]).to(c.logprobs.dtype) / n
+    dprobs = dlogprobs / c.probs
+    dcounts_sum_inv = torch.einsum("ij,ij->i", c.counts, dprobs).unsqueeze(1)
+    dcounts_sum = -dcounts_sum_inv / c.counts_sum**2
+    dcounts = dprobs * c.counts_sum_inv + dcounts_sum.expand_as(c.counts)
+    dnorm_logits = c.norm_logits.exp() * dcounts
+    dlogit_maxes = -dnorm_logits.sum(1, keepdim=True)
+    dlogits = dnorm_logits.clone()
+    dlogits[range(n), c.logits.argmax(1)] += dlogit_maxes.view(-1)
+    dh = torch.einsum("nk,hk->nh", dlogits, c.W2)
+    dW2 = torch.einsum("nh,nk->hk", c.h, dlogits)
+    db2 = dlogits.sum(0)
+    dhpreact = (1 - torch.tanh(c.hpreact)**2) * dh
+    dbngain = (c.bnraw * dhpreact).sum(0, keepdim=True)
+    dbnbias = dhpreact.sum(0, keepdim=True)
+    dbnraw = c.bngain * dhpreact
+    dbnvar_inv = (c.bndiff * dbnraw).sum(0, keepdim=True)
+    dbnvar = -0.5 * c.bnvar_inv**3 * dbnvar_inv
+    dbndiff2 = dbnvar.expand_as(c.bndiff2) / (n - 1)
+    dbndiff = c.bnvar_inv * dbnraw + 2 * c.bndiff * dbndiff2
+    dbnmeani = -dbndiff.sum(0, keepdim=True)
+    # dhprebn in one go (exercise 3's formula): equal to dbndiff + dbnmeani / n
+    dhprebn = c.bngain * c.bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * c.bnraw * (dhpreact * c.bnraw).sum(0))
+    dembcat = dhprebn @ c.W1.T
+    dW1 = c.embcat.T @ dhprebn
+    db1 = dhprebn.sum(0)
+    demb = dembcat.view(c.emb.shape)
+    dC = EMBEDDING(c.Xb, demb, c.C.shape[0])
+    return dict(logprobs=dlogprobs, probs=dprobs, counts_sum_inv=dcounts_sum_inv, counts_sum=dcounts_sum,
+                counts=dcounts, norm_logits=dnorm_logits, logit_maxes=dlogit_maxes, logits=dlogits, h=dh, W2=dW2,
+                b2=db2, hpreact=dhpreact, bngain=dbngain, bnbias=dbnbias, bnraw=dbnraw, bnvar_inv=dbnvar_inv,
+                bnvar=dbnvar, bndiff2=dbndiff2, bndiff=dbndiff, bnmeani=dbnmeani, hprebn=dhprebn, embcat=dembcat,
+                W1=dW1, b1=db1, emb=demb, C=dC)
+'''
+
+EMBEDDINGS = {
+    "loop": '''
+        def embedding_backward(Xb, demb, num_embeddings):
+            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+            for i in range(Xb.shape[0]):
+                for j in range(Xb.shape[1]):
+                    dC[Xb[i, j]] += demb[i, j]
+            return dC
+        ''',
+    "onehot_matmul": '''
+        def embedding_backward(Xb, demb, num_embeddings):
+            onehot = torch.nn.functional.one_hot(Xb.view(-1), num_classes=num_embeddings).to(demb.dtype)
+            return onehot.T @ demb.view(-1, demb.shape[-1])
+        ''',
+    "einsum": '''
+        def embedding_backward(Xb, demb, num_embeddings):
+            onehot = torch.nn.functional.one_hot(Xb, num_embeddings).to(demb.dtype)
+            return torch.einsum("nbk,nbd->kd", onehot, demb)
+        ''',
+    "index_put_accumulate": '''
+        def embedding_backward(Xb, demb, num_embeddings):
+            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+            return dC.index_put_((Xb.reshape(-1),), demb.reshape(-1, demb.shape[-1]), accumulate=True)
+        ''',
+}
+
+OTHER_VARIANTS = [
+    '''
+    def cross_entropy_backward(logits, Yb):
+        F = torch.nn.functional
+        return (F.softmax(logits, 1) - F.one_hot(Yb, logits.shape[1]).to(logits.dtype)) / logits.shape[0]
+
+    def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+        n = dhpreact.shape[0]
+        return bngain * bnvar_inv * (dhpreact - dhpreact.mean(0, keepdim=True)
+                                     - bnraw * (dhpreact * bnraw).sum(0, keepdim=True) / (n - 1))
+
+    def tanh_backward(h, dh):
+        return (1 - h) * (1 + h) * dh
+    ''',
+    '''
+    def cross_entropy_backward(logits, Yb):
+        n = logits.shape[0]
+        e = (logits - logits.max(1, keepdim=True).values).exp()
+        p = e / e.sum(1, keepdim=True)
+        p[torch.arange(n), Yb] -= 1
+        return p / n
+
+    def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+        # the chain of exercise 1, from what is given
+        n = dhpreact.shape[0]
+        bndiff = bnraw / bnvar_inv
+        dbnraw = bngain * dhpreact
+        dbnvar_inv = (bndiff * dbnraw).sum(0, keepdim=True)
+        dbnvar = -0.5 * bnvar_inv**3 * dbnvar_inv
+        dbndiff = bnvar_inv * dbnraw + 2 * bndiff * dbnvar / (n - 1)
+        return dbndiff - dbndiff.mean(0, keepdim=True)
+
+    def tanh_backward(h, dh):
+        return dh - h * h * dh
+    ''',
+]
+
+
+@pytest.mark.parametrize("variant", sorted(EMBEDDINGS))
+def test_embedding_variants_pass_everywhere(runner, tmp_path, variant):
+    code = EMBEDDINGS[variant] + MANUAL_VARIANT.replace("EMBEDDING(", "embedding_backward(")
+    results = grade_entries(runner, submission(tmp_path, code), ("embedding_backward", "manual_backward",
+                                                                 "forward_backward"), hidden=True)
+    for ex in results.values():
+        bad = [(c.name, c.verdict, c.message) for c in ex.checks if not c.passed]
+        assert bad == [] and ex.score == ex.max_score, ex.id
+
+
+@pytest.mark.parametrize("i", range(len(OTHER_VARIANTS)))
+def test_other_variants_pass_everywhere(runner, tmp_path, i):
+    entries = ("cross_entropy_backward", "batchnorm_backward", "tanh_backward", "forward_backward", "train")
+    results = grade_entries(runner, submission(tmp_path, OTHER_VARIANTS[i]), entries, hidden=True)
+    for ex in results.values():
+        bad = [(c.name, c.verdict, c.message) for c in ex.checks if not c.passed]
+        assert bad == [] and ex.score == ex.max_score, ex.id
+
+
+# -- each exercise's catalogue ------------------------------------------------------------------------------
+
+MISTAKES = [
+    ("cross_entropy_backward", "scale", '''
+        def cross_entropy_backward(logits, Yb):
+            p = torch.softmax(logits, 1)
+            p[range(logits.shape[0]), Yb] -= 1
+            return p
+        '''),
+    ("cross_entropy_backward", "sign", '''
+        def cross_entropy_backward(logits, Yb):
+            p = torch.softmax(logits, 1)
+            p[range(logits.shape[0]), Yb] -= 1
+            return -p / logits.shape[0]
+        '''),
+    ("cross_entropy_backward", "wrong_index", '''
+        def cross_entropy_backward(logits, Yb):
+            p = torch.softmax(logits, 1)
+            p[:, Yb] -= 1
+            return p / logits.shape[0]
+        '''),
+    ("cross_entropy_backward", "missing_branch", '''
+        def cross_entropy_backward(logits, Yb):
+            return torch.softmax(logits, 1) / logits.shape[0]
+        '''),
+    ("cross_entropy_backward", "nan", '''
+        def cross_entropy_backward(logits, Yb):
+            e = logits.exp()  # no max subtracted: overflows for large logits
+            p = e / e.sum(1, keepdim=True)
+            p[range(logits.shape[0]), Yb] -= 1
+            return p / logits.shape[0]
+        '''),
+    ("batchnorm_backward", "bessel", '''
+        def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+            n = dhpreact.shape[0]
+            return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - bnraw * (dhpreact * bnraw).sum(0))
+        '''),
+    ("batchnorm_backward", "missing_branch", '''
+        def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+            return bngain * bnvar_inv * dhpreact
+        '''),
+    ("batchnorm_backward", "scale", '''
+        def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+            n = dhpreact.shape[0]
+            return bngain * bnvar_inv * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+        '''),
+    ("tanh_backward", "chain_rule", '''
+        def tanh_backward(h, dh):
+            return 1 - h**2
+        '''),
+    ("tanh_backward", "tanh_derivative", '''
+        def tanh_backward(h, dh):
+            return (1 - h)**2 * dh
+        '''),
+    ("tanh_backward", "sign", '''
+        def tanh_backward(h, dh):
+            return (h**2 - 1) * dh
+        '''),
+    ("embedding_backward", "onehot_num_classes", '''
+        def embedding_backward(Xb, demb, num_embeddings):
+            return torch.einsum("nbk,nbd->kd", torch.nn.functional.one_hot(Xb).to(demb.dtype), demb)
+        '''),
+    ("embedding_backward", "missing_branch", '''
+        def embedding_backward(Xb, demb, num_embeddings):
+            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+            dC[Xb] = demb
+            return dC
+        '''),
+    ("embedding_backward", "transposed", '''
+        def embedding_backward(Xb, demb, num_embeddings):
+            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+            dC.index_add_(0, Xb.reshape(-1), demb.reshape(-1, demb.shape[-1]))
+            return dC.T
+        '''),
+]
+
+
+@pytest.mark.parametrize("entry,mistake,code", MISTAKES, ids=[f"{e}-{m}" for e, m, _ in MISTAKES])
+def test_catalogue_mistakes(runner, tmp_path, entry, mistake, code):
+    ex = grade_entries(runner, submission(tmp_path, code), (entry,), hidden=False)[entry]
+    (check,) = ex.checks
+    assert check.verdict == "wrong" and check.points < check.max_points
+    assert check.mistake == mistake, (check.mistake, check.hint, check.message)
+    assert check.hint
+
+
+def test_forward_backward_wrong_batchnorm_step(runner, tmp_path):
+    code = MISTAKES[5][2]  # batchnorm_backward without Bessel's correction
+    ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
+    verdicts = {c.name: c.passed for c in ex.checks}
+    assert verdicts == {"loss": True, "W2": True, "b2": True, "bngain": True, "bnbias": True,
+                        "W1": False, "b1": True, "C": False}  # db1 is 0 either way: batchnorm cancels b1
+    assert ex.first_wrong_step == "W1"
+
+
+def test_autograd_in_forward_backward_is_refused(runner, tmp_path):
+    code = '''
+    def forward_backward(params, Xb, Yb):
+        for p in params.values():
+            p.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(forward(params, Xb, Yb).logits, Yb)
+        loss.backward()
+        return loss, {k: p.grad for k, p in params.items()}
+    '''
+    ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
+    assert ex.score == 0 and {c.mistake for c in ex.checks} == {"autograd_used"}
+
+
+def test_train_with_a_wrong_update_does_not_lower_the_loss(runner, tmp_path):
+    code = REFERENCE[REFERENCE.index("def train("):REFERENCE.index("# -- given: evaluate")].replace(
+        "p -= lr * grads[name]", "p += lr * grads[name]")
+    ex = grade_entries(runner, submission(tmp_path, code), ("train",), hidden=False)["train"]
+    checks = {c.name: c for c in ex.checks}
+    assert not checks["losses"].passed and not checks["lowers_loss"].passed
+    assert "does not go down" in checks["lowers_loss"].message
+    assert ex.score == 0
