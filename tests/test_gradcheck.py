@@ -283,3 +283,9 @@ def test_atol_for_a_gradient_that_is_mathematically_zero():
     planted = m.grad.clone()
     planted[3] += 0.01 / 8  # a real gradient on top of the noise is still caught
     assert not gradcheck(loss, m.detach().double().numpy(), analytic=[planted], atol=noise).ok
+
+
+def test_autograder_gradcheck_is_callable_after_the_module_is_imported():
+    import autograder
+    import autograder.gradcheck  # noqa: F401  binds the package attribute to the module
+    assert autograder.gradcheck(lambda x: x * x, 3.0, analytic=[6.0]).ok
