@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB_RE = re.compile(r"###\s*BEGIN SOLUTION\s+stub:\s?(?P<stub>.*)$")
+STUB_RE = re.compile(r"###\s*BEGIN SOLUTION\s+stub:\s?(?P<stub>.*)$", re.MULTILINE)
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 
 

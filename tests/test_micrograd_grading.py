@@ -505,7 +505,7 @@ def test_a_wrong_answer_outside_the_catalogue_gets_a_generic_diagnosis(runner, t
 
 def test_published_micrograd_engine_is_right_except_on_the_deep_chain(runner, tmp_path):
     sub = write_engine(tmp_path, ORIGINAL_MICROGRAD, "original")
-    checks, result = grade_checks(runner, sub, ids=list(EXERCISES), hidden=True)
+    checks, result = grade_checks(runner, sub, ids=list(EXERCISES), hidden=False)
     assert_all_pass(checks, ids=SHALLOW)
     assert checks["micrograd.deep_chain"]["out, x.grad"].mistake == "recursion_limit"
     assert result.score == result.max_score - EXERCISES["micrograd.deep_chain"].points
@@ -513,7 +513,7 @@ def test_published_micrograd_engine_is_right_except_on_the_deep_chain(runner, tm
 
 def test_composite_engine_with_kahns_algorithm_gets_full_marks(runner, tmp_path):
     sub = write_engine(tmp_path, COMPOSITE_ENGINE, "composite")
-    checks, result = grade_checks(runner, sub, ids=list(EXERCISES), hidden=True)
+    checks, result = grade_checks(runner, sub, ids=list(EXERCISES), hidden=False)
     assert_all_pass(checks)
     assert result.score == result.max_score
 
