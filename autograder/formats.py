@@ -63,6 +63,34 @@ def _round(x: float) -> float:
     return round(float(x), 6)
 
 
+POINT_DECIMALS = 2
+
+
+def apportion(values: list[float], decimals: int = POINT_DECIMALS) -> list[float]:
+    """`values` rounded to `decimals` so that they add up to their rounded total (largest remainder):
+    three checks of 1/3 point read 0.33, 0.33, 0.34, and a full score adds up to the maximum."""
+    unit = 10 ** decimals
+    scaled = [max(0.0, v) * unit for v in values]
+    floors = [math.floor(v + 1e-6) for v in scaled]
+    missing = round(sum(scaled)) - sum(floors)
+    order = sorted(range(len(values)), key=lambda i: scaled[i] - floors[i], reverse=True)
+    for i in order[:max(0, missing)]:
+        floors[i] += 1
+    return [f / unit for f in floors]
+
+
+def check_points(check: CheckResult) -> float:
+    """A check's points from its cases (each an equal share), unrounded."""
+    if not check.cases:
+        return check.points
+    return check.max_points * sum(1 for c in check.cases if _passes(c)) / len(check.cases)
+
+
+def check_passed(check: CheckResult) -> bool:
+    """Every case earned its share (globally or locally right)."""
+    return all(_passes(c) for c in check.cases) if check.cases else check.passed
+
+
 # -- Gradescope ------------------------------------------------------------------------------------------
 
 def _split_points(check: CheckResult) -> dict[bool, tuple[float, float, list[CaseVerdict]]]:
@@ -125,20 +153,22 @@ def gradescope_dict(result: GradeResult) -> dict:
         tests.append({"name": "submission", "score": 0.0, "max_score": _round(result.max_score),
                       "status": "failed", "output": f"Could not grade this submission: {result.error}",
                       "output_format": "md", "visibility": "visible"})
-    for ex in result.exercises:
-        for check in ex.checks:
-            for hidden, (score, max_score, cases) in _split_points(check).items():
-                tests.append({
-                    "name": f"{ex.id}: {check.name}" + (" (hidden cases)" if hidden else ""),
-                    "score": _round(score), "max_score": _round(max_score),
-                    "status": "passed" if score >= max_score - 1e-9 else "failed",
-                    "output": _check_markdown(check, cases, hidden),
-                    "output_format": "md",
-                    "visibility": "after_published" if hidden else "visible",
-                    "tags": [ex.id],
-                })
+    parts = [(ex, check, hidden, split) for ex in result.exercises for check in ex.checks
+             for hidden, split in _split_points(check).items()]
+    scores = apportion([split[0] for *_, split in parts])
+    maxima = apportion([split[1] for *_, split in parts])
+    for (ex, check, hidden, (_, _, cases)), score, max_score in zip(parts, scores, maxima):
+        tests.append({
+            "name": f"{ex.id}: {check.name}" + (" (hidden cases)" if hidden else ""),
+            "score": score, "max_score": max_score,
+            "status": "passed" if all(_passes(c) for c in cases) else "failed",
+            "output": _check_markdown(check, cases, hidden),
+            "output_format": "md",
+            "visibility": "after_published" if hidden else "visible",
+            "tags": [ex.id],
+        })
     return {
-        "score": _round(result.score),
+        "score": round(sum(scores), POINT_DECIMALS) if parts else _round(result.score),
         "execution_time": max(0, round(result.seconds)),
         "output": summary_markdown(result, with_checks=False),
         "output_format": "md",
@@ -163,17 +193,17 @@ def classroom_dict(result: GradeResult) -> dict:
     if result.error:
         tests.append({"name": "submission", "status": "error", "score": 0, "message": result.error,
                       "test_code": "", "filename": "", "line_no": 0, "duration": 0})
-    for ex in result.exercises:
-        for check in ex.checks:
-            tests.append({"name": f"{ex.id}: {check.name}",
-                          "status": "pass" if check.points >= check.max_points - 1e-9 else "fail",
-                          "score": _round(check.points),
-                          "message": f"{fmt(check.points)}/{fmt(check.max_points)} points"
-                                     + (f": {check_note(check)}" if check_note(check) else ""),
-                          "test_code": "", "filename": ex.id.split(".")[0], "line_no": 0,
-                          "duration": 0})
+    checks = [(ex, check) for ex in result.exercises for check in ex.checks]
+    scores = apportion([check_points(check) for _, check in checks])
+    for (ex, check), score in zip(checks, scores):
+        note = check_note(check)
+        tests.append({"name": f"{ex.id}: {check.name}",
+                      "status": "pass" if check_passed(check) else "fail",
+                      "score": score,
+                      "message": f"{fmt(check.points)}/{fmt(check.max_points)} points" + (f": {note}" if note else ""),
+                      "test_code": "", "filename": ex.id.split(".")[0], "line_no": 0, "duration": 0})
     status = "error" if result.error else "pass" if all(t["status"] == "pass" for t in tests) else "fail"
-    return {"version": 1, "status": status, "max_score": _round(result.max_score), "tests": tests}
+    return {"version": 1, "status": status, "max_score": round(result.max_score, POINT_DECIMALS), "tests": tests}
 
 
 def to_classroom(result: GradeResult) -> str:

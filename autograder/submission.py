@@ -193,7 +193,7 @@ def entry_points() -> dict[str, dict[str, set[str]]]:
     table: dict[str, dict[str, set[str]]] = {}
     for name in NAMES:
         for ex in exercises(name):
-            table.setdefault(name, {}).setdefault(ex.required_files[0], set()).add(ex.entry)
+            table.setdefault(name, {}).setdefault(ex.required_files[0], set()).add(ex.entry.split(".")[0])
     return table
 
 
@@ -284,12 +284,14 @@ def grade_path(path: Path, assignments: list[str] | None, *, hidden: bool, runne
         try:
             directory = open_submission(Path(path), Path(tmp))
             names = assignments or detect(directory)
-            if not names:
-                found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.py"))[:5]
-                raise SubmissionError("no assignment files found (expected e.g. micrograd/engine.py, "
-                                      "backprop_ninja.py or graphs.py)"
-                                      + (f"; found {', '.join(found)}" if found else "; it has no Python files"))
             exs = [ex for name in names for ex in exercises(name)]
+            expected = sorted({f for ex in exs for f in ex.required_files})
+            if not names or not any((directory / f).is_file() for f in expected):
+                found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.py"))[:5]
+                raise SubmissionError("no assignment files found (expected "
+                                      + (", ".join(expected) if names else "e.g. micrograd/engine.py, "
+                                         "backprop_ninja.py or graphs.py") + ")"
+                                      + (f"; found {', '.join(found)}" if found else "; it has no Python files"))
             if exercise_filter is not None:
                 exs = exercise_filter(exs)
         except (SubmissionError, KeyError, OSError, UnicodeError) as exc:

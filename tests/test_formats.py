@@ -181,3 +181,12 @@ def test_json_round_trip_and_csv_rows(results):
     assert text.splitlines()[0] == "student,score,max_score,fmt.f,error"
     assert text.splitlines()[1] == "right,6,6,6,"
     assert "not a valid zip" in text.splitlines()[3]
+
+
+def test_points_in_thirds_add_up_to_the_total():
+    from autograder.formats import apportion
+    assert apportion([1 / 3] * 3) == [0.34, 0.33, 0.33] or sorted(apportion([1 / 3] * 3)) == [0.33, 0.33, 0.34]
+    assert round(sum(apportion([1 / 3] * 3 + [2 / 3] * 3 + [0.0])), 6) == 3
+    assert apportion([0.0, 0.0]) == [0.0, 0.0]
+    parts = [1 / 6] * 5 + [0.0]  # five of six sixths earned: 0.83 in all, the 0 stays 0
+    assert round(sum(apportion(parts)), 6) == 0.83 and apportion(parts)[-1] == 0.0
