@@ -152,7 +152,8 @@ CORRECT_VARIANTS = [
     s = 1.0 / (1 + math.exp(-dot))
     ddot = (1 - s) * s
     dw0, dw1, dw2 = np.float64(x[0] * ddot), np.float64(x[1] * ddot), np.float64(1.0 * ddot)
-    dx0, dx1 = w[0] * ddot, w[1] * ddot""")]),
+    dx0, dx1 = w[0] * ddot, w[1] * ddot"""),
+        ("return f, ([dw0, dw1, dw2], [dx0, dx1])", "return f, (np.array([dw0, dw1, dw2]), (dx0, dx1))")]),
     ("graphs.simple_graph", [("""    dq, dz = mul.backward(1.0)  # df/df = 1 starts the backward pass
     dx, dy = add.backward(dq)""", """    dx, dy, dz = torch.tensor(z), torch.tensor(z), torch.tensor(x + y)""")]),
 ]
@@ -186,3 +187,16 @@ def test_autograd_in_l2_is_refused_but_gate_backward_is_not_autograd(runner, tmp
     assert result.score == 0 and {c.mistake for c in result.checks} == {"autograd_used"}
     simple = graded(runner, sub, "graphs.simple_graph")  # `mul.backward(...)` is the student's own gate
     assert simple.score == pytest.approx(simple.max_score, abs=1e-5)
+
+
+@pytest.mark.parametrize("exercise_id, edit, message", [
+    ("graphs.simple_graph", ("return f, (dx, dy, dz)", "return f, dx, dy, dz"), "must return (f, (dx, dy, dz))"),
+    ("graphs.MultiplyGate", ("return dx, dy\n", "return dx\n"), "must return a pair (dx, dy)"),
+    ("graphs.sigmoid_neuron", ("return f, ([dw0, dw1, dw2], [dx0, dx1])", "return f, ([dw0, dw1], [dx0, dx1])"),
+     "dw must be a list of 3 gradients"),
+    ("graphs.l2_of_matvec", ("return f, (dW, dx)", "return dW, dx"), "must return (f, (dW, dx))"),
+])
+def test_a_malformed_return_is_named(runner, tmp_path, reference, exercise_id, edit, message):
+    result = graded(runner, variant(tmp_path, reference, edit), exercise_id)
+    assert result.score == 0 and {c.verdict for c in result.checks} == {"error"}
+    assert message in result.message, result.message

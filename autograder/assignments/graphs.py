@@ -306,10 +306,12 @@ def neuron_cases(seeds: Seeds) -> list[Case]:
 
 
 def _numbers(values, n: int, what: str) -> list[float]:
-    if isinstance(values, torch.Tensor):
-        values = values.reshape(-1).tolist() if values.numel() == n else values
+    """A list of n gradients: a list, a tuple, or a 1-D tensor or numpy array of n numbers."""
+    if hasattr(values, "tolist") and hasattr(values, "shape") and len(values.shape) == 1:
+        values = values.tolist()
     if not isinstance(values, (tuple, list)) or len(values) != n:
-        raise TypeError(f"{what} must be a list of {n} gradients")
+        size = f" of length {len(values)}" if isinstance(values, (tuple, list)) else ""
+        raise TypeError(f"{what} must be a list of {n} gradients, got a {type(values).__name__}{size}")
     return [_number(v, f"{what}[{i}]") for i, v in enumerate(values)]
 
 
