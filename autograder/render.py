@@ -35,6 +35,15 @@ def fmt_points(x: float) -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
 
 
+def shape_text(shape, expected) -> Text:
+    """One shape where they agree; `got ≠ expected` in red where they do not."""
+    if shape is None:
+        return Text(fmt_shape(expected), style="dim")
+    if list(shape) == list(expected or []):
+        return Text(fmt_shape(shape))
+    return Text(f"{fmt_shape(shape)} ≠ {fmt_shape(expected)}", style="red")
+
+
 def verdict_text(verdict: str | None) -> Text:
     return Text(verdict or "-", style=STYLE.get(verdict or "", "dim"))
 
@@ -51,7 +60,7 @@ def to_terminal(result: GradeResult, console: Console | None = None) -> None:
         table.add_column("exact")
         table.add_column("approximate")
         table.add_column("maxdiff", justify="right")
-        table.add_column("shape (got vs expected)")
+        table.add_column("shape", no_wrap=True)
         if has_local:
             table.add_column("this step")
         table.add_column("points", justify="right")
@@ -60,7 +69,7 @@ def to_terminal(result: GradeResult, console: Console | None = None) -> None:
             approx = Text(str(c.passed), style="green" if c.passed else STYLE.get(c.verdict, ""))
             if c.verdict not in (EXACT, APPROX, WRONG):
                 approx = verdict_text(c.verdict)
-            shape = f"{fmt_shape(c.shape)} vs {fmt_shape(c.expected_shape)}"
+            shape = shape_text(c.shape, c.expected_shape)
             row = [c.name, exact, approx, fmt_maxdiff(c.maxdiff), shape]
             if has_local:
                 local = c.local_verdict
