@@ -118,3 +118,17 @@ def l2_of_matvec(W, x):
     dx = W.T @ dq                 # dx[j] = sum_i W[i, j] * dq[i]
     ### END SOLUTION
     return f, (dW, dx)
+
+
+if __name__ == "__main__":
+    # `python graphs.py`: check your gradients numerically, the way CS231n does (centred differences;
+    # a relative error below ~1e-7 means right, above ~1e-2 means wrong). `make check` grades them.
+    from autograder import gradcheck
+
+    print("simple_graph  ", gradcheck(lambda x, y, z: simple_graph(x, y, z)[0], -2.0, 5.0, -4.0,
+                                      analytic=list(simple_graph(-2.0, 5.0, -4.0)[1])))
+    w, x = [2.0, -3.0, -3.0], [-1.0, -2.0]
+    print("sigmoid_neuron", gradcheck(lambda w, x: sigmoid_neuron(w, x)[0], w, x,
+                                      analytic=list(sigmoid_neuron(w, x)[1])))
+    W, x = torch.randn(3, 4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    print("l2_of_matvec  ", gradcheck(lambda W, x: l2_of_matvec(W, x)[0], W, x, analytic=list(l2_of_matvec(W, x)[1])))
