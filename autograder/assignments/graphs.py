@@ -128,6 +128,7 @@ def run_gate(module, inputs: dict) -> dict:
     return out
 
 
+@torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
 def gate_truth(case: Case) -> dict:
     """PyTorch autograd on the same gate, elementwise over the case's inputs (float64)."""
     name = case.inputs["gate"]
@@ -268,6 +269,7 @@ def run_simple_graph(module, inputs: dict) -> dict:
     return {name: _t(values) for name, values in out.items()}
 
 
+@torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
 def simple_graph_truth(case: Case) -> dict:
     x, y, z = (_t(case.inputs[k]).requires_grad_() for k in ("x", "y", "z"))
     ((x + y) * z).sum().backward()
@@ -327,6 +329,7 @@ def run_sigmoid_neuron(module, inputs: dict) -> dict:
     return {name: _t(values) for name, values in out.items()}
 
 
+@torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
 def neuron_truth(case: Case) -> dict:
     w, x = _t(case.inputs["w"]).requires_grad_(), _t(case.inputs["x"]).requires_grad_()
     torch.sigmoid(w[:, 0] * x[:, 0] + w[:, 1] * x[:, 1] + w[:, 2]).sum().backward()
@@ -405,6 +408,7 @@ def run_l2_of_matvec(module, inputs: dict) -> dict:
     return {"dW": dW, "dx": dx}
 
 
+@torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
 def matvec_truth(case: Case) -> dict:
     W, x = case.inputs["W"].clone().requires_grad_(), case.inputs["x"].clone().requires_grad_()
     ((W @ x) ** 2).sum().backward()
