@@ -203,3 +203,31 @@ def test_missing_key_and_wrong_return(runner, tmp_path):
     source = REFERENCE.replace("def manual_backward(ctx):", "def manual_backward(ctx):\n    return 42\n\n\ndef _unused(ctx):")
     ex = grade_entry(runner, write(tmp_path, source, "b"), "manual_backward", hidden=False)
     assert ex.score == 0 and "must return a dict" in ex.checks[0].message
+
+
+def test_subtle_mistakes_show_on_the_public_cases_that_are_there_for_them(runner, tmp_path):
+    """A dropped epsilon only shows where a unit's batch variance is small (public-1); n vs n-1 at n=32."""
+    for i, step in enumerate(("bnvar", "bndiff2")):
+        old, new, mistake = STEP_MISTAKES[step]
+        ex = grade_entry(runner, write(tmp_path, mutate(old, new), f"s{i}"), "manual_backward", hidden=False)
+        check = next(c for c in ex.checks if c.name == step)
+        by_case = {c.case: c.verdict for c in check.cases}
+        if step == "bnvar":
+            assert by_case == {"public-0": "approx", "public-1": "wrong"}  # effect 5e-6 relative at var ~3
+        else:
+            assert by_case == {"public-0": "wrong", "public-1": "wrong"}
+        assert check.mistake == mistake
+
+
+def test_json_carries_local_verdicts_and_first_wrong_step(runner, tmp_path):
+    import json
+    from autograder.render import FORMATS
+    old, new, _ = STEP_MISTAKES["bndiff"]
+    exs = [e for e in exercises("backprop_ninja") if e.entry == "manual_backward"]
+    data = json.loads(FORMATS["json"](grade(write(tmp_path, mutate(old, new)), exs, hidden=False, runner=runner)))
+    (ex,) = data["exercises"]
+    assert ex["first_wrong_step"] == "bndiff"
+    checks = {c["name"]: c for c in ex["checks"]}
+    assert checks["bndiff"]["local_verdict"] == "wrong" and checks["bndiff"]["mistake"] == "missing_branch"
+    assert checks["hprebn"]["verdict"] == "wrong" and checks["hprebn"]["local_verdict"] in PASSING
+    assert all(c["cases"][0]["local_verdict"] is not None for c in ex["checks"])
