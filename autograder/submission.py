@@ -157,8 +157,14 @@ def _defined_names(node: ast.stmt) -> set[str]:
 
 
 def _is_definition(node: ast.stmt) -> bool:
-    """Kept in the module: imports, functions, classes, and assignments of constants."""
-    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+    """Kept in the module: imports (but the grader's own: a course notebook's grade cells import
+    `autograder`, which the student's process must not need), functions, classes, and assignments
+    of constants."""
+    if isinstance(node, ast.Import):
+        return not any(alias.name.split(".")[0] == "autograder" for alias in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] != "autograder" or node.level > 0
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return True
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         try:

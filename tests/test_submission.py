@@ -144,6 +144,7 @@ def test_notebook_definitions_become_the_assignment_modules(tmp_path):
         "def broken(:\n    pass",
         "class MLP:\n    pass\n\n@staticmethod\ndef helper():\n    return EPS",
         "!pip install torch",
+        "from autograder.nbgrader_tools import notebook_grade\nnotebook_grade('micrograd.ops', points=8)",
     ]))
     out = sub.notebook_to_modules(path, tmp_path / "work", TABLE)
     engine = (out / "micrograd" / "engine.py").read_text()
@@ -152,6 +153,7 @@ def test_notebook_definitions_become_the_assignment_modules(tmp_path):
     assert "class Value" in engine and "class MLP" in engine and "EPS = 1e-8" in engine and "import math" in engine
     assert "@staticmethod\ndef helper" in engine
     assert "while True" not in engine and "print(" not in engine and "pip" not in engine
+    assert "autograder" not in engine.split("\n", 1)[1]  # a course notebook's grade cells are not the student's
     assert "code cells 4" in engine  # the broken cell is named, not silently dropped
     compile(engine, "engine.py", "exec")
 

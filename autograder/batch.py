@@ -1,0 +1,324 @@
+"""Grade a folder of submissions: `autograder grade-all ROOT -o OUTDIR [--jobs N] [--scheduler ADDRESS]`.
+
+Every entry of ROOT is one student's submission (a folder, a .zip or a notebook), named by the
+student's id. Each result is written to OUTDIR/<id>.json atomically (a temporary file, then
+`os.replace`), the moment it is graded; `grades.csv` is written from those files at the end. A run that
+is killed (even with SIGKILL) and started again skips every result already on disk, so nothing is
+lost, duplicated or half-written.
+
+Executors, both standard: a process pool on this machine ('spawn' start method: a pool worker never
+inherits a parent that has touched torch's thread pool), or, with `--scheduler`, a Dask distributed
+`Client` connected to an existing cluster (ROOT must then be readable at the same path by the
+workers, e.g. a shared filesystem; results come back to this process, which writes OUTDIR). Each
+worker process keeps one `Runner` (one fork server with torch loaded) for all its submissions.
+
+A submission cannot stop the batch: the student's code runs in the fork server's sandboxed children;
+a malformed submission becomes an error result with score 0; and should a grading process die
+anyway, its submissions are retried on a fresh one, then reported as not graded (no result written,
+so the next run tries again).
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import re
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+RESULTS_CSV = "grades.csv"
+MAX_ATTEMPTS = 2                     # a submission whose grading process died is tried this often
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._@+-]")
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str      # the id: the entry's name without .zip/.ipynb, safe as a file name
+    path: Path
+
+    @property
+    def result_name(self) -> str:
+        return f"{self.student}.json"
+
+
+def find_submissions(root: Path, skip: tuple[Path, ...] = ()) -> list[Submission]:
+    """One submission per entry of ROOT (hidden entries and the output folder left out)."""
+    root = Path(root)
+    skipped = {p.resolve() for p in skip}
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.resolve() not in skipped)
+    out, seen = [], set()
+    for path in entries:
+        stem = path.name[: -len(path.suffix)] if path.suffix in (".zip", ".ipynb") and path.is_file() else path.name
+        student = _SAFE_ID.sub("_", stem) or "_"
+        if student in seen:  # alice/ and alice.zip: keep both, named apart
+            student = _SAFE_ID.sub("_", path.name)
+        seen.add(student)
+        out.append(Submission(student, path))
+    return out
+
+
+def read_result(path: Path) -> dict | None:
+    """A finished result, or None (absent, or not a complete result)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "score" in data and "student" in data else None
+
+
+# -- in the worker process ------------------------------------------------------------------------------
+
+_RUNNER = None
+
+
+def _runner():
+    """This process's fork server, started once and reused for every submission it grades."""
+    global _RUNNER
+    if _RUNNER is None:
+        from .runner import Runner
+        _RUNNER = Runner()
+        _RUNNER.start()
+        atexit.register(_RUNNER.close)
+    return _RUNNER
+
+
+def _init_pool_worker() -> None:
+    import torch
+    torch.set_num_threads(1)  # N pool workers on N cores: no oversubscription
+    _runner()
+
+
+def cap_time_limits(seconds: float | None, exercises: list) -> list:
+    """The exercises with every case's time limit at most `seconds`."""
+    if not seconds:
+        return exercises
+    return [replace(ex, time_limit=min(ex.time_limit, seconds)) for ex in exercises]
+
+
+def grade_one(path: str, student: str, assignments: list[str] | None, hidden: bool,
+              time_limit: float | None) -> dict:
+    """Grade one submission in this worker; the dict written to OUTDIR/<student>.json."""
+    from .render import json_dict
+    from .submission import grade_path
+    result = grade_path(Path(path), assignments, hidden=hidden, runner=_runner(),
+                        exercise_filter=functools.partial(cap_time_limits, time_limit))
+    return {"student": student, **json_dict(result)}
+
+
+# -- executors -------------------------------------------------------------------------------------------
+
+class PoolExecutor:
+    """A process pool whose workers each keep one fork server; rebuilt if a worker dies."""
+
+    def __init__(self, jobs: int):
+        import multiprocessing
+        self.jobs = jobs
+        self._context = multiprocessing.get_context("spawn")
+        self._pool = None
+
+    def submit(self, fn, *args) -> Future:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=self._context, initializer=_init_pool_worker)
+        return self._pool.submit(fn, *args)
+
+    def broken(self, exc: BaseException) -> bool:
+        """Whether `exc` means the pool died (its futures are lost, not failed): start a new one."""
+        if isinstance(exc, BrokenProcessPool):
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            return True
+        return False
+
+    def as_completed(self, futures):
+        return as_completed(futures)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """A Dask distributed `Client` as the executor (its scheduler places the work)."""
+
+    def __init__(self, address: str, timeout: float = 30):
+        from distributed import Client
+        self.client = Client(address, timeout=timeout, set_as_default=False)
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False, retries=MAX_ATTEMPTS - 1)
+
+    def broken(self, exc: BaseException) -> bool:
+        return False  # Dask already retried (`retries`), also on a dead worker (KilledWorker)
+
+    def as_completed(self, futures):
+        from distributed import as_completed as dask_as_completed
+        return dask_as_completed(list(futures), loop=self.client.loop)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# -- the batch -------------------------------------------------------------------------------------------
+
+@dataclass
+class BatchSummary:
+    total: int
+    skipped: int        # already graded by an earlier run
+    graded: int
+    not_graded: dict    # student -> why (the grading process failed; retried next run)
+    seconds: float
+
+
+class _Progress:
+    """A rich progress bar on a terminal; one plain line per submission otherwise (CI logs)."""
+
+    def __init__(self, total: int, done: int, fancy: bool | None = None):
+        self.total, self.done = total, done
+        self.fancy = sys.stderr.isatty() if fancy is None else fancy
+        self._bar = None
+        if self.fancy:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            self._bar = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[last]}"), console=Console(stderr=True))
+            self._task = self._bar.add_task("grade", total=total, completed=done, last="")
+            self._bar.start()
+
+    def log(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def advance(self, student: str, data: dict | None, why: str = "") -> None:
+        self.done += 1
+        if data is None:
+            line = f"not graded {student}: {why}"
+        else:
+            score = f"{data['score']:g}/{data['max_score']:g}"
+            line = f"graded {student}: {score}" + (f" (error: {data['error']})" if data.get("error") else "")
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, last=line[:60])
+            if data is None:
+                self.log(line)
+        else:
+            self.log(f"[{self.done}/{self.total}] {line}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _clean_temporaries(outdir: Path) -> None:
+    """Temporary files of a run that was killed mid-write: never results, safe to delete."""
+    for tmp in outdir.glob(".*.tmp-*"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None = None,
+              assignments: list[str] | None = None, hidden: bool = True, time_limit: float | None = None,
+              regrade: bool = False, fancy: bool | None = None) -> BatchSummary:
+    from .submission import write_json_atomic
+    started = time.perf_counter()
+    root, outdir = Path(root), Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    _clean_temporaries(outdir)
+    submissions = find_submissions(root, skip=(outdir,))
+    todo = [s for s in submissions if regrade or read_result(outdir / s.result_name) is None]
+    progress = _Progress(len(submissions), len(submissions) - len(todo), fancy)
+    if len(todo) < len(submissions):
+        progress.log(f"{len(submissions) - len(todo)} of {len(submissions)} already graded in {outdir}: skipped")
+    executor = DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs))
+    attempts = {s.student: 0 for s in todo}
+    not_graded: dict[str, str] = {}
+    graded = 0
+    try:
+        pending = list(todo)
+        while pending:
+            futures = {}
+            for s in pending:
+                attempts[s.student] += 1
+                futures[executor.submit(grade_one, str(s.path), s.student, assignments, hidden, time_limit)] = s
+            pending = []
+            for future in executor.as_completed(futures):
+                s = futures[future]
+                try:
+                    data = future.result()
+                except BaseException as exc:  # noqa: the grading process failed, not the submission
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    lost = executor.broken(exc)
+                    if lost and attempts[s.student] < MAX_ATTEMPTS:
+                        pending.append(s)
+                        continue
+                    why = f"the grading process failed ({type(exc).__name__}: {str(exc)[:200]})"
+                    not_graded[s.student] = why
+                    progress.advance(s.student, None, why)
+                    continue
+                write_json_atomic(outdir / s.result_name, data)
+                graded += 1
+                progress.advance(s.student, data)
+    finally:
+        progress.close()
+        executor.close()
+    write_grades_csv(outdir, [s.student for s in submissions])
+    return BatchSummary(len(submissions), len(submissions) - len(todo), graded, not_graded,
+                        time.perf_counter() - started)
+
+
+def write_grades_csv(outdir: Path, students: list[str]) -> Path:
+    """grades.csv from the result files on disk: one row per student with a result, in ROOT's order."""
+    from .formats import csv_header, csv_row, to_csv
+    results = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
+    ids: list[str] = []
+    for r in results.values():
+        for ex in r.get("exercises", []):
+            if ex["id"] not in ids:
+                ids.append(ex["id"])
+    text = to_csv([csv_row(s, r, ids) for s, r in results.items()], csv_header(ids))
+    target = outdir / RESULTS_CSV
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+    return target
+
+
+# -- the command -----------------------------------------------------------------------------------------
+
+def cmd_grade_all(args) -> int:
+    root = Path(args.root)
+    if not root.is_dir():
+        print(f"No such directory: {root}", file=sys.stderr)
+        return 2
+    summary = run_batch(root, Path(args.output), jobs=args.jobs, scheduler=args.scheduler,
+                        assignments=args.assignment, hidden=not args.public_only, time_limit=args.time_limit,
+                        regrade=args.regrade)
+    per = summary.seconds / summary.graded if summary.graded else 0.0
+    print(f"{summary.graded} graded, {summary.skipped} already done, {len(summary.not_graded)} not graded "
+          f"of {summary.total} in {summary.seconds:.1f} s ({per:.2f} s per submission graded); "
+          f"results in {args.output}/, summary in {Path(args.output) / RESULTS_CSV}", file=sys.stderr)
+    for student, why in summary.not_graded.items():
+        print(f"  not graded: {student}: {why} (run again to retry)", file=sys.stderr)
+    return 1 if summary.not_graded else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("grade-all", help="grade every submission (folder, .zip or notebook) under ROOT")
+    p.add_argument("root", help="one entry per student, named by the student's id")
+    p.add_argument("-o", "--output", required=True, help="results: <id>.json per submission and grades.csv")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="grading processes on this machine")
+    p.add_argument("--scheduler", help="a Dask scheduler address (tcp://host:8786): grade on that cluster")
+    p.add_argument("-a", "--assignment", action="append", help="only this assignment (repeatable)")
+    p.add_argument("--public-only", action="store_true", help="skip the hidden cases")
+    p.add_argument("--time-limit", type=float, help="cap every case's time limit (seconds)")
+    p.add_argument("--regrade", action="store_true", help="grade again what earlier runs already graded")
+    p.set_defaults(func=cmd_grade_all)

@@ -1,0 +1,245 @@
+"""grade-all on a generated class of 50 submissions (correct, written differently, buggy, broken, hostile):
+killed with SIGKILL mid-way and resumed, every result exactly once and equal to grading that submission
+alone; the same on a Dask cluster on loopback."""
+import ast
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.batch import cap_time_limits, find_submissions, read_result, write_grades_csv
+from autograder.submission import grade_path
+
+ARGS = ["-a", "graphs", "--public-only", "--time-limit", "2"]  # small assignment, bounded hostile cases
+TIME_LIMIT = 2.0
+
+pytestmark = pytest.mark.xdist_group("batch")  # one worker runs these: they load the 2 cores on their own
+
+
+def _mutate(source: str, old: str, new: str) -> str:
+    assert old in source, old  # a mutation that no longer applies must fail loudly, not test nothing
+    return source.replace(old, new, 1)
+
+
+def variants(root):
+    """name -> function(path) writing one submission of that kind at `path` (its suffix added)."""
+    ref = (root / "reference" / "graphs.py").read_text()
+    template = (root / "student_template" / "graphs.py").read_text()
+
+    def folder(source, name="graphs.py"):
+        def write(path):
+            path.mkdir()
+            (path / name).write_text(source)
+            return path
+        return write
+
+    def zipped(members, suffix=".zip"):
+        def write(path):
+            path = path.with_suffix(suffix)
+            with zipfile.ZipFile(path, "w") as zf:
+                for name, data in members.items():
+                    zf.writestr(name, data)
+            return path
+        return write
+
+    def notebook(path):
+        nb = nbformat.v4.new_notebook()
+        tree = ast.parse(ref)
+        lines = ref.splitlines()
+        nb.cells = [nbformat.v4.new_markdown_cell("# Computational graphs")] + [
+            nbformat.v4.new_code_cell("\n".join(lines[node.lineno - 1: node.end_lineno])) for node in tree.body[1:]]
+        nb.cells.append(nbformat.v4.new_code_cell("print(simple_graph(-2.0, 5.0, -4.0))"))
+        path = path.with_suffix(".ipynb")
+        path.write_text(nbformat.writes(nb))
+        return path
+
+    def not_a_zip(path):
+        path = path.with_suffix(".zip")
+        path.write_bytes(b"PK\x03\x04 this is not really a zip")
+        return path
+
+    return {
+        "correct": folder(ref),
+        "correct_written_differently": folder(_mutate(_mutate(
+            ref, "dW = torch.outer(dq, x)", "dW = dq[:, None] * x[None, :]"),
+            "dx = W.T @ dq", "dx = torch.einsum('ij,i->j', W, dq)")),
+        "correct_zip": zipped({"student/graphs.py": ref}),
+        "correct_notebook": notebook,
+        "buggy_missing_branch": folder(_mutate(ref, "dq = 2.0 * q", "dq = q")),
+        "buggy_max_routes_wrong": folder(_mutate(ref, "if self.x >= self.y:", "if self.x <= self.y:")),
+        "buggy_sigmoid": folder(_mutate(ref, "return (1.0 - self.s) * self.s * dout", "return (1.0 - self.s) * dout")),
+        "template": folder(template),
+        "not_a_zip": not_a_zip,
+        "dotdot_zip": zipped({"../graphs.py": ref}),
+        "missing_file": folder("nothing here\n", "README.txt"),
+        "misnamed_file": folder(ref, "Graphs.py"),
+        "infinite_loop": folder(_mutate(ref, "        return dout, dout\n", "        while True:\n            pass\n")),
+        "sys_exit": folder("import sys\nsys.exit(3)\n" + ref),
+        "kills_its_parent": folder(_mutate(ref, "        if self.x >= self.y:",
+                                           "        import os\n        os.kill(os.getppid(), 9)\n"
+                                           "        if self.x >= self.y:")),
+    }
+
+
+COUNTS = {"correct": 9, "correct_written_differently": 4, "correct_zip": 4, "correct_notebook": 3,
+          "buggy_missing_branch": 3, "buggy_max_routes_wrong": 3, "buggy_sigmoid": 3, "template": 4,
+          "not_a_zip": 3, "dotdot_zip": 3, "missing_file": 2, "misnamed_file": 2, "infinite_loop": 1,
+          "sys_exit": 3, "kills_its_parent": 3}
+assert sum(COUNTS.values()) == 50
+
+
+@pytest.fixture(scope="module")
+def population(root, tmp_path_factory):
+    """50 submissions named s00..s49, kinds shuffled so hostile ones sit among the others."""
+    base = tmp_path_factory.mktemp("class")
+    makers = variants(root)
+    kinds = [k for k, n in COUNTS.items() for _ in range(n)]
+    random.Random(5).shuffle(kinds)
+    classroom = base / "submissions"
+    classroom.mkdir()
+    kind_of = {}
+    for i, kind in enumerate(kinds):
+        makers[kind](classroom / f"s{i:02d}")
+        kind_of[f"s{i:02d}"] = kind
+    samples = base / "one-of-each"
+    samples.mkdir()
+    paths = {kind: makers[kind](samples / kind) for kind in COUNTS}
+    return classroom, kind_of, paths
+
+
+def normalized(result: dict, name: str) -> dict:
+    """A result without what legitimately differs between two gradings of the same content: timings,
+    the path and the id, and the entry's `name` where a message quotes it."""
+    def strip(obj):
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if k not in ("seconds", "submission", "student")}
+        if isinstance(obj, list):
+            return [strip(v) for v in obj]
+        return obj.replace(name, "<submission>") if isinstance(obj, str) else obj
+    return strip(result)
+
+
+@pytest.fixture(scope="module")
+def single_grades(population, runner):
+    """Each kind graded alone, the way `autograder grade` does."""
+    from autograder.render import json_dict
+    _, _, paths = population
+    cap = lambda exs: cap_time_limits(TIME_LIMIT, exs)  # noqa: E731
+    return {kind: normalized(json_dict(grade_path(path, ["graphs"], hidden=False, runner=runner, exercise_filter=cap)),
+                             path.name)
+            for kind, path in paths.items()}
+
+
+def test_single_grades_tell_the_kinds_apart(single_grades):
+    """What the 50-submission run is compared with is itself right: full marks for correct work however
+    it arrives or is written, less for each bug, zero with a clear error for broken submissions."""
+    score = {k: r["score"] for k, r in single_grades.items()}
+    full = single_grades["correct"]["max_score"]
+    assert full == 12
+    for kind in ("correct", "correct_written_differently", "correct_zip", "correct_notebook"):
+        assert score[kind] == full, (kind, single_grades[kind])
+    for kind in ("buggy_missing_branch", "buggy_max_routes_wrong", "buggy_sigmoid", "infinite_loop",
+                 "kills_its_parent"):
+        assert 0 < score[kind] < full, kind
+    assert score["template"] == score["sys_exit"] == 0
+    for kind, text in (("not_a_zip", "not a valid zip"), ("dotdot_zip", "leaves its folder"),
+                       ("missing_file", "no assignment files found"), ("misnamed_file", "Graphs.py")):
+        assert score[kind] == 0 and text in single_grades[kind]["error"], kind
+    by_id = lambda kind: {e["id"]: e for e in single_grades[kind]["exercises"]}  # noqa: E731
+    # Hostile code costs only the exercises it ran in.
+    killed = by_id("kills_its_parent")
+    assert killed["graphs.MaxGate"]["score"] == 0 and "killed" in killed["graphs.MaxGate"]["message"]
+    assert killed["graphs.l2_of_matvec"]["score"] == 3
+    looped = by_id("infinite_loop")
+    assert looped["graphs.AddGate"]["checks"][0]["verdict"] == "timeout"
+    assert looped["graphs.MultiplyGate"]["score"] == 1
+    assert "sys.exit(3)" in by_id("sys_exit")["graphs.AddGate"]["message"]
+
+
+def _results(outdir):
+    return {p.stem: json.loads(p.read_text()) for p in outdir.glob("*.json")}
+
+
+def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, single_grades, tmp_path):
+    classroom, kind_of, _ = population
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "autograder", "grade-all", str(classroom), "-o", str(out), "-j", "2", *ARGS]
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while len(list(out.glob("*.json"))) < 12 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for progress, not waiting for a duration
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the whole process group: the CLI and its pool workers
+        first.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    assert 12 <= len(before) < 50, f"not killed mid-way: {len(before)} results"
+    assert all(read_result(out / name) is not None for name in before)  # none half-written
+    assert not (out / "grades.csv").exists()
+
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"{len(before)} of 50 already graded" in second.stderr
+    assert second.stderr.count("] graded s") == 50 - len(before)  # plain log lines when not on a terminal
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name in before} == before
+    assert not list(out.glob(".*tmp*"))
+
+    results = _results(out)
+    assert sorted(results) == sorted(kind_of)  # every submission exactly once
+    for student, data in results.items():
+        assert data["student"] == student
+        assert normalized(data, Path(data["submission"]).name) == single_grades[kind_of[student]], student
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert rows[0].startswith("student,score,max_score,graphs.AddGate")
+    students = [r.split(",")[0] for r in rows[1:]]
+    assert sorted(students) == sorted(kind_of) and len(set(students)) == 50
+
+
+def test_grade_all_on_a_dask_cluster_on_loopback(population, single_grades, tmp_path):
+    from distributed import LocalCluster
+    _, _, paths = population
+    root = tmp_path / "few"
+    root.mkdir()
+    chosen = ["correct", "correct_notebook", "buggy_missing_branch", "not_a_zip", "sys_exit", "kills_its_parent"]
+    for kind in chosen:
+        os.symlink(paths[kind], root / (kind + paths[kind].suffix))  # ROOT's entries may be links
+    out = tmp_path / "dask-results"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(root), "-o", str(out),
+                              "--scheduler", cluster.scheduler_address, *ARGS],
+                             capture_output=True, text=True, timeout=240)
+        assert run.returncode == 0, run.stderr[-3000:]
+        # The grading ran as tasks of the cluster's scheduler, on its worker processes.
+        assert "grade_one" in cluster.scheduler.task_prefixes
+    results = _results(out)
+    assert sorted(results) == sorted(chosen)
+    for kind, data in results.items():
+        assert normalized(data, Path(data["submission"]).name) == single_grades[kind], kind
+
+
+def test_submission_ids_and_incomplete_results(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "alice").mkdir()
+    (root / "alice.zip").write_bytes(b"x")
+    (root / "bob smith.ipynb").write_text("{}")
+    (root / ".DS_Store").write_text("")
+    (root / "out").mkdir()
+    subs = find_submissions(root, skip=(root / "out",))
+    assert [s.student for s in subs] == ["alice", "alice.zip", "bob_smith"]
+    (tmp_path / "half.json").write_text('{"student": "x", "score": 1')
+    assert read_result(tmp_path / "half.json") is None
+    (tmp_path / "alice.json").write_text(json.dumps({"student": "alice", "score": 2, "max_score": 4, "exercises": [
+        {"id": "graphs.AddGate", "score": 2}], "error": None}))
+    text = write_grades_csv(tmp_path, ["alice", "half", "carol"]).read_text()
+    assert text == "student,score,max_score,graphs.AddGate,error\nalice,2,4,2,\n"
