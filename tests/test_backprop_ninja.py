@@ -231,3 +231,29 @@ def test_json_carries_local_verdicts_and_first_wrong_step(runner, tmp_path):
     assert checks["bndiff"]["local_verdict"] == "wrong" and checks["bndiff"]["mistake"] == "missing_branch"
     assert checks["hprebn"]["verdict"] == "wrong" and checks["hprebn"]["local_verdict"] in PASSING
     assert all(c["cases"][0]["local_verdict"] is not None for c in ex["checks"])
+
+
+MORE_MISTAKES = {
+    # step: ([(line, mistaken line)...], mistake id)
+    "logprobs": ([("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[:, Yb] = -1.0 / n")], "wrong_index"),
+    "C": ([("    dC.index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))\n", "    dC[Xb] = demb\n")],
+          "missing_branch"),
+    "b1": ([("db1 = dhprebn.sum(0)", "db1 = dhprebn.sum(0, keepdim=True)")], "keepdim"),
+    "hpreact": ([("dhpreact = (1.0 - ctx.h**2) * dh", "dhpreact = (1.0 - ctx.h)**2 * dh")], "tanh_derivative"),
+    # with a wrong dlogit_maxes upstream, routing it to Yb instead of the argmax is visible
+    "logits": ([STEP_MISTAKES["logit_maxes"][:2],
+                ("ctx.logits.max(1).indices, num_classes", "Yb, num_classes")], "wrong_index"),
+}
+
+
+@pytest.mark.parametrize("step", sorted(MORE_MISTAKES))
+def test_more_mistakes_of_exercise_1(runner, tmp_path, step):
+    edits, mistake = MORE_MISTAKES[step]
+    source = REFERENCE
+    for old, new in edits:
+        source = mutate(old, new, source)
+    ex = grade_entry(runner, write(tmp_path, source), "manual_backward", hidden=False)
+    check = next(c for c in ex.checks if c.name == step)
+    assert check.local_verdict not in PASSING and check.mistake == mistake, (check.mistake, check.hint)
+    if len(edits) == 1:
+        assert ex.first_wrong_step == step

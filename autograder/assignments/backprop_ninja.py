@@ -451,8 +451,9 @@ MISTAKES_1 = (
             checks=("logprobs", "logits")),
     Mistake("tanh_derivative", "d tanh(x)/dx = 1 - tanh(x)**2 = 1 - h**2, times the upstream dh",
             local_aware(_tanh_step), checks=("hpreact",)),
-    Mistake("keepdim", "a size-1 dimension is missing: keep it (`keepdim=True` in the sum) so the gradient has "
-            "the shape of its tensor", local_aware(_keepdim)),
+    Mistake("keepdim", "right numbers, but a size-1 dimension is missing or extra: a gradient has exactly its "
+            "tensor's shape (`keepdim=True` in the sum for a (1,64) tensor, none for a (64,) one)",
+            local_aware(_keepdim)),
     Mistake("not_reduced", "the tensor was broadcast in the forward pass, so its gradient must be summed over the "
             "broadcast dimension(s)", local_aware(_not_reduced)),
     Mistake("transposed", "the gradient is transposed: for `A @ B`, dA = dout @ B.T and dB = A.T @ dout; match "
