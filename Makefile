@@ -33,5 +33,8 @@ templates: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+autograde: $(STAMP)
+	$(BIN)/python -m autograder.nbgrader_tools demo
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
