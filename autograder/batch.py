@@ -178,9 +178,9 @@ class BatchSummary:
 class _Progress:
     """A rich progress bar on a terminal; one plain line per submission otherwise (CI logs)."""
 
-    def __init__(self, total: int, done: int, fancy: bool | None = None):
-        self.total, self.done = total, done
-        self.fancy = sys.stderr.isatty() if fancy is None else fancy
+    def __init__(self, total: int, done: int, fancy: bool | None = None, quiet: bool = False):
+        self.total, self.done, self.quiet = total, done, quiet
+        self.fancy = sys.stderr.isatty() if fancy is None else fancy and not quiet
         self._bar = None
         if self.fancy:
             from rich.console import Console
@@ -204,10 +204,10 @@ class _Progress:
             score = f"{data['score']:g}/{data['max_score']:g}"
             line = f"graded {student}: {score}" + (f" (error: {data['error']})" if data.get("error") else "")
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, last=line[:60])
+            self._bar.update(self._task, advance=1, last=line[:40])
             if data is None:
                 self.log(line)
-        else:
+        elif not self.quiet or data is None:
             self.log(f"[{self.done}/{self.total}] {line}")
 
     def close(self) -> None:
@@ -226,7 +226,10 @@ def _clean_temporaries(outdir: Path) -> None:
 
 def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None = None,
               assignments: list[str] | None = None, hidden: bool = True, time_limit: float | None = None,
-              regrade: bool = False, fancy: bool | None = None) -> BatchSummary:
+              regrade: bool = False, fancy: bool | None = None, progress: bool = True,
+              executor=None) -> BatchSummary:
+    """Grade every submission under `root` not yet graded in `outdir` (see the module's docstring).
+    `fancy`: a progress bar (default: when stderr is a terminal); `progress=False`: no line per submission."""
     from .submission import write_json_atomic
     started = time.perf_counter()
     root, outdir = Path(root), Path(outdir)
@@ -234,10 +237,10 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
     _clean_temporaries(outdir)
     submissions = find_submissions(root, skip=(outdir,))
     todo = [s for s in submissions if regrade or read_result(outdir / s.result_name) is None]
-    progress = _Progress(len(submissions), len(submissions) - len(todo), fancy)
+    progress = _Progress(len(submissions), len(submissions) - len(todo), fancy, quiet=not progress)
     if len(todo) < len(submissions):
         progress.log(f"{len(submissions) - len(todo)} of {len(submissions)} already graded in {outdir}: skipped")
-    executor = DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs))
+    executor = executor or (DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs)))
     attempts = {s.student: 0 for s in todo}
     not_graded: dict[str, str] = {}
     graded = 0

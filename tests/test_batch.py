@@ -243,3 +243,47 @@ def test_submission_ids_and_incomplete_results(tmp_path):
         {"id": "graphs.AddGate", "score": 2}], "error": None}))
     text = write_grades_csv(tmp_path, ["alice", "half", "carol"]).read_text()
     assert text == "student,score,max_score,graphs.AddGate,error\nalice,2,4,2,\n"
+
+
+class FlakyExecutor:
+    """Stands for a pool whose worker process dies: `dies[student]` times, its future fails with
+    BrokenProcessPool (as all futures of a dead pool do); then it returns a result."""
+
+    def __init__(self, dies):
+        self.dies, self.pools = dict(dies), 1
+
+    def submit(self, fn, path, student, *args):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+        future = Future()
+        if self.dies.get(student, 0) > 0:
+            self.dies[student] -= 1
+            future.set_exception(BrokenProcessPool("a worker died"))
+        else:
+            future.set_result({"student": student, "score": 1.0, "max_score": 1.0, "exercises": [], "error": None})
+        return future
+
+    def broken(self, exc):
+        from concurrent.futures.process import BrokenProcessPool
+        self.pools += isinstance(exc, BrokenProcessPool)
+        return isinstance(exc, BrokenProcessPool)
+
+    def as_completed(self, futures):
+        return list(futures)
+
+    def close(self):
+        pass
+
+
+def test_a_dead_grading_process_is_retried_then_left_for_the_next_run(tmp_path):
+    from autograder.batch import MAX_ATTEMPTS, run_batch
+    root = tmp_path / "root"
+    for name in ("a", "b", "c"):
+        (root / name).mkdir(parents=True)
+    flaky = FlakyExecutor({"a": 1, "b": MAX_ATTEMPTS})
+    summary = run_batch(root, tmp_path / "out", executor=flaky, fancy=False)
+    assert summary.graded == 2 and list(summary.not_graded) == ["b"]  # a: retried and graded
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["a.json", "c.json"]  # b: no result
+    again = run_batch(root, tmp_path / "out", executor=FlakyExecutor({}), fancy=False)
+    assert (again.skipped, again.graded, again.not_graded) == (2, 1, {})
+    assert (tmp_path / "out" / "grades.csv").read_text().count("\n") == 4
