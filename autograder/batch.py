@@ -25,6 +25,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -74,16 +75,18 @@ def read_result(path: Path) -> dict | None:
 # -- in the worker process ------------------------------------------------------------------------------
 
 _RUNNER = None
+_RUNNER_LOCK = threading.Lock()  # a Dask worker may run several tasks at once in threads
 
 
 def _runner():
     """This process's fork server, started once and reused for every submission it grades."""
     global _RUNNER
-    if _RUNNER is None:
-        from .runner import Runner
-        _RUNNER = Runner()
-        _RUNNER.start()
-        atexit.register(_RUNNER.close)
+    with _RUNNER_LOCK:
+        if _RUNNER is None:
+            from .runner import Runner
+            _RUNNER = Runner()
+            _RUNNER.start()
+            atexit.register(_RUNNER.close)
     return _RUNNER
 
 
