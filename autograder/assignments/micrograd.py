@@ -481,30 +481,42 @@ def local_mistake(name: str, spec: dict, got, expected) -> tuple[str, str] | Non
     a, g, pa = spec["a"], spec["g"], pre[0]
     from_input = {"tanh": 1 - a**2, "exp": a, "sigmoid": a * (1 - a)}.get(name)
     if from_input is not None and close(grads[0], pa + from_input * g):
-        return "uses_input_not_output", f"{shown}: {DERIVATIVE[name]}"
+        return "uses_input_not_output", f"{shown}: {DERIVATIVE[name]}, not of a.data"
     if close(grads, [p + l for p, l in zip(pre, local)]):
         return "wrong_local_derivative", f"{shown}: the chain rule multiplies the local derivative by out.grad"
     return "wrong_local_derivative", f"{shown}: {DERIVATIVE[name]}"
 
 
+# The base operations each small graph is built from, and how a student can picture the graph.
+GRAPH_OPS = {"seed": ("add", "mul"), "chain": ("add", "mul", "tanh", "exp"), "a + a": ("add",), "a * a": ("mul",),
+             "b + b (b = a + a)": ("add",), "diamond": ("add", "mul", "tanh")}
+GRAPH_SHOWN = {"chain": "exp(tanh(x*w)*u + z)", "diamond": "b = a*x; out = tanh(b)*b + b",
+               "b + b (b = a + a)": "b = a + a; c = b + b"}
+# Order probes need the ops that build them; every engine probe includes these.
+ORDER_OPS = ("add", "mul", "tanh", "exp")
+
+
 def engine_mistake(probe, ops: tuple[str, ...] = BASE_OPS) -> tuple[str, str] | None:
-    """The first mistake the probe shows, in the order a student should fix them: an op's local
-    derivative (only the `ops` this graph uses), accumulation, the seed, the visiting order."""
+    """The first mistake the probe shows, in the order a student should fix them: the local derivative of
+    an op this graph uses (`ops`), the seed, accumulation, the visiting order. A probe graph is evidence
+    about backward() only where every op it is built from is right on its own."""
     if not isinstance(probe, dict):
         return None
     truth = probe_truth()
     local = probe.get("local") if isinstance(probe.get("local"), dict) else {}
+    bad_ops: dict[str, tuple[str, str]] = {}
     for name, specs in PROBE_LOCAL.items():
-        if name not in ops:
-            continue
         for i, spec in enumerate(specs):
             found = local_mistake(name, spec, local.get(f"{name}{i}"), truth["local"][f"{name}{i}"])
-            if found:
-                return found
+            if found and name not in bad_ops:
+                bad_ops[name] = found
+    for name in PROBE_LOCAL:
+        if name in ops and name in bad_ops:
+            return bad_ops[name]
 
     def wrong(part):
         got = probe.get(part)
-        return _usable(got) and not close(got, truth[part])
+        return _usable(got) and not close(got, truth[part]) and not any(op in bad_ops for op in GRAPH_OPS[part])
 
     seed = probe.get("seed")
     if wrong("seed") and len(seed) == 4 and seed[0] != 1 and all(s == 0 for s in seed[1:]):
@@ -513,16 +525,17 @@ def engine_mistake(probe, ops: tuple[str, ...] = BASE_OPS) -> tuple[str, str] | 
         if wrong(part):
             return "overwrite_not_accumulate", f"in `{part}`, a.grad is {probe[part][0]:g} instead of " \
                                                f"{truth[part][0]:g}"
-    for part in ("chain", "diamond", "b + b (b = a + a)"):
+    for part in ("b + b (b = a + a)", "diamond", "chain"):
         if wrong(part):
-            return "no_topological_order", f"the gradients of the `{part}` graph are wrong"
+            return "no_topological_order", f"`{GRAPH_SHOWN[part]}` gets wrong gradients although each of its " \
+                                           "operations is right on its own"
     return None
 
 
 def _engine_matcher(mistake_id: str):
-    """A catalogue matcher: this mistake is the one the probe shows, among the ops the case uses."""
-    def matches(got, exp, case=None, context=None, **_):
-        ops = tuple(case.info.get("ops", BASE_OPS)) if case is not None else BASE_OPS
+    """A catalogue matcher: this mistake is the one the probe shows, among the ops the check's graph uses."""
+    def matches(got, exp, case=None, name=None, context=None, **_):
+        ops = GRAPH_OPS.get(name) or (tuple(case.info.get("ops", BASE_OPS)) if case is not None else BASE_OPS)
         found = engine_mistake((context or {}).get("outputs", {}).get("_probe"), ops)
         return found[1] if found and found[0] == mistake_id else False
     return matches
@@ -548,8 +561,8 @@ HINTS = {
     "overwrite_not_accumulate": "`=` where `+=` is needed: a value used more than once gets one gradient "
                                 "contribution per use, and they add up (self.grad += ...)",
     "wrong_local_derivative": "the local derivative of an operation is wrong",
-    "uses_input_not_output": "the backward uses the input where the derivative is a function of the output "
-                             "(tanh: 1 - t**2, exp: e**x, sigmoid: s*(1-s), with t, e**x, s = out.data)",
+    "uses_input_not_output": "the backward uses the input (self.data) where the derivative is a function "
+                             "of the output (out.data)",
     "no_topological_order": "backward() must call each node's _backward only after every node that uses it: "
                             "build a topological order of the graph and walk it in reverse",
     "seed_grad_missing": "backward() must start by setting the output's gradient to 1 (d out/d out = 1)",
@@ -603,7 +616,8 @@ def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
 
 def _case(cases: list, hidden: bool, inputs: dict, ops, label: str) -> Case:
     """A case whose probe covers `ops`, the base operations its graph is built from."""
-    return Case(f"{'hidden' if hidden else 'public'}-{len(cases)}", hidden, {**inputs, "probe_ops": list(ops)},
+    probe_ops = sorted(set(ops) | set(ORDER_OPS))
+    return Case(f"{'hidden' if hidden else 'public'}-{len(cases)}", hidden, {**inputs, "probe_ops": probe_ops},
                 {"ops": tuple(ops)}, label=label)
 
 
@@ -642,8 +656,10 @@ def ops_cases(seeds: Seeds) -> list[Case]:
     for seed, hidden in _seeds(seeds, "micrograd.ops", 3, 4):
         rng = random.Random(seed)
         specs = {name: op_spec(rng, name, seed) for name in OPS}
-        cases.append(_case(cases, hidden, {"ops": specs}, ("add", "mul", "pow"),
-                           label="each operation at random inputs, pre-set input grads, out.grad != 1"))
+        case = _case(cases, hidden, {"ops": specs}, ("add", "mul", "pow"),
+                     label="each operation at random inputs, pre-set input grads, out.grad != 1")
+        case.inputs["probe_ops"] = ["add", "mul", "pow"]  # the derived ops' parts; no graphs are probed
+        cases.append(case)
     return cases
 
 
