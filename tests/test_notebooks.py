@@ -249,3 +249,18 @@ def test_grade_table_lists_students_and_cells():
     assert lines[0].split() == ["student", "AddGate", "MaxGate", "total"]
     assert lines[1].split() == ["ann", "1", "0.5", "1.5"] and lines[2].split() == ["bob", "0", "1", "1"]
     assert json.dumps(table)
+
+
+def test_release_code_is_the_student_template(root, notebooks):
+    """nbgrader's solution clearing (ours, stub-aware) turns each notebook into the student template's code:
+    `dlogprobs = None  # TODO` where the template has it, the default stub elsewhere."""
+    import copy
+    clear = nbgrader_tools._clear_solutions_class()()
+    for name, nb in notebooks.items():
+        release = copy.deepcopy(nb)
+        for cell in release.cells:
+            if nb_meta(cell).get("solution"):
+                clear._replace_solution_region(cell, "python")
+        for path, source in nbgrader_tools.notebook_modules(release).items():
+            template = root / "student_template" / path
+            assert _top_level(source) == _top_level(template.read_text()), path
