@@ -477,7 +477,7 @@ def local_mistake(name: str, spec: dict, got, expected) -> tuple[str, str] | Non
     local = [(e - p) / spec["g"] for e, p in zip(expected[1:], pre)]  # the true local derivatives
     grads = got[1:]
     if close(grads, [l * spec["g"] for l in local]):
-        return "overwrite_not_accumulate", f"{shown}: the inputs' earlier gradient was replaced, not added to"
+        return "overwrite_not_accumulate", f"the _backward of {shown} replaces the gradient its inputs already hold"
     a, g, pa = spec["a"], spec["g"], pre[0]
     from_input = {"tanh": 1 - a**2, "exp": a, "sigmoid": a * (1 - a)}.get(name)
     if from_input is not None and close(grads[0], pa + from_input * g):
