@@ -202,6 +202,7 @@ def check_micrograd_case(mg, exercise, case) -> None:
     elif exercise.id in ("micrograd.backward", "micrograd.reuse"):
         check_small_graphs(i["values"], truth, what)
     elif exercise.id == "micrograd.expressions":
+        assert set(truth) == {"output", "leaf grads", "node grads"}, what
         program = i["program"]
         n = len(program["leaves"])
         nodes = evaluate(program)
@@ -215,6 +216,7 @@ def check_micrograd_case(mg, exercise, case) -> None:
             for m, c in zip(i["m"], i["c"]):
                 x = x * m + c
             return x
+        assert set(truth) == {"out, x.grad"}, what
         value, grad = np64(truth["out, x.grad"])
         assert value == pytest.approx(chain(float(i["x"])), rel=1e-12)
         check(chain, [float(i["x"])], [grad], what=what)
@@ -224,6 +226,7 @@ def check_micrograd_case(mg, exercise, case) -> None:
 
         def loss(p):
             return float(((nn_forward(unflatten(p, i["params"]), i["xs"]) - ys) ** 2).sum())
+        assert set(truth) == {"parameters", "forward", "gradients", "SGD step", "zero_grad"}, what
         assert float(truth["parameters"]) == p.size
         assert np.allclose(np64(truth["forward"]), nn_forward(i["params"], i["xs"]), rtol=1e-12, atol=1e-12)
         for name in ("gradients", "zero_grad"):
@@ -359,6 +362,7 @@ def check_ninja_case(exercise, case, truth: dict | None = None) -> None:
         assert float(truth["loss"]) == pytest.approx(fwd["loss"], rel=1e-5)
         check_ninja_gradients(i["params"], i["Xb"], i["Yb"], truth, [k for k in truth if k != "loss"], what)
     elif entry == "cross_entropy_backward":
+        assert set(truth) == {"logits"}, what
         Yb = np.asarray(i["Yb"])
 
         def loss(logits):  # log-sum-exp with the max subtracted: finite for logits of any size
@@ -366,6 +370,7 @@ def check_ninja_case(exercise, case, truth: dict | None = None) -> None:
             return float((np.log(np.exp(z).sum(1)) - z[np.arange(len(Yb)), Yb]).mean())
         check(loss, [np64(i["logits"])], [truth["logits"]], samples=40, what=what)
     elif entry == "batchnorm_backward":
+        assert set(truth) == {"hprebn"}, what
         gain = np64(i["bngain"])
 
         def batchnorm(x):
@@ -374,16 +379,19 @@ def check_ninja_case(exercise, case, truth: dict | None = None) -> None:
         check(batchnorm, [np64(case.info["hprebn"])], [truth["hprebn"]], upstream=np64(i["dhpreact"]), samples=40,
               what=what)
     elif entry == "tanh_backward":
+        assert set(truth) == {"hpreact"}, what
         check(np.tanh, [np64(case.info["hpreact"])], [truth["hpreact"]], upstream=np64(i["dh"]), samples=40,
               what=what)
         saturated = gradcheck(np.tanh, np64(case.info["hpreact"])[0, :4], upstream=np64(i["dh"])[0, :4],
                               analytic=[truth["hpreact"][0, :4]])  # 12, -12, 30 and 0: every one probed
         assert saturated.ok, f"{what} saturated units: {saturated}"
     elif entry == "embedding_backward":
+        assert set(truth) == {"C"}, what
         Xb = np.asarray(i["Xb"])
         C = np.zeros((i["num_embeddings"], i["demb"].shape[-1]))
         check(lambda C: C[Xb], [C], [truth["C"]], upstream=np64(i["demb"]), what=what)
     elif entry == "train":
+        assert set(truth) == {"losses", "lowers_loss"}, what  # lowers_loss is a pass/fail flag, not a number
         check_training(i, truth, what)
     else:
         raise AssertionError(f"{exercise.id}: no independent validation written for this exercise's truth")
