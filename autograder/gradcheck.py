@@ -429,6 +429,8 @@ def gradcheck(f: Callable, *inputs: Any, eps: float = EPS, upstream: Any = None,
         for slot in slots:
             slot.restore()
     rows = [(rel, slot.label(), index) for slot, c in zip(slots, checked) for index, rel in c.errors]
+    if not rows and not any(c.kinks for c in checked):
+        raise GradcheckError("nothing was checked: every input is empty or skipped (None in analytic)")
     worst = max(rows, default=(0.0, None, None), key=lambda row: row[0])
     return GradcheckResult(
         ok=all(rel <= rtol for rel, _, _ in rows), max_rel_error=worst[0], worst_input=worst[1],

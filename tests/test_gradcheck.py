@@ -258,6 +258,8 @@ def test_near_zero_gradient_elements_are_not_noise_failures():
     (lambda: gradcheck(lambda x: math.inf * x, 1.0, analytic=[1.0]), "not finite"),
     (lambda: gradcheck(lambda x: "no", 1.0, analytic=[1.0]), "must return"),
     (lambda: gradcheck(lambda v: v.data, Value(1.0)), "no .backward()"),
+    (lambda: gradcheck(lambda x: x.sum(), torch.ones(0, dtype=torch.float64)), "nothing was checked"),
+    (lambda: gradcheck(lambda x, y: x * y, 1.0, 2.0, analytic=[None, None]), "nothing was checked"),
 ])
 def test_misuse_raises_a_clear_error(call, message):
     with pytest.raises(GradcheckError, match=re.escape(message)):
