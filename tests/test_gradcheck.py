@@ -291,3 +291,8 @@ def test_autograder_gradcheck_is_callable_after_the_module_is_imported():
     import autograder
     import autograder.gradcheck  # noqa: F401  binds the package attribute to the module
     assert autograder.gradcheck(lambda x: x * x, 3.0, analytic=[6.0]).ok
+
+
+def test_none_skips_an_input():
+    result = gradcheck(lambda x, y, z: (x + y) * z, -2.0, 5.0, -4.0, analytic=[None, -4.0, 3.0])
+    assert result.ok and result.n_checked == 2 and np.isnan(result.numeric[0])
