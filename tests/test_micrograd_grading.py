@@ -457,6 +457,21 @@ def test_backward_from_the_input_instead_of_the_output(runner, tmp_path, edit, o
     assert sum(not c.passed for c in checks["micrograd.ops"].values()) == 1
 
 
+def test_expressions_are_judged_locally_and_name_the_first_wrong_step(runner, tmp_path):
+    """tanh's backward is wrong: the nodes feeding a tanh are wrong on their own; a leaf whose users pass
+    it the right local gradient of their own (wrong) gradients is a correct step with a wrong upstream."""
+    sub = make_submission(tmp_path, MISTAKE_EDITS["uses_input_not_output"])
+    checks, result = grade_checks(runner, sub, ids=["micrograd.expressions"])
+    node, leaf = checks["micrograd.expressions"]["node grads"], checks["micrograd.expressions"]["leaf grads"]
+    assert node.verdict == WRONG and node.local_verdict == WRONG
+    assert node.points == pytest.approx(node.max_points / 3, abs=1e-5)  # only the graph without tanh
+    assert "every node whose gradient is wrong on its own is an input of `a.tanh()`" in node.message
+    assert leaf.verdict == WRONG and leaf.local_verdict in PASSING and leaf.points == leaf.max_points
+    assert result.exercises[0].first_wrong_step == "node grads"
+    # the public graph without tanh is right: the check is graded per case
+    assert [cv.verdict in PASSING for cv in node.cases] == [True, False, False]
+
+
 def test_seed_grad_missing(runner, tmp_path):
     sub = make_submission(tmp_path, MISTAKE_EDITS["seed_grad_missing"])
     checks, _ = grade_checks(runner, sub, ids=["micrograd.ops", "micrograd.backward", "micrograd.expressions"])

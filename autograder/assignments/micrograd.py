@@ -603,6 +603,66 @@ def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     return results
 
 
+def op_partials(program: dict) -> list[list[tuple[int, float]]]:
+    """For each op node, [(operand node, d node / d operand)] at the true values: the local derivatives."""
+    with torch.no_grad():
+        values = [t.item() for t in run_program(program, lambda v: torch.tensor(float(v), dtype=torch.float64))]
+    partials = []
+    for name, *args in program["ops"]:
+        kinds, op = OPS[name]
+        operands = [torch.tensor(values[a], dtype=torch.float64, requires_grad=True) if k == "n" else a
+                    for k, a in zip(kinds, args)]
+        nodes = [(a, t) for k, a, t in zip(kinds, args, operands) if k == "n"]
+        grads = torch.autograd.grad(op(*operands), [t for _, t in nodes])
+        partials.append([(a, g.item()) for (a, _), g in zip(nodes, grads)])
+    return partials
+
+
+def judge_expression(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+    """Globally against PyTorch, and locally (cascade-free): each node's gradient against the local
+    derivatives applied to the student's own gradients of the nodes that use it. The first node, from the
+    output, that is wrong on its own names the operation whose backward is wrong."""
+    results = judge(case, outputs, truth)
+    program = case.inputs["program"]
+    n_leaves, n_nodes = len(program["leaves"]), len(program["leaves"]) + len(program["ops"])
+    out, leaves, inner = (outputs.get(k) for k in ("output", "leaf grads", "node grads"))
+    if not (_usable(out) and _usable(leaves) and _usable(inner) and len(out) == 2 and
+            len(leaves) + len(inner) + 1 == n_nodes):
+        return results
+    grads = list(leaves) + list(inner) + [out[1]]
+    expected = [0.0] * n_nodes
+    expected[-1] = 1.0
+    for j, parts in enumerate(op_partials(program), start=n_leaves):
+        for a, d in parts:
+            expected[a] += d * grads[j]
+    scale = max(abs(g) for g in truth["leaf grads"].tolist() + truth["node grads"].tolist() + [1.0])
+    for c in results:
+        span = {"leaf grads": range(0, n_leaves), "node grads": range(n_leaves, n_nodes - 1),
+                "output": range(n_nodes - 1, n_nodes)}[c.name]
+        if c.verdict in (ERROR, TIMEOUT, "not_implemented"):
+            continue
+        if c.name == "output":
+            c.local_verdict = compare(c.name, out[1], 1.0).verdict
+            continue
+        c.local_verdict = compare(c.name, [grads[i] for i in span], [expected[i] for i in span], scale=scale).verdict
+    wrong_here = [i for i in range(n_nodes - 2, -1, -1)
+                  if not close(grads[i], expected[i], scale=scale)]
+    if wrong_here and not case.hidden:
+        partials = op_partials(program)
+
+        def users(i):
+            return {program["ops"][j][0] for j, parts in enumerate(partials) if any(a == i for a, _ in parts)}
+        common = set.intersection(*(users(i) for i in wrong_here))
+        named = " / ".join(f"`{SHOWN[u]}`" for u in sorted(common or users(wrong_here[0])))
+        note = (f"every node whose gradient is wrong on its own is an input of {named}: check its backward"
+                if common else f"first wrong step from the output: a node used by {named}")
+        where = "leaf grads" if wrong_here[0] < n_leaves else "node grads"
+        for c in results:
+            if c.name == where and c.verdict == WRONG:
+                c.message = f"{note}; {c.message}"
+    return results
+
+
 def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     results = judge(case, outputs, truth)
     for c in results:
@@ -889,7 +949,8 @@ EXERCISES = [
              driver=f"{_DRIVERS}:graphs_driver", truth=graph_truth, **_ENGINE),
     Exercise(id="micrograd.expressions", entry="Value", points=6,
              title="random expression graphs with fan-out, against PyTorch float64",
-             cases=expression_cases, driver=f"{_DRIVERS}:expression_driver", truth=expression_truth, **_ENGINE),
+             cases=expression_cases, driver=f"{_DRIVERS}:expression_driver", truth=expression_truth,
+             **{**_ENGINE, "judge": judge_expression}),
     Exercise(id="micrograd.deep_chain", entry="Value.backward", points=1,
              title="a 100,000-node chain (a recursive topological sort hits the recursion limit)",
              cases=deep_chain_cases, driver=f"{_DRIVERS}:deep_chain_driver", truth=deep_chain_truth,
