@@ -1,7 +1,7 @@
 """Every PyTorch truth the grader relies on, validated numerically and independently of PyTorch.
 
 A grader whose truth is wrong grades everyone wrong. For each registered assignment, each exercise's
-public cases are built, `exercise.truth(case)` is computed (PyTorch autograd, as in grading), and each
+public and hidden cases are built, `exercise.truth(case)` is computed (PyTorch autograd, as in grading), and each
 truth gradient is compared by `autograder.gradcheck` with float64 centred differences of a forward
 function written here again in numpy / plain Python: a second, independent implementation of the
 forward pass, and no autograd at all on the numeric side. Large tensors are probed on sampled elements
@@ -19,6 +19,9 @@ from autograder.exercise import Seeds
 from autograder.gradcheck import gradcheck
 
 PUBLIC = Seeds(hidden=False)
+# Public and hidden cases: the hidden configurations (float64, batch 2, other widths...) need a right truth
+# as much as the public ones. A fixed secret here; graders draw other seeds of the same configurations.
+ALL = Seeds(hidden=True, secret="tests/test_truths.py")
 
 
 def np64(value) -> np.ndarray:
@@ -67,7 +70,7 @@ def graphs_checks(exercise_id, case, truth):
 
 @pytest.mark.parametrize("exercise", exercises("graphs"), ids=lambda ex: ex.id)
 def test_graphs_truths(exercise):
-    for case in exercise.cases(PUBLIC):
+    for case in exercise.cases(ALL):
         truth = exercise.truth(case)
         covered = set()
         for what, f, inputs, upstream, truths in graphs_checks(exercise.id, case, truth):
@@ -246,7 +249,7 @@ def micrograd_exercises():
 @pytest.mark.parametrize("exercise", micrograd_exercises(), ids=lambda ex: ex.id if ex else "none")
 def test_micrograd_truths(exercise):
     mg = micrograd()
-    for case in exercise.cases(PUBLIC):
+    for case in exercise.cases(ALL):
         check_micrograd_case(mg, exercise, case)
 
 
@@ -422,7 +425,7 @@ def ninja_exercises():
 @pytest.mark.parametrize("exercise", ninja_exercises(), ids=lambda ex: ex.id if ex else "none")
 def test_backprop_ninja_truths(exercise):
     ninja()
-    for case in exercise.cases(PUBLIC):
+    for case in exercise.cases(ALL):
         check_ninja_case(exercise, case)
 
 
