@@ -240,3 +240,18 @@ def test_engine_mistake_reads_the_probe():
     overwrite = {**truth, "a + a": [1.0]}
     assert mg.engine_mistake(overwrite)[0] == "overwrite_not_accumulate"
     assert mg.engine_mistake("not a probe") is None
+
+
+def test_a_part_that_failed_keeps_its_reason_but_hidden_cases_withhold_the_students_text():
+    got = {"failure": "error", "message": "ValueError: secret 2.55 (micrograd/engine.py, line 91, in _backward)",
+           "short": "ValueError (micrograd/engine.py, line 91, in _backward)"}
+    expected = torch.zeros(2, dtype=torch.float64)
+    public, hidden = mg._failure("a.log()", got, expected, False), mg._failure("a.log()", got, expected, True)
+    assert public.verdict == hidden.verdict == "error"
+    assert "secret 2.55" in public.message and "line 91" in public.message
+    assert "secret" not in hidden.message and "line 91" in hidden.message and "withheld" in hidden.message
+    timeout = mg._failure("a.log()", {"failure": "timeout", "message": "did not finish within 1 s"}, expected, True)
+    assert timeout.verdict == "timeout" and timeout.message == "did not finish within 1 s"
+    recursion = {"failure": "error", "message": "RecursionError: maximum recursion depth exceeded (x.py, line 3)",
+                 "short": "RecursionError: maximum recursion depth exceeded (x.py, line 3)"}
+    assert mg._failure("out", recursion, expected, True).mistake == "recursion_limit"

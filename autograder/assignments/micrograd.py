@@ -107,18 +107,22 @@ class _NotANumber(Exception):
 PART_SECONDS = 1.0  # one operation's forward and backward takes microseconds; 1 s means an endless loop
 
 
-def _describe(exc: BaseException, root: str) -> str:
-    """`TypeError: ... (micrograd/engine.py, line 41, in _backward)`: the innermost frame in the submission."""
+def _describe(exc: BaseException, root: str) -> dict:
+    """{"message": "TypeError: ... (micrograd/engine.py, line 41, in _backward)", "short": the same without
+    the exception's own text, which could print a hidden case's inputs}."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(root + os.sep)]
     where = f" ({os.path.relpath(frames[-1].filename, root)}, line {frames[-1].lineno}, in {frames[-1].name})" \
         if frames else ""
     if isinstance(exc, SystemExit):
-        return f"called sys.exit({exc.code!r}){where}"
+        message = f"called sys.exit({exc.code!r}){where}"
+        return {"message": message, "short": message}
     if isinstance(exc, RecursionError):
-        return f"RecursionError: maximum recursion depth exceeded{where}"
+        message = f"RecursionError: maximum recursion depth exceeded{where}"
+        return {"message": message, "short": message}
     text = str(exc)
     text = text if len(text) <= 200 else text[:200] + "..."
-    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
+    return {"message": f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}",
+            "short": f"{type(exc).__name__}{where}"}
 
 
 def _attempt(fn, root: str, seconds: float = PART_SECONDS):
@@ -136,7 +140,7 @@ def _attempt(fn, root: str, seconds: float = PART_SECONDS):
     except _NotANumber as exc:
         return {"failure": "wrong", "message": str(exc)}
     except (Exception, SystemExit) as exc:  # noqa: one part's failure must not end the others
-        return {"failure": "error", "message": _describe(exc, root)}
+        return {"failure": "error", **_describe(exc, root)}
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -584,8 +588,8 @@ OP_MISTAKES = _catalogue(_op_matcher)
 def _failure(name: str, got: dict, expected, hidden: bool) -> Comparison:
     verdict = {"timeout": TIMEOUT, "wrong": WRONG}.get(got.get("failure"), ERROR)
     message = str(got.get("message", ""))[:300]
-    if hidden and verdict == ERROR and ":" in message:  # the student's own text could print hidden inputs
-        message = message.split(":", 1)[0] + " (details withheld for hidden cases)"
+    if hidden and verdict == ERROR and got.get("short") != message:  # the student's text could print inputs
+        message = f"{str(got.get('short', ''))[:300]} (details withheld for hidden cases)"
     shape = tuple(getattr(expected, "shape", ()))
     mistake = "recursion_limit" if message.startswith("RecursionError") else None
     return Comparison(name, verdict, expected_shape=shape, message=message, mistake=mistake)

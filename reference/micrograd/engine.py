@@ -139,6 +139,9 @@ class Value:
         return out
 
     def backward(self):
+        """Fill in .grad of every node this one depends on: d self / d node. Visit the nodes in reverse
+        topological order (built without recursion: a graph can be 100,000 nodes deep), starting from
+        this node's own gradient, d self / d self = 1."""
         ### BEGIN SOLUTION
         # topological order of all of the children in the graph, built with an explicit stack:
         # micrograd's recursive build_topo hits Python's recursion limit (~1,000) on a deep graph

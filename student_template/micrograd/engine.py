@@ -120,6 +120,9 @@ class Value:
         return out
 
     def backward(self):
+        """Fill in .grad of every node this one depends on: d self / d node. Visit the nodes in reverse
+        topological order (built without recursion: a graph can be 100,000 nodes deep), starting from
+        this node's own gradient, d self / d self = 1."""
         # YOUR CODE HERE
         raise NotImplementedError()
 
