@@ -107,7 +107,7 @@ def _reply_for_exception(exc: BaseException, root: str) -> dict:
                 "where": where}
     if isinstance(exc, BlockedImport):
         return {"status": "error", "kind": "blocked_import", "message": str(exc), "where": where}
-    text = str(exc)
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)  # `where` has file and line
     if len(text) > 300:
         text = text[:300] + "..."
     return {"status": "error", "kind": "exception", "message": f"{type(exc).__name__}: {text}" if text else type(exc).__name__,
