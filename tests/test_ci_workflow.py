@@ -11,7 +11,6 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-pytestmark = pytest.mark.xdist_group("batch")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import pytest
 
 from tests.test_formats import GRADESCOPE_SCHEMA
 
-pytestmark = pytest.mark.xdist_group("batch")
 
 
 @pytest.fixture(scope="module")
