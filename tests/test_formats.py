@@ -9,7 +9,6 @@ import jsonschema
 import pytest
 import torch
 
-from autograder.compare import compare
 from autograder.exercise import Case, Exercise, Mistake
 from autograder.formats import (classroom_dict, csv_header, csv_row, gradescope_dict, result_from_dict, to_classroom,
                                 to_csv, to_junit, to_markdown)
