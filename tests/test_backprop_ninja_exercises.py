@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from autograder.assignments import exercises
-from autograder.compare import PASSING
 from autograder.pipeline import grade
 
 ROOT = Path(__file__).resolve().parent.parent
