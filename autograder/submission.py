@@ -175,8 +175,17 @@ def _is_definition(node: ast.stmt) -> bool:
     return False
 
 
-def definitions(cells: list[str]) -> tuple[str, set[str], list[int]]:
-    """(module source, names it defines, numbers of the cells that do not parse and were left out)."""
+def _imports_from(node: ast.stmt, modules: frozenset) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.level == 0 and node.module in modules
+    if isinstance(node, ast.Import):
+        return any(alias.name in modules for alias in node.names)
+    return False
+
+
+def definitions(cells: list[str], own_modules: frozenset = frozenset()) -> tuple[str, set[str], list[int]]:
+    """(module source, names it defines, numbers of the cells that do not parse and were left out).
+    Imports from `own_modules` (the files being written) are left out: the names are in the code."""
     kept, names, broken = [], set(), []
     for number, source in enumerate(cells, 1):
         try:
@@ -186,7 +195,7 @@ def definitions(cells: list[str]) -> tuple[str, set[str], list[int]]:
             continue
         lines = source.splitlines()
         for node in tree.body:
-            if _is_definition(node):
+            if _is_definition(node) and not _imports_from(node, own_modules):
                 start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
                 kept.append("\n".join(lines[start - 1: node.end_lineno]))
                 names |= _defined_names(node)
@@ -194,12 +203,14 @@ def definitions(cells: list[str]) -> tuple[str, set[str], list[int]]:
 
 
 def entry_points() -> dict[str, dict[str, set[str]]]:
-    """{assignment: {module file: entry points graded in it}} from the registry."""
+    """{assignment: {file: entry points of the exercises that need it}} from the registry (an exercise
+    may need several files: `micrograd.nn` grades `MLP` and needs micrograd/engine.py and nn.py)."""
     from .assignments import NAMES, exercises
     table: dict[str, dict[str, set[str]]] = {}
     for name in NAMES:
         for ex in exercises(name):
-            table.setdefault(name, {}).setdefault(ex.required_files[0], set()).add(ex.entry.split(".")[0])
+            for path in ex.required_files:
+                table.setdefault(name, {}).setdefault(path, set()).add(ex.entry.split(".")[0])
     return table
 
 
@@ -217,13 +228,22 @@ def module_files_for(names: set[str], table: dict[str, dict[str, set[str]]]) -> 
 
 
 def notebook_to_modules(path: Path, target: Path, table: dict[str, dict[str, set[str]]] | None = None) -> Path:
-    source, names, broken = definitions(notebook_code(path))
-    files = module_files_for(names, entry_points() if table is None else table)
+    """Write the module files a notebook stands for. All its code goes to one file, the one most of the
+    assignment's exercises need (micrograd/engine.py); the other files import everything from it, so
+    that `engine.Value` and the `Value` that `nn.MLP` uses are one class, as in the files they stand for."""
+    cells = notebook_code(path)
+    table = entry_points() if table is None else table
+    _, names, broken = definitions(cells)
+    files = module_files_for(names, table)
     if not files:
-        known = sorted({e for files in (table or entry_points()).values() for es in files.values() for e in es})
+        known = sorted({e for files in table.values() for es in files.values() for e in es})
         raise SubmissionError(f"{path.name} defines none of the graded entry points "
                               f"({', '.join(known) or 'no assignment is registered'})"
                               + (f"; code cells {broken} do not parse" if broken else ""))
+    module_of = {f: f[:-3].replace("/", ".") for f in files}
+    source, _, _ = definitions(cells, frozenset(module_of.values()))
+    entries = {f: es for files_ in table.values() for f, es in files_.items()}
+    home = min(files, key=lambda f: (-len(entries.get(f, ())), f))
     header = NOTEBOOK_MODULE_HEADER.format(name=path.name)
     if broken:
         header += f"# Left out: code cells {', '.join(map(str, broken))} (syntax errors).\n"
@@ -231,7 +251,8 @@ def notebook_to_modules(path: Path, target: Path, table: dict[str, dict[str, set
     for rel in files:
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(header + source)
+        body = source if rel == home else f"from {module_of[home]} import *  # noqa: the notebook's code is in {home}\n"
+        out.write_text(header + body)
     return target
 
 
