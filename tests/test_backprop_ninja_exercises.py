@@ -269,3 +269,14 @@ def test_train_with_a_wrong_update_does_not_lower_the_loss(runner, tmp_path):
     assert not checks["losses"].passed and not checks["lowers_loss"].passed
     assert "does not go down" in checks["lowers_loss"].message
     assert ex.score == 0
+
+
+def test_forward_backward_names_the_function_at_fault(runner, tmp_path):
+    code = '''
+    def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+        return bngain * bnvar_inv * dhpreact  # the direct path only
+    '''
+    ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
+    w1 = next(c for c in ex.checks if c.name == "W1")
+    assert w1.mistake == "located" and "batchnorm_backward" in w1.hint
+    assert ex.first_wrong_step == "W1"

@@ -800,9 +800,31 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             for name in STEP_ORDER]
 
 
+def _fb_locate(got, exp, case=None, name=None, context=None, **_):
+    """Which of the student's functions the error is in, from which gradients are right: the parameter
+    gradients are taken at different depths of the backward pass."""
+    g, e = as_tensor(got), as_tensor(exp)
+    if g is None or g.shape != e.shape or close(-g.to(e.dtype), e):
+        return False  # shape and sign mistakes have their own, more precise hints
+    fwd: Forward = case.info["forward"]
+    outputs = (context or {}).get("outputs") or {}
+    right = lambda key: close(outputs.get(key), fwd.grads[key], scale=global_scale(fwd, key))  # noqa: E731
+    if name in ("W2", "b2"):
+        return "dlogits comes first: check cross_entropy_backward (exercise 2)"
+    if name in ("bngain", "bnbias") and right("W2"):
+        return "dW2 is right, so dlogits is: check dh = dlogits @ W2.T and tanh_backward"
+    if name in ("W1", "b1") and right("bngain") and right("bnbias"):
+        return "dbngain and dbnbias are right, so dhpreact is: check batchnorm_backward (exercise 3)"
+    if name == "C" and right("W1"):
+        return "dW1 is right, so dhprebn is: check dembcat = dhprebn @ W1.T and embedding_backward"
+    return False
+
+
 MISTAKES_FB = (
     Mistake("onehot_num_classes", MISTAKES_EMB[0].hint, _onehot_shrunk, checks=("C",)),
     Mistake("scale", "the answer is a constant multiple of the right one", _scale_named),
+    Mistake("located", "the gradients before this one are right, which narrows down where the error is",
+            _fb_locate),
 )
 
 
