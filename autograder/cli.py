@@ -15,30 +15,40 @@ def _exercises_for(submission: Path, names: list[str] | None):
     return chosen, [ex for name in chosen for ex in exercises(name)]
 
 
+def _started_runner():
+    """The student's-process worker, started first: it imports torch while this process does too."""
+    from .runner import Runner
+    runner = Runner()
+    runner.start()
+    return runner
+
+
 def cmd_check(args) -> int:
     from rich.console import Console
-    from .pipeline import grade
-    from .render import to_terminal
     console = Console()
     # In this repository the default is student_template/; in a student's own repository, the current one.
     submission = Path(args.dir or (DEFAULT_DIR if Path(DEFAULT_DIR).is_dir() else "."))
     if not submission.is_dir():
         console.print(f"[bold red]No such directory:[/] {submission}")
         return 2
-    names, exs = _exercises_for(submission, args.assignment)
-    if not exs:
-        console.print(f"[bold red]Nothing to grade in {submission}[/]: no assignment files found "
-                      "(expected e.g. micrograd/engine.py, backprop_ninja.py or graphs.py)")
-        return 2
-    result = grade(submission, exs, hidden=False)
+    with _started_runner() as runner:
+        from .pipeline import grade
+        from .render import to_terminal
+        names, exs = _exercises_for(submission, args.assignment)
+        if not exs:
+            console.print(f"[bold red]Nothing to grade in {submission}[/]: no assignment files found "
+                          "(expected e.g. micrograd/engine.py, backprop_ninja.py or graphs.py)")
+            return 2
+        result = grade(submission, exs, hidden=False, runner=runner)
     to_terminal(result, console)
     return 0
 
 
 def cmd_grade(args) -> int:
     from .render import FORMATS
-    from .submission import grade_path
-    result = grade_path(Path(args.path), args.assignment, hidden=not args.public_only)
+    with _started_runner() as runner:
+        from .submission import grade_path
+        result = grade_path(Path(args.path), args.assignment, hidden=not args.public_only, runner=runner)
     text = FORMATS[args.format](result)
     if args.output:
         out = Path(args.output)
@@ -59,7 +69,7 @@ def cmd_templates(args) -> int:
     return 1 if (args.check and changed) else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     from .render import FORMATS
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only report generated files that are out of date")
     p.set_defaults(func=cmd_templates)
 
-    for register in _extensions():
+    for register in _extensions() if extensions else ():
         register(sub)
     return parser
 
@@ -100,8 +110,14 @@ def _extensions():
         yield module.register
 
 
+CORE_COMMANDS = {"check", "grade", "templates"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # The feature modules (nbgrader, batch, Gradescope) load only for their own commands and --help.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(extensions=command not in CORE_COMMANDS).parse_args(argv)
     return args.func(args)
 
 

@@ -12,15 +12,8 @@ from typing import Any
 
 import torch
 
-# Verdicts, best first. The order is used to aggregate a check over several cases.
-EXACT, APPROX, WRONG, ERROR, TIMEOUT, NOT_IMPLEMENTED = (
-    "exact", "approx", "wrong", "error", "timeout", "not_implemented")
-VERDICTS = (EXACT, APPROX, WRONG, ERROR, TIMEOUT, NOT_IMPLEMENTED)
-PASSING = (EXACT, APPROX)
-
-
-def worst(*verdicts: str) -> str:
-    return max(verdicts, key=VERDICTS.index)
+from .verdicts import (APPROX, ERROR, EXACT, NOT_IMPLEMENTED, NOT_IMPLEMENTED_VALUE, PASSING, TIMEOUT,  # noqa: F401
+                       VERDICTS, WRONG, NotImplementedMarker, worst)
 
 
 @dataclass(frozen=True)
@@ -49,16 +42,6 @@ DEFAULT_TOLERANCES = {
 
 def tolerance_for(dtype: torch.dtype) -> Tolerance:
     return DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES[torch.float64])
-
-
-class NotImplementedMarker:
-    """What a stub returns (or what the runner substitutes when a stub raised NotImplementedError)."""
-
-    def __repr__(self) -> str:
-        return "NOT_IMPLEMENTED"
-
-
-NOT_IMPLEMENTED_VALUE = NotImplementedMarker()
 
 
 @dataclass

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .compare import Comparison, compare
+if TYPE_CHECKING:  # torch loads with compare; this module stays light for the command line
+    from .compare import Comparison
 
 SECRET_ENV = "AUTOGRADER_SECRET"
 
@@ -67,6 +68,7 @@ class Seeds:
 
 def default_judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     """`compare` every quantity of the truth with the student's output of the same name."""
+    from .compare import compare
     return [compare(name, outputs.get(name), expected) for name, expected in truth.items()]
 
 

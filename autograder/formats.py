@@ -19,8 +19,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .compare import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, worst
-from .pipeline import CaseVerdict, CheckResult, ExerciseResult, GradeResult
+from .verdicts import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, worst
+from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult
 
 OUTPUT_LIMIT = 8000  # characters of a student's printed output kept in a report
 

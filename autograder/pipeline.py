@@ -7,75 +7,16 @@ from __future__ import annotations
 
 import ast
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from . import __version__
 from .compare import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, WRONG, Comparison, worst
 from .diagnose import diagnose
 from .exercise import Case, Exercise, Seeds
+from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult  # noqa: F401  (re-exported)
 from .runner import RunResult, Runner
 
 HIDDEN_REDACTED = "(details withheld for hidden cases)"
-
-
-@dataclass
-class CaseVerdict:
-    case: str
-    hidden: bool
-    verdict: str
-    local_verdict: str | None = None
-    maxdiff: float | None = None
-
-
-@dataclass
-class CheckResult:
-    name: str
-    verdict: str
-    local_verdict: str | None
-    maxdiff: float | None
-    shape: list | None
-    expected_shape: list | None
-    mistake: str | None
-    message: str
-    hint: str
-    points: float
-    max_points: float
-    cases: list[CaseVerdict] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict in PASSING
-
-
-@dataclass
-class ExerciseResult:
-    id: str
-    title: str
-    score: float
-    max_score: float
-    checks: list[CheckResult]
-    first_wrong_step: str | None = None
-    message: str = ""
-    output: str = ""            # what the student's code printed on public cases
-    seconds: float = 0.0
-
-
-@dataclass
-class GradeResult:
-    submission: str
-    score: float
-    max_score: float
-    exercises: list[ExerciseResult]
-    hidden: bool
-    sandbox: str
-    seconds: float = 0.0
-    version: str = __version__
-    error: str | None = None    # the submission could not be graded at all (score 0)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # -- cases and run ------------------------------------------------------------------------------------

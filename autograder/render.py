@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .compare import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, TIMEOUT, WRONG
-from .pipeline import GradeResult
+from .verdicts import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, TIMEOUT, WRONG
+from .result import GradeResult
 
 STYLE = {EXACT: "bold green", APPROX: "green", WRONG: "bold red", ERROR: "red", TIMEOUT: "magenta",
          NOT_IMPLEMENTED: "yellow"}

@@ -21,8 +21,13 @@ from pathlib import Path
 from . import wire
 
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "SYSTEMROOT", "VIRTUAL_ENV")
-PRELOAD = "autograder.assignments"
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the worker drops it from the child's sys.path  # drivers are imported once in the server, not in every child
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the worker drops it from the child's sys.path
+
+
+def _preload() -> str:
+    """The driver modules, imported once in the server rather than in every child."""
+    from .assignments import NAMES
+    return ",".join(f"autograder.assignments.{name}" for name in NAMES)
 
 
 @dataclass
@@ -85,7 +90,7 @@ class Runner:
             return
         env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
-                   PYTHONHASHSEED="0", HOME=tempfile.gettempdir(), AUTOGRADER_PRELOAD=PRELOAD,
+                   PYTHONHASHSEED="0", HOME=tempfile.gettempdir(), AUTOGRADER_PRELOAD=_preload(),
                    PYTHONPATH=str(PACKAGE_ROOT))
         self._proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "autograder.worker"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -11,7 +11,7 @@ import math
 import struct
 from typing import Any, BinaryIO
 
-from .compare import NOT_IMPLEMENTED_VALUE, NotImplementedMarker
+from .verdicts import NOT_IMPLEMENTED_VALUE, NotImplementedMarker
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 MAX_MESSAGE = 256 * 1024 * 1024  # bytes; a larger reply is refused, not read
