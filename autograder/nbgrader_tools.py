@@ -421,6 +421,54 @@ def grade_table(scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def regrade_outside_the_kernel(course: Path, assignment: str, students: list[str] | None = None,
+                               runner=None) -> dict[str, dict[str, float]]:
+    """student -> {grade cell id -> points} computed by the pipeline directly from each autograded
+    notebook's code, outside the notebook's kernel (where the student's code could have patched the
+    grade cells' API: nbgrader runs test cells in the same kernel as the student's cells)."""
+    from .assignments import exercises
+    from .notebooks import grade_id
+    from .pipeline import grade
+    from .runner import Runner
+    course = Path(course).resolve()
+    own = runner is None
+    runner = runner or Runner()
+    out: dict[str, dict[str, float]] = {}
+    try:
+        with _quiet():
+            for student in students or submitted_students(course, assignment):
+                path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+                if not path.is_file():
+                    continue
+                modules = notebook_modules(load_notebook(path))
+                out[student] = {}
+                with tempfile.TemporaryDirectory(prefix="regrade-") as tmp:
+                    write_modules(Path(tmp), modules)
+                    for exercise in exercises(assignment):
+                        limit = float(os.environ.get(TIME_LIMIT_ENV) or exercise.time_limit)
+                        result = grade(tmp, [exercise], hidden=True, runner=_BudgetRunner(runner, limit))
+                        out[student][grade_id(exercise.id)] = round(exercise.points * earned_fraction(result), 4)
+    finally:
+        if own:
+            runner.close()
+    return out
+
+
+def verify(course: Path, assignment: str, students: list[str] | None = None, runner=None,
+           regraded: dict | None = None) -> list[str]:
+    """The grade cells whose gradebook score differs from the regrade outside the kernel, as lines."""
+    recorded = gradebook_scores(course, assignment)
+    if regraded is None:
+        regraded = regrade_outside_the_kernel(course, assignment, students, runner)
+    problems = []
+    for student, cells in sorted(regraded.items()):
+        for cell, points in sorted(cells.items()):
+            got = recorded.get(student, {}).get(cell)
+            if got is None or abs(got - points) > 1e-3:
+                problems.append(f"{student} {cell}: gradebook {got}, regraded outside the kernel {points:g}")
+    return problems
+
+
 # -- the demo course -----------------------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parent.parent
@@ -580,7 +628,15 @@ def cmd_nbgrader_autograde(args) -> int:
         print(f"nbgrader autograde failed for {', '.join(group)}:\n{log}", file=sys.stderr)
     print(grade_table(gradebook_scores(course, args.assignment)))
     print(f"{len(report['students'])} submissions, {report['jobs']} processes, {report['seconds']:.1f} s")
-    return 1 if report["failed"] else 0
+    status = 1 if report["failed"] else 0
+    if args.verify:
+        problems = verify(course, args.assignment, report["students"])
+        for line in problems:
+            print(f"MISMATCH {line}")
+        print(f"verify: {'scores differ, see above' if problems else 'every grade cell agrees'} "
+              "(regraded from the notebooks' code outside their kernels)")
+        status = status or (1 if problems else 0)
+    return status
 
 
 def register(subparsers) -> None:
@@ -591,6 +647,9 @@ def register(subparsers) -> None:
     p.add_argument("--course", default="assignments", help="the nbgrader course directory (default: assignments)")
     p.add_argument("--student", action="append", help="only this student (repeatable)")
     p.add_argument("--no-force", action="store_true", help="skip submissions that are already autograded")
+    p.add_argument("--verify", action="store_true",
+                   help="then regrade each notebook's code outside its kernel and report any grade cell that differs "
+                        "(a student's cell can patch what a grade cell calls: nbgrader runs both in one kernel)")
     p.set_defaults(func=cmd_nbgrader_autograde)
 
 

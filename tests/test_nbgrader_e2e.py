@@ -7,6 +7,9 @@ and those must be what the grading pipeline gives the same code directly."""
 from __future__ import annotations
 
 import csv
+import fcntl
+import json
+import os
 import shutil
 
 import pytest
@@ -17,7 +20,7 @@ from autograder.exercise import Seeds
 from autograder.notebooks import grade_id
 from autograder.pipeline import grade
 
-pytestmark = pytest.mark.xdist_group("nbgrader")
+pytestmark = pytest.mark.xdist_group("nbgrader")  # (pytest 9 + xdist 3.8 ignore it: see `courses`)
 
 ASSIGNMENT = "graphs"
 TIME_LIMIT = 2.0   # seconds per case in grade cells (AUTOGRADER_NOTEBOOK_TIME_LIMIT)
@@ -39,16 +42,19 @@ def _submissions(course):
     nbt.edit_solution(hostile, "graphs-part8", nbt.insert_after_begin(
         "raise ValueError(f'inputs W={W.tolist()} x={x.tolist()}')"))
     subs["hostile"] = hostile
+    # Patches what the grade cells call (they run in the student's kernel): full marks in the gradebook,
+    # which `nbgrader-autograde --verify` catches by regrading the code outside the kernel.
+    tampered = nbt.load_notebook(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    nbt.edit_solution(tampered, "graphs-part2", lambda s: s + "\nimport autograder.nbgrader_tools as _t\n"
+                      "_t.notebook_grade = lambda exercise_id, points=None, **kw: points\n")
+    subs["tampered"] = tampered
     return subs
 
 
-@pytest.fixture(scope="module")
-def courses(tmp_path_factory):
-    base = tmp_path_factory.mktemp("nbgrader-course")
+def _build(base, runner) -> dict:
     course_a = base / "a"
     nbt.make_course(course_a, [ASSIGNMENT])
-    submissions = _submissions(course_a)
-    for student, nb in submissions.items():
+    for student, nb in _submissions(course_a).items():
         nbt.submit(course_a, ASSIGNMENT, student, nb)
     course_b = base / "b"
     shutil.copytree(course_a, course_b)
@@ -58,25 +64,39 @@ def courses(tmp_path_factory):
     assert not report["failed"], report["failed"]
     nbt.run_nbgrader(["export", "--to", "grades.csv"], course_b)
     nbt.run_nbgrader(["generate_feedback", ASSIGNMENT], course_b)
-    return {"a": course_a, "b": course_b, "submissions": submissions,
-            "scores_a": nbt.gradebook_scores(course_a, ASSIGNMENT),
-            "scores_b": nbt.gradebook_scores(course_b, ASSIGNMENT)}
+    os.environ[nbt.TIME_LIMIT_ENV] = str(TIME_LIMIT)
+    try:  # what the pipeline gives each autograded notebook's code directly, outside the kernel
+        expected = nbt.regrade_outside_the_kernel(course_b, ASSIGNMENT, runner=runner)
+    finally:
+        del os.environ[nbt.TIME_LIMIT_ENV]
+    return {"scores_a": nbt.gradebook_scores(course_a, ASSIGNMENT),
+            "scores_b": nbt.gradebook_scores(course_b, ASSIGNMENT), "expected": expected}
 
 
 @pytest.fixture(scope="module")
-def expected(courses, runner):
-    """What the pipeline gives each submission's code directly (public and hidden cases), per grade cell."""
-    import tempfile
-    from pathlib import Path
-    out = {}
-    for student, nb in courses["submissions"].items():
-        with tempfile.TemporaryDirectory() as tmp:
-            nbt.write_modules(Path(tmp), nbt.notebook_modules(nb))
-            out[student] = {}
-            for ex in exercises(ASSIGNMENT):
-                result = grade(tmp, [ex], hidden=True, runner=nbt._BudgetRunner(runner, TIME_LIMIT))
-                out[student][grade_id(ex.id)] = round(ex.points * nbt.earned_fraction(result), 4)
-    return out
+def courses(tmp_path_factory, runner):
+    """Built once per test run, even when pytest-xdist spreads this module's tests over its workers
+    (their temporary directories share a parent; a lock makes the second worker wait and reuse it)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    base = shared / "nbgrader-e2e"
+    with open(shared / "nbgrader-e2e.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = base / "results.json"
+        if not done.is_file():
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir()
+            done.write_text(json.dumps(_build(base, runner)))
+        results = json.loads(done.read_text())
+    submissions = {p.name: nbt.load_notebook(p / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+                   for p in sorted((base / "a" / "submitted").iterdir())}
+    return {"a": base / "a", "b": base / "b", "submissions": submissions, **results}
+
+
+@pytest.fixture(scope="module")
+def expected(courses):
+    return courses["expected"]
 
 
 def _feedback(courses, student) -> str:
@@ -94,7 +114,17 @@ def test_release_notebook_has_stubs_instead_of_solutions(courses, root):
 
 
 def test_gradebook_scores_are_the_pipelines(courses, expected):
-    assert courses["scores_b"] == expected
+    honest = set(courses["submissions"]) - {"tampered"}
+    assert {s: courses["scores_b"][s] for s in honest} == {s: expected[s] for s in honest}
+
+
+def test_verify_catches_a_notebook_that_patched_the_grade_cells(courses, expected):
+    points = {grade_id(ex.id): float(ex.points) for ex in exercises(ASSIGNMENT)}
+    assert courses["scores_b"]["tampered"] == points          # what the kernel reported...
+    assert expected["tampered"] == {cell: 0.0 for cell in points}  # ...for code that does nothing
+    problems = nbt.verify(courses["b"], ASSIGNMENT, regraded=expected)
+    assert problems and all(line.startswith("tampered ") for line in problems)
+    assert len(problems) == len(points)
 
 
 def test_parallel_autograde_records_what_nbgrader_autograde_records(courses):
