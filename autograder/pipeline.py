@@ -128,15 +128,15 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     output_parts, message = [], ""
     static = [] if missing or not exercise.forbid_autograd else \
         autograd_in_source(submission / exercise.required_files[0], exercise.entry)
-    for case in cases:
+    if missing:
+        runs = [RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")] * len(cases)
+    else:
+        runs = runner.run_cases(submission, exercise.module, exercise.driver, [c.inputs for c in cases],
+                                time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
+                                blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
+                                forbid_autograd=exercise.forbid_autograd)
+    for case, run in zip(cases, runs):
         truth = exercise.truth(case)
-        if missing:
-            run = RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")
-        else:
-            run = runner.run(submission, exercise.module, exercise.driver, case.inputs,
-                             time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
-                             blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
-                             forbid_autograd=exercise.forbid_autograd)
         if run.output and not case.hidden:
             output_parts.append(run.output)
         if run.status == "ok" and not run.autograd_calls:

@@ -104,12 +104,19 @@ class Runner:
                 raise RuntimeError("the grading worker failed to start")
             self._ready = True
 
-    def run(self, submission: Path, module: str, driver: str, inputs: dict, *, time_limit: float,
-            memory_mb: int, blocked_imports=(), blocked_why: str = "", forbid_autograd: bool = False) -> RunResult:
+    def run(self, submission: Path, module: str, driver: str, inputs: dict, **limits) -> RunResult:
+        """One case."""
+        return self.run_cases(submission, module, driver, [inputs], **limits)[0]
+
+    def run_cases(self, submission: Path, module: str, driver: str, cases: list[dict], *, time_limit: float,
+                  memory_mb: int, blocked_imports=(), blocked_why: str = "",
+                  forbid_autograd: bool = False) -> list[RunResult]:
+        """All cases of one exercise, in one student process (a fresh one after a case that kills it).
+        `time_limit` is per case."""
         request = {"submission": str(Path(submission).resolve()), "module": module, "driver": driver,
-                   "inputs": wire.encode(inputs), "time_limit": time_limit, "memory_mb": memory_mb,
-                   "blocked_imports": list(blocked_imports), "blocked_why": blocked_why,
-                   "forbid_autograd": forbid_autograd}
+                   "cases": [wire.encode(inputs) for inputs in cases], "time_limit": time_limit,
+                   "memory_mb": memory_mb, "blocked_imports": list(blocked_imports),
+                   "blocked_why": blocked_why, "forbid_autograd": forbid_autograd}
         with self._lock:
             for attempt in (1, 2):
                 self._ensure_started()
@@ -121,12 +128,18 @@ class Runner:
                     reply = None
                 if reply is not None:
                     break
-                # The server died: during this case (the case's fault) or before it (restart, retry once).
+                # The server died: during this exercise (its fault) or before it (restart, retry once).
                 self.close()
                 if attempt == 2:
-                    return RunResult("error", kind="crash",
-                                     message="the grading process was killed while running this code")
-        return _to_result(reply)
+                    return [RunResult("error", kind="crash",
+                                      message="the grading process was killed while running this code")] * len(cases)
+        replies = reply.get("replies") if reply.get("status") == "ok" else None
+        if not isinstance(replies, list) or len(replies) != len(cases):
+            failed = _to_result(reply if reply.get("status") == "error" else
+                                {"status": "error", "kind": "internal", "message": "the grading worker failed"})
+            return [failed] * len(cases)
+        return [_to_result(r) if isinstance(r, dict) else
+                RunResult("error", kind="malformed", message="unreadable reply") for r in replies]
 
     def close(self) -> None:
         if self._proc is not None:

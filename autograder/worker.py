@@ -13,10 +13,12 @@ from __future__ import annotations
 import ctypes
 import importlib
 import io
+import json
 import os
 import resource
 import select
 import signal
+import struct
 import sys
 import tempfile
 import time
@@ -114,19 +116,40 @@ def _reply_for_exception(exc: BaseException, root: str) -> dict:
             "where": where}
 
 
+def _reset_random_state() -> None:
+    """Every case starts from the same random state, whatever the cases before it drew."""
+    import random
+    random.seed(0)
+    for name, seed in (("torch", "manual_seed"), ("numpy.random", "seed")):
+        module = sys.modules.get(name)
+        if module is not None:
+            getattr(module, seed)(0)
+
+
 def _child(request: dict, result_fd: int, output_fd: int) -> None:
-    """In the forked child: limits, import, run, reply. Never returns."""
+    """In the forked child: limits, import, then each case in turn, one reply per case. Never returns.
+
+    All of one exercise's cases share this process (one fork, not one per case); a case that times
+    out or kills the process costs that case, and the server runs the rest in a new child.
+    """
     try:
         os.setpgid(0, 0)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
+        os.close(devnull)
+        # Only our two pipes stay open: the server's protocol pipes are not the student's to write to.
+        result_fd = os.dup2(result_fd, 3)
+        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        output_fd = 1
         sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True, errors="replace")
         sys.stderr = sys.stdout
+        me = os.getpid()
+        cases = request["cases"]
         memory = int(request.get("memory_mb", 2048)) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        cpu = int(request.get("time_limit", 20)) + 2
+        cpu = int(float(request.get("time_limit", 20)) * len(cases)) + 2
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         os.chdir(tempfile.mkdtemp(prefix="student-"))
@@ -140,23 +163,40 @@ def _child(request: dict, result_fd: int, output_fd: int) -> None:
         sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != package_root and p not in ("", ".")]
         sys.path.insert(0, root)
         sys.setrecursionlimit(int(request.get("recursion_limit", 1000) or 1000))
-        inputs = wire.decode(request["inputs"])
+        inputs = [wire.decode(c) for c in cases]
         blocked = request.get("blocked_imports") or []
         if request.get("forbid_autograd"):
             _trip_autograd()
         if blocked:
             _block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
-        start = time.perf_counter()
+        marker = ("\0" + request["marker"] + "\0").encode()
+        out = os.fdopen(result_fd, "wb")
+        module, import_error = None, None
         try:
             module = importlib.import_module(request["module"])
-            outputs = driver(module, inputs)
-            reply = {"status": "ok", "outputs": wire.encode(outputs)}
-        except BaseException as exc:  # noqa: everything the student's code does ends here
-            reply = _reply_for_exception(exc, root)
-        reply["seconds"] = time.perf_counter() - start
-        if _autograd_calls:
-            reply["autograd_calls"] = sorted(set(_autograd_calls))
-        with os.fdopen(result_fd, "wb") as out:
+        except BaseException as exc:  # noqa: a broken module fails every case the same way
+            import_error = _reply_for_exception(exc, root)
+        for case_inputs in inputs:
+            _reset_random_state()
+            del _autograd_calls[:]
+            start = time.perf_counter()
+            if import_error:
+                reply = dict(import_error)
+            else:
+                try:
+                    reply = {"status": "ok", "outputs": wire.encode(driver(module, case_inputs))}
+                except BaseException as exc:  # noqa: everything the student's code does ends here
+                    reply = _reply_for_exception(exc, root)
+            if os.getpid() != me:  # a copy the student's code forked: it is no case runner
+                os._exit(0)
+            reply["seconds"] = time.perf_counter() - start
+            if _autograd_calls:
+                reply["autograd_calls"] = sorted(set(_autograd_calls))
+            try:
+                sys.stdout.flush()
+            except BaseException:
+                pass
+            os.write(output_fd, marker)
             wire.send(out, reply)
     except BaseException as exc:  # the reply itself failed (e.g. unencodable output, memory)
         try:
@@ -190,10 +230,62 @@ def _reap_orphans() -> None:
                 pass
 
 
-def run_one(request: dict) -> dict:
+class _CaseStream:
+    """Splits what one child sends into per-case replies (result pipe) and per-case output (output pipe)."""
+
+    def __init__(self, marker: bytes):
+        self.marker = marker
+        self.results = bytearray()
+        self.output = bytearray()
+        self.replies: list[dict] = []
+        self.outputs: list[str] = []
+        self.malformed = ""
+
+    def feed_result(self, chunk: bytes) -> None:
+        self.results.extend(chunk)
+        while len(self.results) >= 8 and not self.malformed:
+            (size,) = struct.unpack("<Q", bytes(self.results[:8]))
+            if size > wire.MAX_MESSAGE:
+                self.malformed = "sent a reply larger than the limit"
+                return
+            if len(self.results) < 8 + size:
+                return
+            body = bytes(self.results[8:8 + size])
+            del self.results[:8 + size]
+            try:
+                reply = json.loads(body)
+                if not isinstance(reply, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                self.malformed = f"sent a malformed result ({exc})"
+                return
+            self.replies.append(reply)
+
+    def feed_output(self, chunk: bytes) -> None:
+        self.output.extend(chunk)
+        while True:
+            at = self.output.find(self.marker)
+            if at < 0:
+                break
+            self.outputs.append(_capped(bytes(self.output[:at])))
+            del self.output[:at + len(self.marker)]
+        if len(self.output) > 4 * OUTPUT_LIMIT:  # keep the head; the marker may still come
+            keep = self.output[:OUTPUT_LIMIT] + self.output[-len(self.marker):]
+            self.output[:] = keep
+
+    def rest_of_output(self) -> str:
+        return _capped(bytes(self.output))
+
+
+def _capped(raw: bytes) -> str:
+    text = raw[:OUTPUT_LIMIT].decode("utf-8", "replace")
+    return text + "\n[output truncated]" if len(raw) > OUTPUT_LIMIT else text
+
+
+def _run_child(request: dict, stream: _CaseStream) -> tuple[bool, int]:
+    """Fork a child for `request["cases"]`; feed `stream` until it ends. (timed_out, wait status)."""
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
-    started = time.monotonic()
     pid = os.fork()
     if pid == 0:
         os.close(result_r)
@@ -202,28 +294,30 @@ def run_one(request: dict) -> dict:
     os.close(result_w)
     os.close(output_w)
     limit = float(request.get("time_limit", 20))
-    deadline = started + limit
-    buffers = {result_r: bytearray(), output_r: bytearray()}
+    deadline = time.monotonic() + limit
     open_fds = [result_r, output_r]
-    timed_out = False
-    while open_fds:
+    timed_out = all_in = False
+    while open_fds and not stream.malformed:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            timed_out = True
+            timed_out = not all_in
             break
         ready, _, _ = select.select(open_fds, [], [], remaining)
         for fd in ready:
             chunk = os.read(fd, 65536)
             if not chunk:
                 open_fds.remove(fd)
-                continue
-            buf = buffers[fd]
-            if fd == output_r:
-                if len(buf) < OUTPUT_LIMIT:
-                    buf.extend(chunk[: OUTPUT_LIMIT - len(buf)])
-            elif len(buf) < wire.MAX_MESSAGE:
-                buf.extend(chunk)
-    if timed_out:
+            elif fd == output_r:
+                stream.feed_output(chunk)
+            else:
+                done = len(stream.replies)
+                stream.feed_result(chunk)
+                if len(stream.replies) > done:  # each case gets the whole time limit
+                    deadline = time.monotonic() + limit
+        if not all_in and len(stream.replies) == len(request["cases"]):
+            # Done; the rest of the output follows at once unless something left behind holds the pipe.
+            all_in, deadline = True, min(deadline, time.monotonic() + 0.5)
+    if timed_out or stream.malformed or open_fds:
         for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
             try:
                 kill()
@@ -233,29 +327,46 @@ def run_one(request: dict) -> dict:
     _reap_orphans()
     for fd in (result_r, output_r):
         os.close(fd)
-    seconds = time.monotonic() - started
-    output = bytes(buffers[output_r]).decode("utf-8", "replace")
-    if timed_out:
-        return {"status": "timeout", "message": f"did not finish within {limit:g} s", "output": output,
-                "seconds": seconds}
-    try:
-        reply = wire.recv(io.BytesIO(bytes(buffers[result_r])))
-    except ValueError as exc:
-        reply = {"status": "error", "kind": "malformed", "message": f"sent a malformed result ({exc})"}
-    if reply is None:
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            why = {"SIGXCPU": "CPU time limit exceeded", "SIGKILL": "killed (memory or time limit)",
-                   "SIGSEGV": "crashed (segmentation fault; often the memory limit)"}.get(name, f"killed by {name}")
-            reply = {"status": "timeout" if name == "SIGXCPU" else "error", "kind": "crash", "message": why}
+    return timed_out, status
+
+
+def _death_reply(status: int) -> dict:
+    """Why a child ended without replying for its current case."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        why = {"SIGXCPU": "CPU time limit exceeded", "SIGKILL": "killed (memory or time limit)",
+               "SIGSEGV": "crashed (segmentation fault; often the memory limit)"}.get(name, f"killed by {name}")
+        return {"status": "timeout" if name == "SIGXCPU" else "error", "kind": "crash", "message": why}
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    return {"status": "error", "kind": "exit",
+            "message": f"the process exited (status {code}) without returning a result, e.g. os._exit()"}
+
+
+def run_cases(request: dict) -> list[dict]:
+    """One reply per case. Cases run in one child; after a case that times out or kills it, the
+    remaining cases run in a fresh child, so that case costs only itself."""
+    cases = request["cases"]
+    replies: list[dict] = []
+    while len(replies) < len(cases):
+        marker = os.urandom(8).hex()
+        stream = _CaseStream(("\0" + marker + "\0").encode())
+        started = time.monotonic()
+        timed_out, status = _run_child({**request, "cases": cases[len(replies):], "marker": marker}, stream)
+        for i, reply in enumerate(stream.replies):
+            reply["output"] = stream.outputs[i] if i < len(stream.outputs) else ""
+            replies.append(reply)
+        if len(replies) == len(cases):
+            break
+        if timed_out:
+            failed = {"status": "timeout", "message": f"did not finish within {float(request.get('time_limit', 20)):g} s"}
+        elif stream.malformed:
+            failed = {"status": "error", "kind": "malformed", "message": stream.malformed}
         else:
-            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-            reply = {"status": "error", "kind": "exit",
-                     "message": f"the process exited (status {code}) without returning a result, e.g. os._exit()"}
-    reply["output"] = output + ("\n[output truncated]" if len(output.encode()) >= OUTPUT_LIMIT else "")
-    reply.setdefault("seconds", seconds)
-    return reply
+            failed = _death_reply(status)
+        failed.update(output=stream.rest_of_output(), seconds=time.monotonic() - started)
+        replies.append(failed)
+    return replies
 
 
 def serve() -> None:
@@ -281,7 +392,7 @@ def serve() -> None:
         if request is None:
             return
         try:
-            reply = run_one(request)
+            reply = {"status": "ok", "replies": run_cases(request)}
         except Exception as exc:  # a bug of ours: report it, keep serving
             reply = {"status": "error", "kind": "internal", "message": f"grader worker failed: {exc!r}"}
         wire.send(proto_out, reply)

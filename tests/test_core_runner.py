@@ -1,5 +1,6 @@
 """The student's process: whatever it does costs that case only, and the grader reads only JSON."""
 import io
+import os
 import textwrap
 
 import pytest
@@ -74,22 +75,61 @@ def test_killing_the_grading_process_costs_this_case_only(runner, tmp_path):
     assert run(runner, ok).outputs == {"out": 2.5}
 
 
+def _worker_processes(runner) -> int:
+    """Processes running the worker's code under this runner (the server and anything forked from it)."""
+    pids = {int(p) for p in os.listdir("/proc") if p.isdigit()}
+    parent = {}
+    for pid in pids:
+        try:
+            parent[pid] = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    root, count = runner._proc.pid, 0
+    for pid in parent:
+        p, seen = pid, 0
+        while p in parent and p != root and seen < 100:
+            p, seen = parent[p], seen + 1
+        if p == root:
+            try:
+                argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            count += b"python" in os.path.basename(argv[0]) and b"autograder.worker" in argv
+    return count
+
+
 def test_left_behind_processes_are_killed(runner, tmp_path):
-    marker = tmp_path / "still-alive"
-    sub = submit(tmp_path, f"""
+    sub = submit(tmp_path, """
         import os, time
         def f():
-            if os.fork() == 0:
-                os.setsid()
-                time.sleep(0.5)
-                open({str(marker)!r}, "w").write("x")
-                os._exit(0)
+            for _ in range(3):
+                if os.fork() == 0:
+                    os.setsid()
+                    time.sleep(60)
+                    os._exit(0)
             return 1.0
     """)
-    assert run(runner, sub).status == "ok"
-    import time
-    time.sleep(1.0)
-    assert not marker.exists()
+    result = run(runner, sub)
+    assert result.status == "ok", result
+    assert _worker_processes(runner) == 1  # the server alone: the sleepers are gone
+    assert run(runner, submit(tmp_path, "def f():\n    return 2.0\n", name="ok")).outputs == {"out": 2.0}
+
+
+def test_student_code_cannot_write_to_the_grader_protocol(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import os
+        def f():
+            closed = []
+            for fd in range(3, 64):
+                if fd == 3:
+                    continue  # its own result pipe
+                try:
+                    os.write(fd, b"forged")
+                except OSError:
+                    closed.append(fd)
+            return len(closed)
+    """)
+    assert run(runner, sub).outputs == {"out": 60}
 
 
 def test_memory_limit(runner, tmp_path):
@@ -158,3 +198,27 @@ def test_wire_rejects_tensors_whose_bytes_do_not_match_their_shape():
     assert wire.recv(io.BytesIO(buf.getvalue())) == {"a": 1}
     with pytest.raises(ValueError):
         wire.recv(io.BytesIO(buf.getvalue()[:-1]))
+
+
+def test_cases_share_one_process_but_a_fatal_case_costs_only_itself(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import os, random, time
+        def f(mode):
+            print("case", mode)
+            if mode == "hang":
+                while True:
+                    pass
+            if mode == "die":
+                os._exit(3)
+            if mode == "raise":
+                raise ValueError("only this case")
+            return random.random()  # the random state is reset for every case
+    """)
+    modes = ["ok", "hang", "ok", "die", "raise", "ok"]
+    results = runner.run_cases(sub, "mod", DRIVER, [{"args": {"mode": m}} for m in modes], time_limit=1.0,
+                               memory_mb=2048)
+    assert [r.status for r in results] == ["ok", "timeout", "ok", "error", "error", "ok"]
+    assert "without returning a result" in results[3].message and "only this case" in results[4].message
+    values = {r.outputs["out"] for r in results if r.status == "ok"}
+    assert len(values) == 1  # same random draw in every case, in the first child and after restarts
+    assert [r.output.strip() for r in results] == [f"case {m}" for m in modes]
