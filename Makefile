@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 SUBMISSION ?= student_template
 STAMP := $(VENV)/.installed
 
-.PHONY: check test templates bench autograde clean help
+ROOT ?= submissions
+OUT ?= grades
+JOBS ?= 2
+
+.PHONY: check test templates bench autograde grade-all gradescope clean help
 
 help:
 	@echo "make check [SUBMISSION=dir]  grade a submission on the public cases (default: student_template/)"
@@ -14,6 +18,8 @@ help:
 	@echo "make templates               regenerate student_template/ and the nbgrader notebooks from reference/"
 	@echo "make bench                   speed benchmarks (figures and ratios from one run)"
 	@echo "make autograde               the instructor flow with nbgrader on a demo course"
+	@echo "make grade-all ROOT=dir      grade every submission under ROOT into OUT=grades/ (JOBS=2)"
+	@echo "make gradescope              build autograder.zip for Gradescope"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +41,12 @@ bench: $(STAMP)
 
 autograde: $(STAMP)
 	$(BIN)/python -m autograder.nbgrader_tools demo
+
+grade-all: $(STAMP)
+	$(BIN)/autograder grade-all $(ROOT) -o $(OUT) --jobs $(JOBS)
+
+gradescope: $(STAMP)
+	$(BIN)/autograder gradescope-package -o autograder.zip
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
