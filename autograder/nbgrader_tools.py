@@ -134,7 +134,10 @@ def _shared_runner():
 class _BudgetRunner:
     """The shared runner with a per-case time limit for grade cells, which stops running an exercise's
     cases after its first timeout: an infinite loop costs one time limit, not one per case, so the grade
-    cell ends well within nbgrader's cell timeout."""
+    cell ends well within nbgrader's cell timeout. Works with a runner that runs one case (`run`) or all
+    of an exercise's cases in one process (`run_cases`): the first case goes alone, the rest together."""
+
+    SKIPPED = "not run: an earlier case of this check did not finish in time"
 
     def __init__(self, runner, time_limit: float):
         self.runner, self.time_limit, self.timed_out = runner, time_limit, False
@@ -146,14 +149,35 @@ class _BudgetRunner:
     def start(self) -> None:
         self.runner.start()
 
-    def run(self, submission, module, driver, inputs, *, time_limit, **kwargs):
+    def _skipped(self):
         from .runner import RunResult
+        return RunResult("timeout", message=self.SKIPPED)
+
+    def run(self, submission, module, driver, inputs, *, time_limit, **kwargs):
         if self.timed_out:
-            return RunResult("timeout", message="not run: an earlier case of this check did not finish in time")
+            return self._skipped()
         result = self.runner.run(submission, module, driver, inputs, time_limit=min(time_limit, self.time_limit),
                                  **kwargs)
         self.timed_out = result.status == "timeout"
         return result
+
+    def run_cases(self, submission, module, driver, cases, *, time_limit, **kwargs):
+        limit = min(time_limit, self.time_limit)
+        batch = getattr(self.runner, "run_cases", None)
+
+        def run_many(inputs_list):
+            if batch is not None:
+                return list(batch(submission, module, driver, inputs_list, time_limit=limit, **kwargs))
+            return [self.runner.run(submission, module, driver, inputs, time_limit=limit, **kwargs)
+                    for inputs in inputs_list]
+
+        if self.timed_out or not cases:
+            return [self._skipped() for _ in cases]
+        first = run_many(list(cases[:1]))
+        if first[0].status == "timeout":
+            self.timed_out = True
+            return first + [self._skipped() for _ in cases[1:]]
+        return first + (run_many(list(cases[1:])) if len(cases) > 1 else [])
 
 
 @contextlib.contextmanager

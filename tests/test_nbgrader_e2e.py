@@ -196,3 +196,18 @@ def test_feedback_never_shows_hidden_inputs(courses):
     for case in hidden:
         for value in case.inputs["W"].flatten().tolist()[:4] + case.inputs["x"].tolist()[:2]:
             assert repr(value) not in html
+
+
+def test_the_command_line_verifies_a_course(courses):
+    """`autograder nbgrader-autograde` on an autograded course (--no-force: nothing to redo), with --verify."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "autograder", "nbgrader-autograde", ASSIGNMENT, "--course",
+                           str(courses["b"]), "--jobs", "2", "--no-force", "--verify",
+                           "--student", "reference", "--student", "tampered"],
+                          capture_output=True, text=True, env={**os.environ, nbt.TIME_LIMIT_ENV: str(TIME_LIMIT)},
+                          timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    mismatches = [line for line in proc.stdout.splitlines() if line.startswith("MISMATCH")]
+    assert mismatches and all(line.startswith("MISMATCH tampered ") for line in mismatches)
+    assert "reference" in proc.stdout and "total" in proc.stdout.splitlines()[0]

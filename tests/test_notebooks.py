@@ -264,3 +264,27 @@ def test_release_code_is_the_student_template(root, notebooks):
         for path, source in nbgrader_tools.notebook_modules(release).items():
             template = root / "student_template" / path
             assert _top_level(source) == _top_level(template.read_text()), path
+
+
+def test_budget_runner_stops_an_exercise_after_its_first_timeout():
+    from autograder.runner import RunResult
+
+    class Fake:
+        sandbox = "fake"
+
+        def __init__(self, status):
+            self.status, self.calls = status, []
+
+        def run_cases(self, submission, module, driver, cases, *, time_limit, **kwargs):
+            self.calls.append((len(cases), time_limit))
+            return [RunResult(self.status) for _ in cases]
+
+    looping = Fake("timeout")
+    results = nbgrader_tools._BudgetRunner(looping, 2.0).run_cases("s", "m", "d", [{}] * 5, time_limit=20.0,
+                                                                    memory_mb=1)
+    assert [r.status for r in results] == ["timeout"] * 5
+    assert looping.calls == [(1, 2.0)]            # one case run, at the notebook's limit; four skipped
+    fine = Fake("ok")
+    results = nbgrader_tools._BudgetRunner(fine, 30.0).run_cases("s", "m", "d", [{}] * 5, time_limit=20.0,
+                                                                  memory_mb=1)
+    assert [r.status for r in results] == ["ok"] * 5 and fine.calls == [(1, 20.0), (4, 20.0)]
