@@ -32,6 +32,7 @@ from .notebooks import HEADER_RE
 
 AUTOGRADE_ENV = "NBGRADER_EXECUTION"
 TIME_LIMIT_ENV = "AUTOGRADER_NOTEBOOK_TIME_LIMIT"   # seconds per case in a grade cell (default: the exercise's)
+INTERRUPTIONS = ("KeyboardInterrupt", "CellTimeoutError")   # how an interrupted cell's error output is named
 INTERRUPTED = "# (this cell was interrupted before it finished: it is left out of the module)\n"
 
 
@@ -299,7 +300,8 @@ def write_modules(directory: Path, modules: dict[str, str]) -> None:
 
 
 def notebook_modules(nb) -> dict[str, str]:
-    """The modules a notebook defines, assembled as its grade cells do when run top to bottom."""
+    """The modules a notebook defines, assembled as its grade cells do when run top to bottom (a cell that
+    an executed notebook shows interrupted is left out, as the kernel's recorder leaves it out)."""
     import ast
     links: dict = {}
     recorder = None
@@ -314,6 +316,9 @@ def notebook_modules(nb) -> dict[str, str]:
             continue
         if recorder is not None:
             recorder.record(cell.source)
+            # An executed notebook (autograded/) shows which cells nbgrader interrupted on its timeout.
+            recorder.finished(any(o.get("output_type") == "error" and o.get("ename") in INTERRUPTIONS
+                                  for o in cell.get("outputs", [])))
     return recorder.modules() if recorder else {}
 
 

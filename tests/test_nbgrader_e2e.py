@@ -24,6 +24,7 @@ pytestmark = pytest.mark.xdist_group("nbgrader")  # (pytest 9 + xdist 3.8 ignore
 
 ASSIGNMENT = "graphs"
 TIME_LIMIT = 2.0   # seconds per case in grade cells (AUTOGRADER_NOTEBOOK_TIME_LIMIT)
+CELL_TIMEOUT = 20  # nbgrader's per-cell timeout in the test course (Execute.timeout; default 120 here)
 
 
 def _submissions(course):
@@ -48,12 +49,19 @@ def _submissions(course):
     nbt.edit_solution(tampered, "graphs-part2", lambda s: s + "\nimport autograder.nbgrader_tools as _t\n"
                       "_t.notebook_grade = lambda exercise_id, points=None, **kw: points\n")
     subs["tampered"] = tampered
+    # An infinite loop at the top level of a solution cell: nbgrader interrupts the cell at its timeout
+    # and goes on; the grader leaves the interrupted cell out of the module.
+    stuck = nbt.solution_filled(release, source)
+    nbt.edit_solution(stuck, "graphs-part5", lambda s: s + "\nimport time\nwhile True:  # (sleeps: spares the CPU)\n    time.sleep(0.05)\n")
+    subs["stuck"] = stuck
     return subs
 
 
 def _build(base, runner) -> dict:
     course_a = base / "a"
     nbt.make_course(course_a, [ASSIGNMENT])
+    with open(course_a / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
     for student, nb in _submissions(course_a).items():
         nbt.submit(course_a, ASSIGNMENT, student, nb)
     course_b = base / "b"
@@ -159,6 +167,14 @@ def test_hostile_code_loses_only_the_cells_it_breaks(courses):
     assert all(scores["hostile"][cell] == 0 for cell in lost)
     assert "timeout" in "".join(o.get("text", "") for o in _autograded_cell(courses, "hostile",
                                                                               "graphs-SigmoidGate").outputs)
+
+
+def test_a_top_level_infinite_loop_loses_only_that_cells_points(courses):
+    scores = courses["scores_b"]
+    lost = {cell for cell, s in scores["stuck"].items() if s < scores["reference"][cell]}
+    assert lost == {"graphs-SigmoidGate", "graphs-sigmoid_neuron"}   # the class that cell defines, and its user
+    cell = _autograded_cell(courses, "stuck", "graphs-part5")
+    assert any(o.get("ename") in nbt.INTERRUPTIONS for o in cell.outputs)
 
 
 def test_a_warning_in_student_code_costs_nothing(courses):
