@@ -8,7 +8,7 @@ How a reference module becomes cells:
   definitions (a def or class with the comments just above it is a cell; the statements between
   definitions are a cell);
 - a cell with a `### BEGIN SOLUTION` region is an nbgrader *solution* cell (the student edits it;
-  `nbgrader generate_assignment` replaces the region with a stub, see `nbgrader_tools.ClearSolutions`);
+  `nbgrader generate_assignment` replaces the region with a stub: see `nbgrader_tools`, ClearSolutionsWithStubs);
   every other code cell is *locked* given code;
 - every code cell starts with a header, `# file: micrograd/engine.py (part 2 of 5)`: the notebook's
   setup cell records each cell as it runs, so a grade cell can write the student's modules to a

@@ -18,7 +18,6 @@ from autograder import nbgrader_tools as nbt
 from autograder.assignments import exercises
 from autograder.exercise import Seeds
 from autograder.notebooks import grade_id
-from autograder.pipeline import grade
 
 pytestmark = pytest.mark.xdist_group("nbgrader")  # (pytest 9 + xdist 3.8 ignore it: see `courses`)
 
