@@ -6,6 +6,7 @@ formats, batch grading) renders that one result.
 from __future__ import annotations
 
 import ast
+import functools
 import time
 from pathlib import Path
 from typing import Iterable
@@ -51,9 +52,18 @@ AUTOGRAD_NAMES = {"backward", "autograd", "grad", "func", "functorch", "requires
 def autograd_in_source(path: Path, function: str) -> list[str]:
     """Autograd reached for in `function`'s body (static check; the worker's tripwires are the dynamic one)."""
     try:
-        tree = ast.parse(path.read_text(errors="replace"))
-    except (OSError, SyntaxError, ValueError):
+        source = path.read_text(errors="replace")
+    except OSError:
         return []
+    return list(_autograd_in_source(source, function))
+
+
+@functools.lru_cache(maxsize=64)  # a submission's file is scanned once, not once per exercise
+def _autograd_in_source(source: str, function: str) -> tuple[str, ...]:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ()
     found = []
     own_classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     for node in ast.walk(tree):
@@ -63,7 +73,7 @@ def autograd_in_source(path: Path, function: str) -> list[str]:
                 if isinstance(sub, ast.Attribute) and sub.attr in AUTOGRAD_NAMES - {"grad"} \
                         and not (isinstance(sub.value, ast.Name) and sub.value.id in own_objects):
                     found.append(f"line {sub.lineno}: .{sub.attr}")
-    return found
+    return tuple(found)
 
 
 def _instances_of(function: ast.AST, classes: set[str]) -> set[str]:
@@ -120,9 +130,24 @@ def first_wrong_step(checks: Iterable[CheckResult]) -> str | None:
 
 # -- the pipeline ---------------------------------------------------------------------------------------
 
+_PREPARED: dict = {}
+
+
+def prepared_cases(exercise: Exercise, seeds: Seeds) -> list[tuple[Case, dict]]:
+    """An exercise's cases with their truths. They depend on the seeds only, not on the submission, so a
+    process that grades many submissions (grade-all, a test session) builds them once."""
+    key = (exercise.id, exercise.cases, exercise.truth, seeds)
+    if key not in _PREPARED:
+        if len(_PREPARED) >= 256:
+            _PREPARED.clear()
+        _PREPARED[key] = [(case, exercise.truth(case)) for case in exercise.cases(seeds)]
+    return _PREPARED[key]
+
+
 def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: Seeds) -> ExerciseResult:
     started = time.perf_counter()
-    cases = list(exercise.cases(seeds))
+    prepared = prepared_cases(exercise, seeds)
+    cases = [case for case, _ in prepared]
     missing = [f for f in exercise.required_files if not (submission / f).is_file()]
     per_check: dict[str, list[tuple[Case, Comparison]]] = {}
     output_parts, message = [], ""
@@ -135,8 +160,7 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
                                 time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
                                 blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
                                 forbid_autograd=exercise.forbid_autograd)
-    for case, run in zip(cases, runs):
-        truth = exercise.truth(case)
+    for (case, truth), run in zip(prepared, runs):
         if run.output and not case.hidden:
             output_parts.append(run.output)
         if run.status == "ok" and not run.autograd_calls:
