@@ -369,6 +369,32 @@ def run_cases(request: dict) -> list[dict]:
     return replies
 
 
+def _collapse_to_huge_pages() -> None:
+    """Back the server's anonymous memory (~150 MB after `import torch`) with 2 MB pages, best effort.
+
+    A fork copies one page-table entry per 4 KB page: ~13 ms here for a torch-loaded process, paid for
+    every exercise. With huge pages the same fork costs ~3 ms. MADV_COLLAPSE needs Linux >= 6.1;
+    elsewhere this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        madv_hugepage, madv_collapse, huge = 14, 25, 2 << 20
+        with open("/proc/self/maps") as maps:
+            regions = [line.split() for line in maps]
+    except (OSError, AttributeError):
+        return
+    for fields in regions:
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        name = fields[5] if len(fields) > 5 else ""
+        if "rw" not in fields[1] or name not in ("", "[heap]"):
+            continue  # anonymous writable memory only: file-backed pages are not copied on fork
+        start, end = (lo + huge - 1) & ~(huge - 1), hi & ~(huge - 1)
+        if end - start >= huge:
+            libc.madvise(start, end - start, madv_hugepage)
+            libc.madvise(start, end - start, madv_collapse)
+
+
 def serve() -> None:
     # The protocol owns the original stdout; anything else printed goes to stderr.
     proto_out = os.fdopen(os.dup(1), "wb")
@@ -383,6 +409,7 @@ def serve() -> None:
     for name in os.environ.get("AUTOGRADER_PRELOAD", "").split(","):
         if name:
             importlib.import_module(name)
+    _collapse_to_huge_pages()
     wire.send(proto_out, {"status": "ready", "pid": os.getpid()})
     while True:
         try:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from ..compare import EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
 from ..diagnose import close, constant_factor, name_factor
 from ..exercise import Case, Exercise, Mistake, Seeds
+from ..truth import backward, vjp
 
 MODULE = "backprop_ninja"
 VOCAB_SIZE, BLOCK_SIZE, N_EMBD, N_HIDDEN, BATCH_SIZE = 27, 3, 10, 64, 32
@@ -285,7 +286,7 @@ def local_expectation(fwd: Forward, name: str, outputs: dict) -> Local | None:
             leaves = [fwd.values[i].detach().requires_grad_(i == name) for i in step.ins]
             out = step.fn(fwd.k, *leaves)
             x = leaves[step.ins.index(name)]
-            (g,) = torch.autograd.grad(out, x, grad_outputs=up, allow_unused=True)
+            (g,) = vjp(out, x, up, allow_unused=True)
         branches.append(torch.zeros_like(x) if g is None else g.detach())
     expected = branches[0].clone()
     for b in branches[1:]:
@@ -640,7 +641,7 @@ def bn_truth(case: Case) -> dict:
     with torch.enable_grad():
         hprebn = case.info["hprebn"].clone().requires_grad_(True)
         bnraw = (hprebn - hprebn.mean(0, keepdim=True)) * (hprebn.var(0, keepdim=True, unbiased=True) + BN_EPS) ** -0.5
-        (x["bngain"] * bnraw).backward(x["dhpreact"])
+        backward(x["bngain"] * bnraw, x["dhpreact"])
     return {"hprebn": hprebn.grad}
 
 
@@ -712,7 +713,7 @@ def tanh_cases(seeds: Seeds) -> list[Case]:
 def tanh_truth(case: Case) -> dict:
     with torch.enable_grad():
         hpreact = case.info["hpreact"].clone().requires_grad_(True)
-        torch.tanh(hpreact).backward(case.inputs["dh"])
+        backward(torch.tanh(hpreact), case.inputs["dh"])
     return {"hpreact": hpreact.grad}
 
 
@@ -755,7 +756,7 @@ def emb_truth(case: Case) -> dict:
     x = case.inputs
     with torch.enable_grad():
         C = torch.zeros(x["num_embeddings"], x["demb"].shape[-1], dtype=x["demb"].dtype, requires_grad=True)
-        C[x["Xb"]].backward(x["demb"])
+        backward(C[x["Xb"]], x["demb"])
     return {"C": C.grad}
 
 

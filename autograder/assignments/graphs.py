@@ -18,6 +18,7 @@ import torch
 from ..compare import APPROX, EXACT, Comparison, compare, tolerance_for
 from ..diagnose import close, scale_mistake, transposed
 from ..exercise import Case, Exercise, Mistake, Seeds
+from ..truth import backward
 
 MODULE = "graphs"
 PER_CASE = 8            # scalar inputs per gate case: one fork runs eight forward/backward pairs
@@ -135,16 +136,16 @@ def gate_truth(case: Case) -> dict:
     x = _t(case.inputs["x"]).requires_grad_()
     dout = _t(case.inputs["dout"])
     if name == "SigmoidGate":
-        torch.sigmoid(x).backward(dout)
+        backward(torch.sigmoid(x), dout)
         return {"dx": x.grad}
     y = _t(case.inputs["y"]).requires_grad_()
     out = {"AddGate": torch.add, "MultiplyGate": torch.mul, "MaxGate": torch.maximum}[name](x, y)
-    out.backward(dout)
+    backward(out, dout)
     truth = {"dx": x.grad, "dy": y.grad}
     if name == "MaxGate":
         a = _t(case.inputs["tie"]).requires_grad_()
         b = _t(case.inputs["tie"]).requires_grad_()  # equal values, two inputs: PyTorch splits dout 0.5 / 0.5
-        torch.maximum(a, b).backward(_t(case.inputs["tie_dout"]))
+        backward(torch.maximum(a, b), _t(case.inputs["tie_dout"]))
         truth["tie"] = torch.stack([a.grad, b.grad], 1)
     return truth
 

@@ -28,6 +28,7 @@ import torch
 from ..compare import ERROR, NOT_IMPLEMENTED_VALUE, TIMEOUT, WRONG, Comparison, NotImplementedMarker, compare
 from ..diagnose import close
 from ..exercise import Case, Exercise, Mistake, Seeds
+from ..truth import backward
 
 ENGINE, NN = "micrograd.engine", "micrograd.nn"
 NO_TORCH = "the scalar engine is built from Python floats and `math`; PyTorch is only the grader's reference"
@@ -411,7 +412,7 @@ def torch_op(name: str, spec: dict) -> list[float]:
     for kind in kinds:
         args.append(spec["const"] if kind == "c" else next(it))
     out = op(*args)
-    out.backward(torch.tensor(float(spec["g"]), dtype=torch.float64))
+    backward(out, torch.tensor(float(spec["g"]), dtype=torch.float64))
     pre = [spec["a_grad"], spec["b_grad"]]
     return [out.item()] + [t.grad.item() + p for t, p in zip(leaves, pre)]
 
