@@ -65,9 +65,10 @@ def to_terminal(result: GradeResult, console: Console | None = None) -> None:
             table.add_column("this step")
         table.add_column("points", justify="right")
         for c in ex.checks:
-            exact = Text(str(c.verdict == EXACT), style="green" if c.verdict == EXACT else "dim")
+            compared = c.verdict in (EXACT, APPROX, WRONG)  # a stub, crash or timeout has nothing to compare
+            exact = Text(str(c.verdict == EXACT) if compared else "-", style="green" if c.verdict == EXACT else "dim")
             approx = Text(str(c.passed), style="green" if c.passed else STYLE.get(c.verdict, ""))
-            if c.verdict not in (EXACT, APPROX, WRONG):
+            if not compared:
                 approx = verdict_text(c.verdict)
             shape = shape_text(c.shape, c.expected_shape)
             row = [c.name, exact, approx, fmt_maxdiff(c.maxdiff), shape]

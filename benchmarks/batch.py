@@ -56,6 +56,7 @@ def _folder_submissions(root: Path) -> list[tuple[str, Path]]:
 
 FORK_PROBE = """
 import os, time, torch
+from autograder.worker import _collapse_to_huge_pages
 def forks(n=10):
     t = time.perf_counter()
     for _ in range(n):
@@ -65,22 +66,30 @@ def forks(n=10):
         os.waitpid(pid, 0)
     return (time.perf_counter() - t) / n
 forks(2)
-print(forks())
+plain = forks()
+_collapse_to_huge_pages()  # what the worker does before serving
+print(plain, forks())
 """
 
 
-def fork_cost() -> float:
-    """Seconds to fork (and reap) a process that has imported torch: the fork server's cost per case."""
+def fork_cost() -> tuple[float, float]:
+    """Seconds to fork (and reap) a process that has imported torch, with 4 KB pages and with the
+    worker's huge pages: the fork server's cost per exercise."""
     import subprocess
     import sys
     run = subprocess.run([sys.executable, "-c", FORK_PROBE], capture_output=True, text=True, timeout=300)
-    return float(run.stdout.strip() or "nan")
+    try:
+        plain, huge = (float(x) for x in run.stdout.split())
+    except ValueError:
+        return float("nan"), float("nan")
+    return plain, huge
 
 
-def cases_per_submission() -> int:
+def exercises_per_submission() -> tuple[int, int]:
     from autograder.assignments import exercises
     from autograder.exercise import Seeds
-    return sum(len(ex.cases(Seeds.from_env(True))) for ex in exercises(ASSIGNMENT))
+    exs = exercises(ASSIGNMENT)
+    return len(exs), sum(len(ex.cases(Seeds.from_env(True))) for ex in exs)
 
 
 def main() -> None:
@@ -134,10 +143,11 @@ def main() -> None:
         print(f"ratio (nbgrader s/submission / grade-all s/submission): {ratio:.1f}x "
               f"(goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'}); "
               f"same total per submission in both: {agree}")
-        fork, cases = fork_cost(), cases_per_submission()
-        print(f"where grade-all's time goes: {cases} cases per submission, each in a child forked from the "
-              f"torch-loaded server; one such fork costs {fork * 1000:.0f} ms here, so forking alone is "
-              f"{cases * fork / JOBS:.2f} s per submission on {JOBS} jobs")
+        (plain, huge), (n_exercises, cases) = fork_cost(), exercises_per_submission()
+        print(f"where grade-all's time goes: {n_exercises} exercises ({cases} cases) per submission, each exercise "
+              f"in one child forked from the torch-loaded server; a fork costs {huge * 1000:.1f} ms with the "
+              f"worker's huge pages ({plain * 1000:.1f} ms without), so forking is "
+              f"{n_exercises * huge / JOBS * 1000:.0f} ms per submission on {JOBS} jobs")
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
