@@ -38,14 +38,14 @@ def _pair(got: Any, expected: Any):
 
 # -- generic shape mistakes ---------------------------------------------------------------------------
 
-def keepdim(got, expected) -> bool:
+def keepdim(got, expected, scale: float | None = None) -> bool:
     """Same numbers, a size-1 dimension dropped: (64,) for a (1,64) tensor."""
     g, e = _pair(got, expected)
     return g is not None and g.shape != e.shape and g.numel() == e.numel() and g.squeeze().shape == e.squeeze().shape \
-        and close(g.reshape(e.shape), e)
+        and close(g.reshape(e.shape), e, scale=scale)
 
 
-def not_reduced(got, expected) -> bool:
+def not_reduced(got, expected, scale: float | None = None) -> bool:
     """A broadcast dimension not summed: summing over the extra/longer dims gives the answer."""
     g, e = _pair(got, expected)
     if g is None or g.shape == e.shape or g.dim() < e.dim() or g.numel() <= e.numel():
@@ -54,15 +54,14 @@ def not_reduced(got, expected) -> bool:
     dims = [i for i, (a, b) in enumerate(zip(g.shape, e_shape)) if b == 1 and a != 1]
     if not dims or any(a != b for a, b in zip(g.shape, e_shape) if b != 1):
         return False
-    return close(g.sum(dims, keepdim=True).reshape(e.shape), e)
+    return close(g.sum(dims, keepdim=True).reshape(e.shape), e, scale=scale)
 
 
-def transposed(got, expected) -> bool:
+def transposed(got, expected, scale: float | None = None) -> bool:
+    """The transpose is right (and, for a square matrix, the answer itself is not)."""
     g, e = _pair(got, expected)
     return g is not None and g.dim() == 2 and e.dim() == 2 and tuple(g.shape) == tuple(e.shape)[::-1] \
-        and g.shape != e.shape and close(g.T, e) \
-        or (g is not None and g.dim() == 2 and g.shape == e.shape and g.shape[0] == g.shape[1]
-            and not close(g, e) and close(g.T, e))
+        and close(g.T, e, scale=scale) and (g.shape != e.shape or not close(g, e, scale=scale))
 
 
 def sign(got, expected) -> bool:

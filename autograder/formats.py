@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .verdicts import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, worst
-from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult
+from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult, json_safe
 
 OUTPUT_LIMIT = 8000  # characters of a student's printed output kept in a report
 
@@ -180,7 +180,7 @@ def gradescope_dict(result: GradeResult) -> dict:
 
 
 def to_gradescope(result: GradeResult) -> str:
-    return json.dumps(_finite(gradescope_dict(result)), indent=2, allow_nan=False) + "\n"
+    return json.dumps(json_safe(gradescope_dict(result)), indent=2, allow_nan=False) + "\n"
 
 
 # -- GitHub Classroom -------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def classroom_dict(result: GradeResult) -> dict:
 
 def to_classroom(result: GradeResult) -> str:
     """Base64 of the result JSON: the value a runner step sets as its `result` output."""
-    text = json.dumps(_finite(classroom_dict(result)), allow_nan=False)
+    text = json.dumps(json_safe(classroom_dict(result)), allow_nan=False)
     return base64.b64encode(text.encode()).decode() + "\n"
 
 
@@ -339,15 +339,6 @@ def to_csv(rows: list[list], header: list[str]) -> str:
 
 
 # -- round trip ---------------------------------------------------------------------------------------------
-
-def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _number(x):

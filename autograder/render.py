@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .verdicts import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, TIMEOUT, WRONG
-from .result import GradeResult
+from .result import GradeResult, json_safe
 
 STYLE = {EXACT: "bold green", APPROX: "green", WRONG: "bold red", ERROR: "red", TIMEOUT: "magenta",
          NOT_IMPLEMENTED: "yellow"}
@@ -107,19 +107,8 @@ def _note(check) -> str:
     return " - ".join(p for p in parts if p)
 
 
-def _sanitize(obj):
-    """JSON has no inf/NaN: write them as strings ("inf", "nan")."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _sanitize(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_sanitize(v) for v in obj]
-    return obj
-
-
 def json_dict(result: GradeResult) -> dict:
-    return _sanitize(result.to_dict())
+    return json_safe(result.to_dict())
 
 
 FORMATS: dict[str, Callable[[GradeResult], str]] = {

@@ -1,6 +1,7 @@
 """The one result every front end renders: torch-free plain data (JSON via `to_dict`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from . import __version__
@@ -63,3 +64,14 @@ class GradeResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def json_safe(obj):
+    """JSON has no inf/NaN: write them as strings ("inf", "nan")."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj

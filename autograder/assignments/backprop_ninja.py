@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..compare import EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
-from ..diagnose import close, constant_factor, name_factor
+from ..diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
 from ..exercise import Case, Exercise, Mistake, Seeds
 from ..truth import backward, vjp
 
@@ -354,26 +354,15 @@ def _pair_like(got, exp):
 
 # The generic shape mistakes of `diagnose`, with the scale of the comparison they explain.
 def _keepdim(got, exp, scale=None, **_):
-    g, e = _pair_like(got, exp)
-    return g is not None and g.shape != e.shape and g.numel() == e.numel() and \
-        g.squeeze().shape == e.squeeze().shape and close(g.reshape(e.shape), e, scale=scale)
+    return keepdim(got, exp, scale)
 
 
 def _not_reduced(got, exp, scale=None, **_):
-    g, e = _pair_like(got, exp)
-    if g is None or g.shape == e.shape or g.dim() < e.dim() or g.numel() <= e.numel():
-        return False
-    e_shape = (1,) * (g.dim() - e.dim()) + tuple(e.shape)
-    dims = [i for i, (a, b) in enumerate(zip(g.shape, e_shape)) if b == 1 and a != 1]
-    if not dims or any(a != b for a, b in zip(g.shape, e_shape) if b != 1):
-        return False
-    return close(g.sum(dims, keepdim=True).reshape(e.shape), e, scale=scale)
+    return not_reduced(got, exp, scale)
 
 
 def _transposed(got, exp, scale=None, **_):
-    g, e = _pair_like(got, exp)
-    return g is not None and g.dim() == 2 and e.dim() == 2 and tuple(g.shape) == tuple(e.shape)[::-1] \
-        and close(g.T, e, scale=scale) and (g.shape != e.shape or not close(g, e, scale=scale))
+    return transposed(got, exp, scale)
 
 
 def _sign(got, exp, scale=None, **_):
