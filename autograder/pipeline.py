@@ -45,8 +45,9 @@ def _shape_of(value) -> tuple | None:
     return tuple(shape) if shape is not None else ()
 
 
-AUTOGRAD_NAMES = {"backward", "autograd", "grad", "func", "functorch", "requires_grad", "requires_grad_",
-                  "enable_grad", "set_grad_enabled", "vjp", "jacrev", "jacobian"}
+# Attributes that reach for autograd. Not `.grad`: reading a gradient is not computing one.
+AUTOGRAD_NAMES = frozenset({"backward", "autograd", "func", "functorch", "requires_grad", "requires_grad_",
+                            "enable_grad", "set_grad_enabled", "vjp", "jacrev", "jacobian"})
 
 
 def autograd_in_source(path: Path, function: str) -> list[str]:
@@ -70,7 +71,7 @@ def _autograd_in_source(source: str, function: str) -> tuple[str, ...]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
             own_objects = _instances_of(node, own_classes)
             for sub in ast.walk(node):
-                if isinstance(sub, ast.Attribute) and sub.attr in AUTOGRAD_NAMES - {"grad"} \
+                if isinstance(sub, ast.Attribute) and sub.attr in AUTOGRAD_NAMES \
                         and not (isinstance(sub.value, ast.Name) and sub.value.id in own_objects):
                     found.append(f"line {sub.lineno}: .{sub.attr}")
     return tuple(found)
