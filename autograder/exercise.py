@@ -65,6 +65,22 @@ class Seeds:
     def from_env(cls, hidden: bool) -> "Seeds":
         return cls(hidden=hidden, secret=os.environ.get(SECRET_ENV, "backprop-lab-default-secret"))
 
+    @classmethod
+    def for_credit(cls, public_only: bool = False) -> "Seeds":
+        """Seeds for grading for credit: hidden cases need AUTOGRADER_SECRET (no default: a default in the
+        public code would let anyone compute the hidden cases); `public_only` grades public cases only."""
+        if public_only:
+            return cls(hidden=False)
+        secret = os.environ.get(SECRET_ENV, "")
+        if not secret:
+            raise SecretMissing(f"{SECRET_ENV} is not set: hidden cases derive from it. Set it (the same value "
+                                "for every run of a course), or pass --public-only to grade public cases only")
+        return cls(hidden=True, secret=secret)
+
+
+class SecretMissing(RuntimeError):
+    """Grading for credit was asked for without AUTOGRADER_SECRET."""
+
 
 def default_judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     """`compare` every quantity of the truth with the student's output of the same name."""

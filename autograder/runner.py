@@ -77,6 +77,7 @@ class Runner:
 
     def __init__(self, sandbox: str = "auto"):
         self.prefix, self.sandbox = sandbox_prefix(sandbox)
+        self.isolated = self.sandbox.startswith("bubblewrap")  # real isolation (see credit_runner)
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
@@ -163,6 +164,24 @@ class Runner:
 
     def __del__(self):
         self.close()
+
+
+class IsolationMissing(RuntimeError):
+    """Grading for credit was asked for on a machine with no isolation mechanism."""
+
+
+def credit_runner(unsandboxed: bool = False) -> Runner:
+    """A runner fit to grade for credit: it refuses (IsolationMissing, naming what to install) where no real
+    isolation mechanism works, unless the operator said `--unsandboxed` (and every result then says so)."""
+    runner = Runner()
+    if not runner.isolated:
+        if not unsandboxed:
+            raise IsolationMissing(
+                f"no isolation for the student's code on this machine (found: {runner.sandbox}). Install "
+                "bubblewrap (`apt-get install bubblewrap`), or run as root with a dedicated unprivileged user "
+                "(see the README), or pass --unsandboxed to grade without isolation")
+        runner.sandbox = f"{runner.sandbox}; --unsandboxed: graded without isolation"
+    return runner
 
 
 def _to_result(reply: dict) -> RunResult:

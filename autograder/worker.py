@@ -25,60 +25,9 @@ import time
 import traceback
 
 from . import wire
+from .guard import AutogradUsed, BlockedImport, _autograd_calls, block_imports, trip_autograd
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of a child's stdout/stderr kept for the report
-_autograd_calls: list[str] = []
-
-
-class AutogradUsed(BaseException):
-    """Raised in the student's process when it reaches for autograd; BaseException so that a
-    student's `except Exception` does not swallow it."""
-
-
-class BlockedImport(ImportError):
-    pass
-
-
-class _ImportBlocker:
-    """A meta path finder that refuses the named top-level packages."""
-
-    def __init__(self, names, why):
-        self.names, self.why = set(names), why
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] in self.names:
-            raise BlockedImport(f"import {fullname} is not allowed here: {self.why}")
-        return None
-
-
-def _block_imports(names, why):
-    for mod in list(sys.modules):
-        if mod.split(".")[0] in names:
-            del sys.modules[mod]
-    sys.meta_path.insert(0, _ImportBlocker(names, why))
-
-
-def _trip_autograd():
-    """Replace the entry points of autograd with tripwires (the student must backprop by hand)."""
-    import torch
-
-    def tripwire(what):
-        def f(*args, **kwargs):
-            _autograd_calls.append(what)
-            raise AutogradUsed(f"{what} was called: this exercise must compute gradients by hand")
-        return f
-
-    torch.Tensor.backward = tripwire("Tensor.backward()")
-    torch.autograd.backward = tripwire("torch.autograd.backward()")
-    torch.autograd.grad = tripwire("torch.autograd.grad()")
-    for name in ("grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap"):
-        if name != "vmap" and hasattr(torch.func, name):
-            setattr(torch.func, name, tripwire(f"torch.func.{name}()"))
-    torch.autograd.functional.vjp = tripwire("torch.autograd.functional.vjp()")
-    torch.autograd.functional.jacobian = tripwire("torch.autograd.functional.jacobian()")
-    torch.set_grad_enabled(False)
-    torch.enable_grad = tripwire("torch.enable_grad()")  # noqa: the student may not switch it back on
-    torch.set_grad_enabled = tripwire("torch.set_grad_enabled()")
 
 
 def _where(exc: BaseException, root: str) -> str:
@@ -166,9 +115,9 @@ def _child(request: dict, result_fd: int, output_fd: int) -> None:
         inputs = [wire.decode(c) for c in cases]
         blocked = request.get("blocked_imports") or []
         if request.get("forbid_autograd"):
-            _trip_autograd()
+            trip_autograd()
         if blocked:
-            _block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
+            block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
         marker = ("\0" + request["marker"] + "\0").encode()
         out = os.fdopen(result_fd, "wb")
         module, import_error = None, None

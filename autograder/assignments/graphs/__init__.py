@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import torch
 
-from ..compare import APPROX, EXACT, Comparison, compare, tolerance_for
-from ..diagnose import close, scale_mistake, transposed
-from ..exercise import Case, Exercise, Mistake, Seeds
-from ..truth import backward
+from ...compare import APPROX, EXACT, Comparison, compare, tolerance_for
+from ...diagnose import close, scale_mistake, transposed
+from ...exercise import Case, Exercise, Mistake, Seeds
+from ...truth import backward
+from .student_side import GATE_ARITY, _number, _numbers, _pair, _t, run_gate, run_l2_of_matvec, run_sigmoid_neuron, run_simple_graph  # noqa: F401  (the grader uses some)
 
 MODULE = "graphs"
 PER_CASE = 8            # scalar inputs per gate case: one fork runs eight forward/backward pairs
@@ -42,10 +43,6 @@ def _all_seeds(seeds: Seeds, exercise_id: str, public: int, hidden: int) -> list
     return out
 
 
-def _t(values) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.float64)
-
-
 # The scalar exercises get Python floats, but a student may pass them through a float32 tensor (torch's
 # default dtype): that rounds at 6e-8 relative, which is not a mistake. Every catalogued mistake is off by
 # far more than float32's tolerance (the smallest, a misrouted max or a missing (1 - s), by 10% or more).
@@ -60,26 +57,7 @@ def judge_scalars(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     return [compare(name, outputs.get(name), expected, tolerance=SCALAR_TOLERANCE) for name, expected in truth.items()]
 
 
-def _number(value, what: str) -> float:
-    """A student's scalar gradient as a float (a float, an int, a 0-d tensor...), or a clear error."""
-    if isinstance(value, bool) or value is None:
-        raise TypeError(f"{what} is {value!r}: return a number")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} is a {type(value).__name__}, not a number") from None
-
-
-def _pair(value, what: str) -> tuple:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{what} must return a pair (dx, dy), got {type(value).__name__}"
-                        + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""))
-    return tuple(value)
-
-
 # -- gates ---------------------------------------------------------------------------------------------------
-
-GATE_ARITY = {"AddGate": 2, "MultiplyGate": 2, "MaxGate": 2, "SigmoidGate": 1}
 
 
 def gate_cases(entry: str):
@@ -100,33 +78,6 @@ def gate_cases(entry: str):
                             label=f"{PER_CASE} random inputs"))
         return out
     return cases
-
-
-def run_gate(module, inputs: dict) -> dict:
-    """In the student's process: one fresh gate per input, forward then backward."""
-    name = inputs["gate"]
-    cls = getattr(module, name)
-    dx, dy = [], []
-    for i, dout in enumerate(inputs["dout"]):
-        gate = cls()
-        if GATE_ARITY[name] == 1:
-            gate.forward(inputs["x"][i])
-            dx.append(_number(gate.backward(dout), f"{name}.backward(dout)"))
-        else:
-            gate.forward(inputs["x"][i], inputs["y"][i])
-            a, b = _pair(gate.backward(dout), f"{name}.backward(dout)")
-            dx.append(_number(a, f"dx from {name}.backward"))
-            dy.append(_number(b, f"dy from {name}.backward"))
-    out = {"dx": _t(dx)} if GATE_ARITY[name] == 1 else {"dx": _t(dx), "dy": _t(dy)}
-    if "tie" in inputs:
-        routed = []
-        for v, dout in zip(inputs["tie"], inputs["tie_dout"]):
-            gate = cls()
-            gate.forward(v, v)
-            a, b = _pair(gate.backward(dout), f"{name}.backward(dout)")
-            routed.append([_number(a, f"dx from {name}.backward on a tie"), _number(b, f"dy from {name}.backward on a tie")])
-        out["tie"] = _t(routed)
-    return out
 
 
 @torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
@@ -240,7 +191,7 @@ GATE_MISTAKES = {
 
 def gate_exercise(entry: str, title: str) -> Exercise:
     return Exercise(id=f"graphs.{entry}", module=MODULE, entry=entry, points=1.0, cases=gate_cases(entry),
-                    driver="autograder.assignments.graphs:run_gate", truth=gate_truth, judge=judge_gate,
+                    driver="autograder.assignments.graphs.student_side:run_gate", truth=gate_truth, judge=judge_gate,
                     mistakes=GATE_MISTAKES[entry], title=title, forbid_autograd=True, time_limit=10.0)
 
 
@@ -256,18 +207,6 @@ def simple_graph_cases(seeds: Seeds) -> list[Case]:
         out.append(Case(case_id, hidden, {"x": xs, "y": ys, "z": zs}, info={"seed": seed},
                         label="the lecture's point and random inputs" if seed == 0 else f"{PER_CASE} random inputs"))
     return out
-
-
-def run_simple_graph(module, inputs: dict) -> dict:
-    out = {"dx": [], "dy": [], "dz": []}
-    for x, y, z in zip(inputs["x"], inputs["y"], inputs["z"]):
-        result = module.simple_graph(x, y, z)
-        if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (tuple, list)) \
-                or len(result[1]) != 3:
-            raise TypeError("simple_graph must return (f, (dx, dy, dz))")
-        for name, value in zip(("dx", "dy", "dz"), result[1]):
-            out[name].append(_number(value, f"{name} from simple_graph"))
-    return {name: _t(values) for name, values in out.items()}
 
 
 @torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
@@ -306,28 +245,6 @@ def neuron_cases(seeds: Seeds) -> list[Case]:
         out.append(Case(case_id, hidden, {"w": ws, "x": xs}, info={"seed": seed},
                         label="the lecture's neuron and random inputs" if seed == 0 else f"{PER_CASE} random inputs"))
     return out
-
-
-def _numbers(values, n: int, what: str) -> list[float]:
-    """A list of n gradients: a list, a tuple, or a 1-D tensor or numpy array of n numbers."""
-    if hasattr(values, "tolist") and hasattr(values, "shape") and len(values.shape) == 1:
-        values = values.tolist()
-    if not isinstance(values, (tuple, list)) or len(values) != n:
-        size = f" of length {len(values)}" if isinstance(values, (tuple, list)) else ""
-        raise TypeError(f"{what} must be a list of {n} gradients, got a {type(values).__name__}{size}")
-    return [_number(v, f"{what}[{i}]") for i, v in enumerate(values)]
-
-
-def run_sigmoid_neuron(module, inputs: dict) -> dict:
-    out = {"dw": [], "dx": []}
-    for w, x in zip(inputs["w"], inputs["x"]):
-        result = module.sigmoid_neuron(list(w), list(x))
-        if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (tuple, list)) \
-                or len(result[1]) != 2:
-            raise TypeError("sigmoid_neuron must return (f, (dw, dx))")
-        out["dw"].append(_numbers(result[1][0], 3, "dw"))
-        out["dx"].append(_numbers(result[1][1], 2, "dx"))
-    return {name: _t(values) for name, values in out.items()}
 
 
 @torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
@@ -400,15 +317,6 @@ def matvec_cases(seeds: Seeds) -> list[Case]:
     return out
 
 
-def run_l2_of_matvec(module, inputs: dict) -> dict:
-    result = module.l2_of_matvec(inputs["W"], inputs["x"])
-    if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (tuple, list)) \
-            or len(result[1]) != 2:
-        raise TypeError("l2_of_matvec must return (f, (dW, dx))")
-    dW, dx = result[1]
-    return {"dW": dW, "dx": dx}
-
-
 @torch.enable_grad()  # the truth is autograd's, whatever grad mode the caller is in
 def matvec_truth(case: Case) -> dict:
     W, x = case.inputs["W"].clone().requires_grad_(), case.inputs["x"].clone().requires_grad_()
@@ -457,13 +365,13 @@ EXERCISES = [
     gate_exercise("MaxGate", "max gate: routes (and ties)"),
     gate_exercise("SigmoidGate", "sigmoid gate"),
     Exercise(id="graphs.simple_graph", module=MODULE, entry="simple_graph", points=2.0, cases=simple_graph_cases,
-             driver="autograder.assignments.graphs:run_simple_graph", truth=simple_graph_truth,
+             driver="autograder.assignments.graphs.student_side:run_simple_graph", truth=simple_graph_truth,
              judge=judge_scalars, mistakes=SIMPLE_MISTAKES, title="f = (x + y) z", forbid_autograd=True, time_limit=10.0),
     Exercise(id="graphs.sigmoid_neuron", module=MODULE, entry="sigmoid_neuron", points=3.0, cases=neuron_cases,
-             driver="autograder.assignments.graphs:run_sigmoid_neuron", truth=neuron_truth,
+             driver="autograder.assignments.graphs.student_side:run_sigmoid_neuron", truth=neuron_truth,
              judge=judge_scalars, mistakes=NEURON_MISTAKES, title="the 2-D sigmoid neuron", forbid_autograd=True, time_limit=10.0),
     Exercise(id="graphs.l2_of_matvec", module=MODULE, entry="l2_of_matvec", points=3.0, cases=matvec_cases,
-             driver="autograder.assignments.graphs:run_l2_of_matvec", truth=matvec_truth,
+             driver="autograder.assignments.graphs.student_side:run_l2_of_matvec", truth=matvec_truth,
              mistakes=MATVEC_MISTAKES, title="f = ||W x||^2, vectorised", forbid_autograd=True, time_limit=10.0),
 ]
 

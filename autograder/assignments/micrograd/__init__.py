@@ -25,40 +25,16 @@ import traceback
 
 import torch
 
-from ..compare import ERROR, NOT_IMPLEMENTED_VALUE, TIMEOUT, WRONG, Comparison, NotImplementedMarker, compare
-from ..diagnose import close
-from ..exercise import Case, Exercise, Mistake, Seeds
-from ..truth import backward
+from ...compare import ERROR, NOT_IMPLEMENTED_VALUE, TIMEOUT, WRONG, Comparison, NotImplementedMarker, compare
+from ...diagnose import close
+from ...exercise import Case, Exercise, Mistake, Seeds
+from ...truth import backward
+from .student_side import ENGINE, NN, NN_CHECKS, OPS, PART_SECONDS, PROBE_LOCAL, PROBE_VALUES, SHOWN, _NotANumber, _OutOfTime, _attempt, _describe, _graphs, _num, _one_op, _probe, _propagate, _root, _value_class, deep_chain_driver, expression_driver, graphs_driver, nn_driver, ops_driver, run_program  # noqa: F401  (the grader uses some)
 
-ENGINE, NN = "micrograd.engine", "micrograd.nn"
 NO_TORCH = "the scalar engine is built from Python floats and `math`; PyTorch is only the grader's reference"
 
 # -- expressions as data ----------------------------------------------------------------------------------
 
-# name -> (operand kinds, the operation). The lambdas only use Python operators and the methods that
-# micrograd's Value and torch.Tensor share, so one table serves the student's engine and the truth.
-OPS = {
-    "add": ("nn", lambda a, b: a + b),
-    "mul": ("nn", lambda a, b: a * b),
-    "pow": ("nc", lambda a, k: a**k),
-    "exp": ("n", lambda a: a.exp()),
-    "log": ("n", lambda a: a.log()),
-    "tanh": ("n", lambda a: a.tanh()),
-    "relu": ("n", lambda a: a.relu()),
-    "sigmoid": ("n", lambda a: a.sigmoid()),
-    "neg": ("n", lambda a: -a),
-    "sub": ("nn", lambda a, b: a - b),
-    "div": ("nn", lambda a, b: a / b),
-    "addc": ("nc", lambda a, c: a + c),
-    "radd": ("cn", lambda c, a: c + a),
-    "rsub": ("cn", lambda c, a: c - a),
-    "rmul": ("cn", lambda c, a: c * a),
-    "rdiv": ("cn", lambda c, a: c / a),
-}
-# How the student sees each operation (the check names of micrograd.ops).
-SHOWN = {"add": "a + b", "mul": "a * b", "pow": "a ** k", "exp": "a.exp()", "log": "a.log()",
-         "tanh": "a.tanh()", "relu": "a.relu()", "sigmoid": "a.sigmoid()", "neg": "-a", "sub": "a - b",
-         "div": "a / b", "addc": "a + c", "radd": "c + a", "rsub": "c - a", "rmul": "c * a", "rdiv": "c / a"}
 BASE_OPS = ("add", "mul", "pow", "exp", "log", "tanh", "relu", "sigmoid")
 # Derived operations have no backward of their own: they are built from these base operations.
 BUILT_FROM = {"neg": ("mul",), "sub": ("add", "mul"), "div": ("mul", "pow"), "addc": ("add",), "radd": ("add",),
@@ -75,15 +51,6 @@ DERIVATIVE = {
 }
 
 
-def run_program(program: dict, leaf) -> list:
-    """Every node of the program's graph, leaves first; `leaf(float)` makes a leaf (a Value or a tensor)."""
-    nodes = [leaf(v) for v in program["leaves"]]
-    for name, *args in program["ops"]:
-        kinds, op = OPS[name]
-        nodes.append(op(*(nodes[a] if kind == "n" else a for kind, a in zip(kinds, args))))
-    return nodes
-
-
 def torch_program(program: dict) -> tuple[list, dict]:
     """PyTorch float64 autograd on a program: (nodes, {value, leaf grads, node grads})."""
     nodes = run_program(program, lambda v: torch.tensor(float(v), dtype=torch.float64, requires_grad=True))
@@ -97,309 +64,8 @@ def torch_program(program: dict) -> tuple[list, dict]:
 
 # -- the student's side (drivers) ------------------------------------------------------------------------
 
-class _OutOfTime(BaseException):
-    """Raised by the per-part alarm; BaseException so that a student's `except Exception` cannot eat it."""
-
-
-class _NotANumber(Exception):
-    pass
-
-
-PART_SECONDS = 1.0  # one operation's forward and backward takes microseconds; 1 s means an endless loop
-
-
-def _describe(exc: BaseException, root: str) -> dict:
-    """{"message": "TypeError: ... (micrograd/engine.py, line 41, in _backward)", "short": the same without
-    the exception's own text, which could print a hidden case's inputs}."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(root + os.sep)]
-    where = f" ({os.path.relpath(frames[-1].filename, root)}, line {frames[-1].lineno}, in {frames[-1].name})" \
-        if frames else ""
-    if isinstance(exc, SystemExit):
-        message = f"called sys.exit({exc.code!r}){where}"
-        return {"message": message, "short": message}
-    if isinstance(exc, RecursionError):
-        message = f"RecursionError: maximum recursion depth exceeded{where}"
-        return {"message": message, "short": message}
-    text = str(exc)
-    text = text if len(text) <= 200 else text[:200] + "..."
-    return {"message": f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}",
-            "short": f"{type(exc).__name__}{where}"}
-
-
-def _attempt(fn, root: str, seconds: float = PART_SECONDS):
-    """fn(), or what went wrong as data: NOT_IMPLEMENTED, or {"failure": error|timeout, "message": ...}."""
-    def out_of_time(signum, frame):
-        raise _OutOfTime()
-    previous = signal.signal(signal.SIGALRM, out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return fn()
-    except NotImplementedError:
-        return NOT_IMPLEMENTED_VALUE
-    except _OutOfTime:
-        return {"failure": "timeout", "message": f"did not finish within {seconds:g} s (an endless loop?)"}
-    except _NotANumber as exc:
-        return {"failure": "wrong", "message": str(exc)}
-    except (Exception, SystemExit) as exc:  # noqa: one part's failure must not end the others
-        return {"failure": "error", **_describe(exc, root)}
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _num(x, what: str) -> float:
-    """A number out of the student's engine; a Value where a float belongs is a classic bug, named as such."""
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
-        return float(x)
-    if hasattr(x, "data") and hasattr(x, "grad"):
-        raise _NotANumber(f"{what} is a Value, not a number: in _backward use other.data and out.grad, "
-                          "not the Value objects")
-    raise _NotANumber(f"{what} is a {type(x).__name__}, not a number")
-
-
-def _root(module) -> str:
-    """The submission directory (the module is micrograd/engine.py or micrograd/nn.py under it)."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
-
-
-def _value_class(module):
-    if module.__name__ == ENGINE:
-        return module.Value
-    import importlib
-    return importlib.import_module(ENGINE).Value
-
-
-def _propagate(out, upstream: float) -> None:
-    """Backpropagate with the grader's own topological order, so one op's backward is judged on its own."""
-    order, visited, stack = [], set(), [(out, False)]
-    while stack:
-        v, done = stack.pop()
-        if done:
-            order.append(v)
-        elif id(v) not in visited:
-            visited.add(id(v))
-            stack.append((v, True))
-            stack.extend((c, False) for c in v._prev if id(c) not in visited)
-    out.grad = upstream
-    for v in reversed(order):
-        v._backward()
-
-
-def _one_op(Value, name: str, spec: dict) -> list[float]:
-    """[out.data, a.grad(, b.grad)] after out.grad = g and a backward pass, with the inputs' grads pre-set
-    (an input that is used elsewhere already holds gradient: `+=` keeps it, `=` loses it)."""
-    kinds, op = OPS[name]
-    inputs = []
-    for key in ("a", "b")[: kinds.count("n")]:
-        v = Value(spec[key])
-        v.grad = spec[key + "_grad"]
-        inputs.append(v)
-    operands = iter(inputs)
-    out = op(*(spec["const"] if kind == "c" else next(operands) for kind in kinds))
-    _propagate(out, spec["g"])
-    return [_num(out.data, "out.data")] + [_num(v.grad, "the input's grad") for v in inputs]
-
-
-def ops_driver(module, inputs: dict) -> dict:
-    """micrograd.ops: each operation in isolation."""
-    Value, root = _value_class(module), _root(module)
-    outputs = {SHOWN[name]: _attempt(lambda: _one_op(Value, name, spec), root) for name, spec in inputs["ops"].items()}
-    outputs["_probe"] = _probe(Value, root, inputs["probe_ops"], graphs=False)  # derived ops: local only
-    return outputs
-
-
-def _graphs(Value, v: dict) -> dict:
-    """The small graphs that test `backward()` itself and gradient accumulation (values from `v`)."""
-    def seed():
-        x, y, z = Value(v["x"]), Value(v["y"]), Value(v["z"])
-        out = x * y + z
-        out.backward()
-        return [_num(n.grad, "grad") for n in (out, x, y, z)]
-
-    def chain():  # every node's backward must run after its consumer's: reversed topological order
-        x, w, u, c = Value(v["x"]), Value(v["w"]), Value(v["u"]), Value(v["z"])
-        out = ((x * w).tanh() * u + c).exp()
-        out.backward()
-        return [_num(n.grad, "grad") for n in (x, w, u, c)]
-
-    def leaf_twice_add():
-        a = Value(v["a"])
-        (a + a).backward()
-        return [_num(a.grad, "a.grad")]
-
-    def leaf_twice_mul():
-        a = Value(v["a"])
-        (a * a).backward()
-        return [_num(a.grad, "a.grad")]
-
-    def nonleaf_twice():
-        a = Value(v["a"])
-        b = a + a
-        c = b + b
-        c.backward()
-        return [_num(b.grad, "b.grad"), _num(a.grad, "a.grad")]
-
-    def diamond():  # b is used at distances 1, 2 and 3 from the output
-        a, x = Value(v["a"]), Value(v["x"])
-        b = a * x
-        c = b.tanh()
-        d = c * b
-        out = d + b
-        out.backward()
-        return [_num(n.grad, "grad") for n in (d, c, b, a, x)]
-
-    parts = {"seed": seed, "chain": chain, "a + a": leaf_twice_add, "a * a": leaf_twice_mul,
-             "b + b (b = a + a)": nonleaf_twice, "diamond": diamond}
-    return parts
-
-
-def _probe(Value, root: str, ops, graphs: bool = True) -> dict:
-    """Fixed graphs whose results say which mistake an engine makes (see `engine_mistake`); the local
-    derivatives only of the `ops` the exercise uses (an endless loop elsewhere costs no time here)."""
-    probe = {"local": {f"{name}{i}": _attempt(lambda: _one_op(Value, name, spec), root)
-                       for name, specs in PROBE_LOCAL.items() if name in ops for i, spec in enumerate(specs)}}
-    if not graphs:
-        return probe
-    failed = None
-    for name, fn in _graphs(Value, PROBE_VALUES).items():
-        # every graph calls backward(): once it hangs, it hangs on the next graph too
-        probe[name] = failed or _attempt(fn, root)
-        if isinstance(probe[name], dict) and probe[name].get("failure") == "timeout":
-            failed = probe[name]
-    return probe
-
-
-def graphs_driver(module, inputs: dict) -> dict:
-    """micrograd.backward and micrograd.reuse: the named small graphs, at the case's values."""
-    Value, root = _value_class(module), _root(module)
-    parts = _graphs(Value, inputs["values"])
-    outputs = {name: _attempt(parts[name], root) for name in inputs["parts"]}
-    outputs["_probe"] = _probe(Value, root, inputs["probe_ops"])
-    return outputs
-
-
-def expression_driver(module, inputs: dict) -> dict:
-    """micrograd.expressions: build the program from the student's Values, call backward(), read grads."""
-    Value, root = _value_class(module), _root(module)
-    program = inputs["program"]
-    n_leaves = len(program["leaves"])
-
-    def run():
-        nodes = run_program(program, Value)
-        out = nodes[-1]
-        out.backward()
-        return {"output": [_num(out.data, "out.data"), _num(out.grad, "out.grad")],
-                "leaf grads": [_num(n.grad, "a leaf's grad") for n in nodes[:n_leaves]],
-                "node grads": [_num(n.grad, "a node's grad") for n in nodes[n_leaves:-1]]}
-    result = _attempt(run, root, seconds=10.0)
-    outputs = result if isinstance(result, dict) and "failure" not in result else \
-        {"output": result, "leaf grads": result, "node grads": result}
-    outputs["_probe"] = _probe(Value, root, inputs["probe_ops"])
-    return outputs
-
-
-def deep_chain_driver(module, inputs: dict) -> dict:
-    """micrograd.deep_chain: v = v * m_i + c_i, 2 nodes per step. Not guarded: a RecursionError is the
-    finding, and the worker names it (recursion_limit)."""
-    Value, root = _value_class(module), _root(module)
-    probe = _probe(Value, root, inputs["probe_ops"])
-    # Each node's closure refers to the node (a reference cycle), so the cyclic collector would scan the
-    # growing graph again and again: 6x slower here. This process is thrown away after the case anyway.
-    gc.disable()
-    x = Value(inputs["x"])
-    v = x
-    for m, c in zip(inputs["m"], inputs["c"]):
-        v = v * m + c
-    try:
-        v.backward()
-    except NotImplementedError:
-        return {"out, x.grad": NOT_IMPLEMENTED_VALUE, "_probe": probe}
-    return {"out, x.grad": [_num(v.data, "out.data"), _num(x.grad, "x.grad")], "_probe": probe}
-
-
-def nn_driver(module, inputs: dict) -> dict:
-    """micrograd.nn: MLP with the case's parameters; count, forward, gradients, one SGD step, zero_grad."""
-    Value, root = _value_class(module), _root(module)
-    xs, ys, lr = inputs["xs"], inputs["ys"], inputs["lr"]
-    outputs = {"_probe": _probe(Value, root, inputs["probe_ops"])}
-    model = _attempt(lambda: module.MLP(inputs["nin"], list(inputs["nouts"])), root)
-    if not hasattr(model, "layers"):
-        failure = model if isinstance(model, (dict, NotImplementedMarker)) else \
-            {"failure": "error", "message": "MLP(nin, nouts) has no .layers: keep the template's structure"}
-        return {**{k: failure for k in NN_CHECKS}, **outputs}
-
-    def structured():  # the parameters in the template's structure, whatever parameters() returns
-        return [p for layer in model.layers for n in layer.neurons for p in list(n.w) + [n.b]]
-
-    def set_parameters():
-        flat = [w for layer in inputs["params"] for neuron in layer for w in neuron]
-        params = structured()
-        if len(params) != len(flat):
-            raise _NotANumber(f"the MLP has {len(params)} weights and biases, expected {len(flat)}: keep the "
-                              "template's constructors")
-        for p, value in zip(params, flat):
-            p.data, p.grad = value, 0.0
-    failed = _attempt(set_parameters, root)
-    if failed is not None:
-        return {**{k: failed for k in NN_CHECKS}, **outputs}
-
-    def forward():
-        rows = []
-        for x in xs:
-            out = model([Value(xi) for xi in x])
-            out = out if isinstance(out, (list, tuple)) else [out]
-            rows.append([_num(o.data, "an output's data") for o in out])
-        return rows
-
-    def loss():
-        total = Value(0.0)
-        for x, y in zip(xs, ys):
-            out = model([Value(xi) for xi in x])
-            out = out if isinstance(out, (list, tuple)) else [out]
-            for o, t in zip(out, y):
-                total = total + (o - t) ** 2
-        return total
-
-    def gradients():
-        first = loss()
-        first.backward()
-        return [_num(p.grad, "a parameter's grad") for p in structured()]
-
-    def sgd_step():
-        before = loss()
-        for p in model.parameters():
-            p.data -= lr * p.grad  # the gradients of `gradients()` (the same parameters)
-        after = loss()
-        return [_num(before.data, "the loss"), _num(after.data, "the loss")]
-
-    def zero_grad_then_backward():  # from the case's parameters again, holding the gradients of one pass
-        set_parameters()
-        loss().backward()
-        model.zero_grad()
-        loss().backward()
-        return [_num(p.grad, "a parameter's grad") for p in structured()]
-
-    outputs["parameters"] = _attempt(lambda: len(model.parameters()), root)
-    outputs["forward"] = _attempt(forward, root)
-    outputs["gradients"] = _attempt(gradients, root)
-    outputs["SGD step"] = _attempt(sgd_step, root) \
-        if not isinstance(outputs["gradients"], (dict, NotImplementedMarker)) else outputs["gradients"]
-    outputs["zero_grad"] = _attempt(zero_grad_then_backward, root)
-    return outputs
-
-
-NN_CHECKS = ("parameters", "forward", "gradients", "SGD step", "zero_grad")
 
 # -- probe: fixed inputs, and its truth ------------------------------------------------------------------
-
-# Two evaluations per op where a branch matters (relu on both sides); pre-set input grads and an upstream
-# gradient != 1 make `=` for `+=` and a forgotten `* out.grad` visible.
-PROBE_LOCAL = {
-    name: [dict(a=a, b=-1.3, const=3, a_grad=0.25, b_grad=-0.5, g=1.5) for a in points]
-    for name, points in {"add": (0.6,), "mul": (0.6,), "pow": (0.6, -0.8), "exp": (0.6,), "log": (0.6,),
-                         "tanh": (0.6, -1.7), "relu": (0.6, -0.6), "sigmoid": (0.6, -1.7)}.items()
-}
-PROBE_VALUES = {"x": 0.9, "y": -1.3, "z": 0.4, "w": -0.7, "u": 1.6, "a": 0.7}
 
 
 def torch_op(name: str, spec: dict) -> list[float]:
@@ -939,7 +605,7 @@ def nn_truth(case: Case) -> dict:
 
 _ENGINE = dict(module=ENGINE, blocked_imports=("torch",), blocked_why=NO_TORCH, time_limit=10.0, judge=judge,
                mistakes=ENGINE_MISTAKES)
-_DRIVERS = "autograder.assignments.micrograd"
+_DRIVERS = "autograder.assignments.micrograd.student_side"
 
 EXERCISES = [
     Exercise(id="micrograd.ops", entry="Value", points=8, title="every operation's forward and backward, alone",

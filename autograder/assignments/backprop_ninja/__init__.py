@@ -32,20 +32,16 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..compare import EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
-from ..diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
-from ..exercise import Case, Exercise, Mistake, Seeds
-from ..truth import backward, vjp
+from ...compare import EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
+from ...diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
+from ...exercise import Case, Exercise, Mistake, Seeds
+from ...truth import backward, vjp
+from .student_side import GRADIENT_NAMES, PARAMETER_NAMES, drive_batchnorm, drive_cross_entropy, drive_embedding, drive_forward_backward, drive_manual_backward, drive_tanh, drive_train  # noqa: F401  (the grader uses some)
 
 MODULE = "backprop_ninja"
 VOCAB_SIZE, BLOCK_SIZE, N_EMBD, N_HIDDEN, BATCH_SIZE = 27, 3, 10, 64, 32
 BN_EPS = 1e-5
 LECTURE_SEED = 2147483647
-PARAMETER_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
-# Exercise 1's tensors in the order of the backward pass (the lecture's order): the report's order.
-GRADIENT_NAMES = ("logprobs", "probs", "counts_sum_inv", "counts_sum", "counts", "norm_logits", "logit_maxes",
-                  "logits", "h", "W2", "b2", "hpreact", "bngain", "bnbias", "bnraw", "bnvar_inv", "bnvar",
-                  "bndiff2", "bndiff", "bnmeani", "hprebn", "embcat", "W1", "b1", "emb", "C")
 
 
 def single_threaded(fn: Callable) -> Callable:
@@ -149,7 +145,7 @@ def run_forward(params: dict, Xb: torch.Tensor, Yb: torch.Tensor) -> Forward:
 @lru_cache(maxsize=None)
 def _examples(block_size: int = BLOCK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """(context, next character) pairs of the first 3000 training names: plenty for batches, fast to build."""
-    from ..data import build_dataset, load_names, split_words
+    from ...data import build_dataset, load_names, split_words
     train, _, _ = split_words(load_names())
     return build_dataset(train[:3000], block_size)
 
@@ -536,17 +532,6 @@ def model_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     return cases
 
 
-def drive_manual_backward(module, inputs: dict) -> dict:
-    """In the student's process: call manual_backward(ctx) and return its gradients by name."""
-    ctx = SimpleNamespace(**inputs)
-    grads = module.manual_backward(ctx)
-    if not isinstance(grads, dict):
-        raise TypeError(f"manual_backward must return a dict of gradients keyed by tensor name "
-                        f"('logprobs', 'probs', ...), not a {type(grads).__name__}")
-    # `dlogprobs` keys are forgiven: the contract's name is the tensor's.
-    return {name: grads.get(name, grads.get("d" + name)) for name in GRADIENT_NAMES}
-
-
 # -- exercise 2: cross entropy ----------------------------------------------------------------------------
 
 def ce_cases(seeds: Seeds) -> list[Case]:
@@ -599,10 +584,6 @@ MISTAKES_2 = (
     Mistake("scale", "the answer is a constant multiple of the right one (the loss is a mean over the batch)",
             _scale_named),
 )
-
-
-def drive_cross_entropy(module, inputs):
-    return {"logits": module.cross_entropy_backward(inputs["logits"], inputs["Yb"])}
 
 
 # -- exercise 3: batchnorm ----------------------------------------------------------------------------------
@@ -676,11 +657,6 @@ MISTAKES_3 = (
             _bn_branch),
     Mistake("scale", "the answer is a constant multiple of the right one", _scale_named),
 )
-
-
-def drive_batchnorm(module, inputs):
-    return {"hprebn": module.batchnorm_backward(inputs["dhpreact"], inputs["bngain"], inputs["bnraw"],
-                                                inputs["bnvar_inv"])}
 
 
 # -- exercise 4: tanh, embedding, the whole step, training --------------------------------------------------
@@ -758,14 +734,6 @@ MISTAKES_EMB = (
 )
 
 
-def drive_tanh(module, inputs):
-    return {"hpreact": module.tanh_backward(inputs["h"], inputs["dh"])}
-
-
-def drive_embedding(module, inputs):
-    return {"C": module.embedding_backward(inputs["Xb"], inputs["demb"], inputs["num_embeddings"])}
-
-
 STEP_ORDER = ("loss", "W2", "b2", "bngain", "bnbias", "W1", "b1", "C")
 
 
@@ -816,14 +784,6 @@ MISTAKES_FB = (
     Mistake("located", "the gradients before this one are right, which narrows down where the error is",
             _fb_locate),
 )
-
-
-def drive_forward_backward(module, inputs):
-    result = module.forward_backward(inputs["params"], inputs["Xb"], inputs["Yb"])
-    if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], dict):
-        raise TypeError("forward_backward must return (loss, grads) with grads a dict keyed like params")
-    loss, grads = result
-    return {"loss": loss, **{name: grads.get(name) for name in PARAMETER_NAMES}}
 
 
 TRAIN_STEPS, TRAIN_LR = 40, 0.1
@@ -878,13 +838,6 @@ def judge_train(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     return [curve, lowers]
 
 
-def drive_train(module, inputs):
-    params = inputs["params"]
-    losses = module.train(params, inputs["X"], inputs["Y"], inputs["steps"], inputs["lr"],
-                          batch_size=inputs["batch_size"], seed=inputs["seed"])
-    return {"losses": [float(x) for x in losses] if isinstance(losses, (list, tuple)) else losses}
-
-
 # -- the exercises ---------------------------------------------------------------------------------------
 
 def _ex(entry, points, cases, driver, truth, title, **kw) -> Exercise:
@@ -892,7 +845,7 @@ def _ex(entry, points, cases, driver, truth, title, **kw) -> Exercise:
         kw["judge"] = single_threaded(kw["judge"])
     kw["mistakes"] = tuple(Mistake(m.id, m.hint, single_threaded(m.matches), m.checks) for m in kw.get("mistakes", ()))
     return Exercise(id=f"{MODULE}.{entry}", module=MODULE, entry=entry, points=points, cases=single_threaded(cases),
-                    driver=f"{__name__}:{driver}", truth=single_threaded(truth), title=title, forbid_autograd=True,
+                    driver=f"{__name__}.student_side:{driver}", truth=single_threaded(truth), title=title, forbid_autograd=True,
                     time_limit=kw.pop("time_limit", 20.0), **kw)
 
 
