@@ -38,7 +38,7 @@ def test_package_has_gradescope_layout(package, tmp_path):
         zf.extract(wheel, tmp_path)
     with zipfile.ZipFile(tmp_path / wheel) as whl:  # the wheel carries the drivers and assignments
         files = whl.namelist()
-    assert "autograder/assignments/graphs.py" in files and "autograder/worker.py" in files
+    assert "autograder/assignments/graphs/student_side.py" in files and "autograder/worker.py" in files
     for script in ("setup.sh", "run_autograder"):
         subprocess.run(["bash", "-n", "-c", zipfile.ZipFile(package).read(script).decode()], check=True)
 
