@@ -100,7 +100,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
 def _extensions():
     """Subcommands that live with their feature (batch grading, nbgrader, Gradescope)."""
     import importlib
-    for name in ("batch", "nbgrader_tools", "gradescope"):
+    for name in ("batch", "nbgrader_tools", "gradescope", "report"):
         try:
             module = importlib.import_module(f"autograder.{name}")
         except ModuleNotFoundError as exc:
