@@ -534,7 +534,8 @@ def training_section(info: dict) -> str:
 # -- the command -------------------------------------------------------------------------------------------
 
 def cmd_report(args) -> int:
-    submission = Path(args.dir)
+    # as `check`: student_template/ in this repository, the current directory in a student's own
+    submission = Path(args.dir or ("student_template" if Path("student_template").is_dir() else "."))
     if not submission.is_dir():
         print(f"No such directory: {submission}")
         return 2
@@ -555,7 +556,7 @@ def cmd_report(args) -> int:
 def register(subparsers) -> None:
     from .assignments import NAMES
     p = subparsers.add_parser("report", help="write a visual HTML report (heatmaps, graphs, loss curve, names)")
-    p.add_argument("dir", nargs="?", default="student_template", help="the submission directory")
+    p.add_argument("dir", nargs="?", help="the submission directory (default: student_template/ if present, else .)")
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
     p.add_argument("-a", "--assignment", action="append", choices=NAMES, help="only this assignment (repeatable)")
     p.add_argument("--train-steps", type=int, default=DEFAULT_TRAIN_STEPS,
