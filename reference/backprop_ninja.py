@@ -362,8 +362,9 @@ if __name__ == "__main__":
     with torch.no_grad():
         plain = SimpleNamespace(**{k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in vars(ctx).items()})
         grads = manual_backward(plain)
+    grads = grads if isinstance(grads, dict) else {}
     for name in GRADIENT_NAMES:
-        cmp(name, grads.get(name), getattr(ctx, name))
+        cmp(name, grads.get(name, grads.get("d" + name)), getattr(ctx, name))
 
     steps = int(os.environ.get("BACKPROP_NINJA_STEPS", "2000"))
     print(f"\ntraining {steps} steps with your backward (exercise 4)...")

@@ -146,3 +146,22 @@ def test_student_notebooks_follow_the_lecture_and_have_no_solutions():
         assert "YOUR CODE HERE" in code or "# TODO" in code
         assert sources[-1].endswith(f"check({assignment!r})")
         assert not any("nbgrader" in c.get("metadata", {}) for c in nb["cells"])
+
+
+@pytest.mark.parametrize("assignment, total", [("graphs", 12), ("micrograd", 25)])
+def test_the_shipped_notebook_is_also_a_submission_for_grade(assignment, total, tmp_path, runner):
+    """`autograder grade notebooks/<assignment>.ipynb`: the same notebook, filled in, is graded for credit
+    by the submission path (its "try it" and check cells are not definitions and are left out)."""
+    from autograder.assignments import exercises
+    from autograder.notebooks import assignment_files
+    from autograder.student_notebooks import student_notebook
+    from autograder.submission import grade_path
+    nb = student_notebook(assignment, assignment_files(ROOT, exercises(assignment)), exercises(assignment),
+                          solutions=True)
+    path = tmp_path / f"{assignment}.ipynb"
+    nbformat.write(nb, str(path))
+    result = grade_path(path, None, hidden=False, runner=runner)
+    assert result.error is None and result.score == result.max_score == total
+    stub = grade_path(ROOT / "student_template" / "notebooks" / f"{assignment}.ipynb", None, hidden=False,
+                      runner=runner)
+    assert stub.error is None and stub.score == 0 and stub.max_score == total
