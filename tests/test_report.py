@@ -50,7 +50,7 @@ def test_reference_page_has_every_part_of_every_assignment(reference_page):
     assert 'class="heatmap"' in graphs.split("</section>")[0]
     # micrograd: the expression graphs, no value in red on the reference
     micro = page[page.index('id="micrograd.expressions"'):].split("</section>")[0]
-    assert micro.count('class="graph"') == 2 and "<svg" in micro and "data " in micro and "grad " in micro
+    assert micro.count('<figure class="graph"') == 2 and "<svg" in micro and "data " in micro and "grad " in micro
     assert "wrong-node" not in micro and "0 values with a wrong grad" in micro
     assert "graph-note" in micro  # says how it was drawn (graphviz, or the fallback without `dot`)
 
