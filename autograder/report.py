@@ -129,9 +129,12 @@ def _maxdiff(x) -> str:
 
 
 def _shape(shape, expected) -> str:
-    fmt = lambda s: "(" + ", ".join(str(d) for d in s) + ")" if s is not None else "?"  # noqa: E731
-    if expected is None or shape is None or list(shape) == list(expected):
-        return _e(fmt(shape if shape is not None else expected)) if (shape or expected) is not None else ""
+    def fmt(s) -> str:
+        return "(" + ", ".join(str(d) for d in s) + ")"
+    if shape is None and expected is None:
+        return ""
+    if shape is None or expected is None or list(shape) == list(expected):
+        return _e(fmt(shape if shape is not None else expected))
     return f"<span class=\"wrong\">{_e(fmt(shape))} ≠ {_e(fmt(expected))}</span>"
 
 

@@ -86,11 +86,17 @@ def test_outside_ipython_without_cells_says_how_to_use_it():
 
 # -- the shipped notebooks, executed ---------------------------------------------------------------------------
 
-nbclient = pytest.importorskip("nbclient")
-nbformat = pytest.importorskip("nbformat")
+import importlib.util  # noqa: E402
+
+import nbformat  # noqa: E402
+
+needs_kernel = pytest.mark.skipif(
+    importlib.util.find_spec("nbclient") is None or importlib.util.find_spec("ipykernel") is None,
+    reason="nbclient or ipykernel is not installed: the notebooks cannot be executed here")
 
 
 def _execute(nb, tmp_path, monkeypatch):
+    import nbclient
     monkeypatch.setenv("BACKPROP_NINJA_STEPS", "20")  # the "try it" cell trains: a few steps are enough here
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     client = nbclient.NotebookClient(nb, timeout=240, kernel_name="python3",
@@ -110,6 +116,7 @@ def _outputs(cell) -> str:
     return "\n".join(texts)
 
 
+@needs_kernel
 def test_stub_notebook_runs_without_errors_and_checks_not_implemented(tmp_path, monkeypatch):
     nb = nbformat.read(ROOT / "student_template" / "notebooks" / "backprop_ninja.ipynb", as_version=4)
     _execute(nb, tmp_path, monkeypatch)  # raises CellExecutionError on any error
@@ -121,6 +128,7 @@ def test_stub_notebook_runs_without_errors_and_checks_not_implemented(tmp_path, 
     assert "not yet: `forward_backward` is not implemented" in _outputs(try_it)
 
 
+@needs_kernel
 @pytest.mark.parametrize("assignment, total", [("backprop_ninja", 50), ("micrograd", 25)])
 def test_filled_in_notebook_gets_full_marks(assignment, total, tmp_path, monkeypatch):
     from autograder.assignments import exercises
