@@ -154,3 +154,20 @@ def test_a_real_browser_renders_the_page(reference_page, tmp_path):
     assert dark_rows.sum() > 150
     # The page's background is white, as the stylesheet says (the browser applied it).
     assert (pixels[5, 1190] > 240).all()
+
+
+def test_keep_outputs_keeps_public_cases_only(runner):
+    """The pipeline hands the report the student's outputs of public cases, never of hidden ones."""
+    from autograder.assignments import exercises
+    from autograder.exercise import Seeds
+    from autograder.pipeline import grade
+    kept: dict = {}
+    exs = [ex for ex in exercises("graphs") if ex.id in ("graphs.l2_of_matvec", "graphs.sigmoid_neuron")]
+    result = grade(ROOT / "reference", exs, hidden=True, runner=runner, seeds=Seeds(hidden=True, secret="s"),
+                   keep_outputs=kept)
+    assert any(c.hidden for e in result.exercises for ch in e.checks for c in ch.cases)  # hidden cases ran
+    assert set(kept) == {ex.id for ex in exs}
+    for entries in kept.values():
+        assert entries and all(not case.hidden for case, _, _ in entries)
+        assert all(isinstance(outputs, dict) and truth for _, outputs, truth in entries)
+    assert result.score == result.max_score
