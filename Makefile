@@ -55,7 +55,8 @@ report: $(STAMP)
 
 ASSIGNMENT ?= backprop_ninja
 notebook: $(STAMP)
-	$(BIN)/python -m jupyter notebook student_template/notebooks/$(ASSIGNMENT).ipynb
+	@test -x $(BIN)/jupyter-notebook || { echo "Jupyter is not installed in .venv: $(BIN)/pip install notebook"; exit 1; }
+	$(BIN)/jupyter-notebook student_template/notebooks/$(ASSIGNMENT).ipynb
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
