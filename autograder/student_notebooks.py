@@ -37,7 +37,7 @@ from autograder import check
 check({assignment!r})"""
 
 TRY_IT = """\
-# Try it (the reference file's `python {path}`): fill the exercises above first.
+# Try it (the same as `python {path}` in a terminal): fill in the exercises above first.
 try:
 {body}
 except NotImplementedError as exc:
@@ -78,7 +78,7 @@ def student_notebook(assignment: str, files: dict[str, str], exercises, solution
     for path in file_order(files):
         body = main_block(files[path])
         if body:
-            cells.append(nbformat.v4.new_markdown_cell(f"## Try it: `python {path}`", id=f"try-{Path(path).stem}-md"))
+            cells.append(nbformat.v4.new_markdown_cell(f"## Try it\n\nWhat `python {path}` prints in a terminal, here: your code at work.", id=f"try-{Path(path).stem}-md"))
             cells.append(nbformat.v4.new_code_cell(
                 TRY_IT.format(path=path, body=textwrap.indent(body.rstrip("\n"), "    ")), id=f"try-{Path(path).stem}"))
     cells.append(nbformat.v4.new_markdown_cell("## Check your work", id="check-md"))
