@@ -106,7 +106,7 @@ def render_html(result: GradeResult, extras: Extras | None = None) -> str:
 def table_html(result: GradeResult) -> str:
     """The per-tensor tables alone (the notebook's `check()` shows this)."""
     return (f"<div class=\"backprop-lab\"><style>{CSS.replace('body', '.backprop-lab')}</style>"
-            + "".join(_exercise_table(ex) for ex in result.exercises)
+            + "".join(_exercise_table(ex) + _printed(ex) for ex in result.exercises)
             + f"<p><b>Total: {_points(result.score)} / {_points(result.max_score)}</b></p></div>")
 
 
@@ -163,14 +163,20 @@ def _exercise_table(exercise, heading: bool = True) -> str:
             "<th>shape</th><th>points</th><th>hint</th></tr>" + "".join(rows) + "</table>")
 
 
+def _printed(exercise) -> str:
+    """What the student's code printed on the public cases (the last MAX_OUTPUT_CHARS of it), as text."""
+    if not exercise.output:
+        return ""
+    text = exercise.output[-MAX_OUTPUT_CHARS:]
+    cut = len(exercise.output) - len(text)
+    return (f"<p class=\"note\">What your code printed (public cases{f'; {cut} characters left out' if cut else ''}):</p>"
+            f"<pre class=\"student-output\">{_e(text)}</pre>")
+
+
 def exercise_section(exercise, extras: Extras) -> str:
     parts = [f"<section class=\"exercise\" id=\"{_e(exercise.id)}\"><h2>{_e(exercise.id)}: {_e(exercise.title)} "
              f"({_points(exercise.score)} / {_points(exercise.max_score)})</h2>", _exercise_table(exercise, heading=False)]
-    if exercise.output:
-        text = exercise.output[-MAX_OUTPUT_CHARS:]
-        cut = len(exercise.output) - len(text)
-        parts.append(f"<p class=\"note\">What your code printed (public cases{f'; {cut} characters left out' if cut else ''}):</p>"
-                     f"<pre class=\"student-output\">{_e(text)}</pre>")
+    parts.append(_printed(exercise))
     kept = extras.outputs.get(exercise.id) or []
     if kept:
         if exercise.id == "micrograd.expressions":

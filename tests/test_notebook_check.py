@@ -73,10 +73,12 @@ def test_check_grades_cells_with_the_pipeline(runner):
 
 
 def test_html_of_the_result_escapes_the_students_text(runner):
-    evil = "def tanh_backward(h, dh):\n    raise ValueError('<script>alert(1)</script>')\n"
+    evil = ("def tanh_backward(h, dh):\n    raise ValueError('<script>alert(1)</script>')\n\n"
+            "def embedding_backward(Xb, demb, num_embeddings):\n    print('<b>printed</b>')\n")
     result = check("backprop_ninja", cells=[evil], runner=runner)
     page = result._repr_html_()
     assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<b>printed" not in page and "&lt;b&gt;printed&lt;/b&gt;" in page and "What your code printed" in page
 
 
 def test_outside_ipython_without_cells_says_how_to_use_it():
