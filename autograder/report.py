@@ -147,8 +147,8 @@ def _verdict(verdict: str | None) -> str:
 def _exercise_table(exercise, heading: bool = True) -> str:
     rows = []
     for check in exercise.checks:
-        note = " ".join(x for x in (f"[{check.mistake}]" if check.mistake else "", check.hint or "",
-                                    check.message or "") if x)
+        hint = " ".join(x for x in (f"[{check.mistake}]" if check.mistake else "", check.hint or "") if x)
+        note = " — ".join(x for x in (hint, check.message or "") if x)
         rows.append(f"<tr>{'<td>' + _e(check.name) + '</td>'}{_verdict(check.verdict)}{_verdict(check.local_verdict)}"
                     f"<td class=\"num\">{_maxdiff(check.maxdiff)}</td><td class=\"num\">"
                     f"{_shape(check.shape, check.expected_shape)}</td><td class=\"num\">{_points(check.points)} / "
