@@ -10,7 +10,7 @@ ROOT ?= submissions
 OUT ?= grades
 JOBS ?= 2
 
-.PHONY: check test templates bench autograde grade-all gradescope clean help
+.PHONY: check test templates bench autograde grade-all gradescope clean help report notebook
 
 help:
 	@echo "make check [SUBMISSION=dir]  grade a submission on the public cases (default: student_template/)"
@@ -20,6 +20,8 @@ help:
 	@echo "make autograde               the instructor flow with nbgrader on a demo course"
 	@echo "make grade-all ROOT=dir      grade every submission under ROOT into OUT=grades/ (JOBS=2)"
 	@echo "make gradescope              build autograder.zip for Gradescope"
+	@echo "make report [SUBMISSION=dir] write report.html: heatmaps, expression graphs, loss curve, names"
+	@echo "make notebook [ASSIGNMENT=backprop_ninja]  open the student notebook in Jupyter"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +49,14 @@ grade-all: $(STAMP)
 
 gradescope: $(STAMP)
 	$(BIN)/autograder gradescope-package -o autograder.zip
+
+report: $(STAMP)
+	$(BIN)/autograder report $(SUBMISSION) -o report.html
+
+ASSIGNMENT ?= backprop_ninja
+notebook: $(STAMP)
+	@test -x $(BIN)/jupyter-notebook || { echo "Jupyter is not installed in .venv: $(BIN)/pip install notebook"; exit 1; }
+	$(BIN)/jupyter-notebook student_template/notebooks/$(ASSIGNMENT).ipynb
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -62,34 +62,42 @@ def cmd_grade(args) -> int:
 
 
 def cmd_templates(args) -> int:
-    from .templating import generate
-    changed = generate(Path(args.root), check=args.check)
+    from .templating import EditedFiles, generate
+    try:
+        changed = generate(Path(args.root), check=args.check, force=args.force)
+    except EditedFiles as exc:
+        for path in exc.changed:
+            print(("kept (edited): " if path in exc.paths else "wrote ") + str(path))
+        print(exc)
+        return 1
     for path in changed:
         print(("out of date: " if args.check else "wrote ") + str(path))
     return 1 if (args.check and changed) else 0
 
 
 def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
+    from .assignments import NAMES
     from .render import FORMATS
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="grade a submission on the public cases, with a report for the terminal")
     p.add_argument("dir", nargs="?", help=f"the submission directory (default: {DEFAULT_DIR}/ if present, else .)")
-    p.add_argument("-a", "--assignment", action="append", help="only this assignment (repeatable)")
+    p.add_argument("-a", "--assignment", action="append", choices=NAMES, help="only this assignment (repeatable)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("grade", help="grade a submission (dir, .zip or notebook) on public and hidden cases")
     p.add_argument("path")
     p.add_argument("-f", "--format", default="json", choices=sorted(FORMATS))
     p.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
-    p.add_argument("-a", "--assignment", action="append", help="only this assignment (repeatable)")
+    p.add_argument("-a", "--assignment", action="append", choices=NAMES, help="only this assignment (repeatable)")
     p.add_argument("--public-only", action="store_true", help="skip the hidden cases")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("templates", help="generate student_template/ from reference/")
     p.add_argument("--root", default=".")
     p.add_argument("--check", action="store_true", help="only report generated files that are out of date")
+    p.add_argument("--force", action="store_true", help="overwrite generated files even where they were edited")
     p.set_defaults(func=cmd_templates)
 
     for register in _extensions() if extensions else ():
@@ -100,7 +108,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
 def _extensions():
     """Subcommands that live with their feature (batch grading, nbgrader, Gradescope)."""
     import importlib
-    for name in ("batch", "nbgrader_tools", "gradescope"):
+    for name in ("batch", "nbgrader_tools", "gradescope", "report"):
         try:
             module = importlib.import_module(f"autograder.{name}")
         except ModuleNotFoundError as exc:

@@ -95,7 +95,10 @@ def prepared_cases(exercise: Exercise, seeds: Seeds) -> list[tuple[Case, dict]]:
     return _PREPARED[key]
 
 
-def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: Seeds) -> ExerciseResult:
+def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: Seeds,
+                   keep_outputs: dict | None = None) -> ExerciseResult:
+    """`keep_outputs`, when given, receives `{exercise.id: [(case, outputs, truth), ...]}` for the public
+    cases whose run returned (the visual report draws them); hidden cases are never kept."""
     started = time.perf_counter()
     prepared = prepared_cases(exercise, seeds)
     cases = [case for case, _ in prepared]
@@ -114,6 +117,8 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     for (case, truth), run in zip(prepared, runs):
         if run.output and not case.hidden:
             output_parts.append(run.output)
+        if keep_outputs is not None and not case.hidden and run.status == "ok":
+            keep_outputs.setdefault(exercise.id, []).append((case, run.outputs, truth))
         if run.status == "ok" and not run.autograd_calls:
             comparisons = exercise.judge(case, run.outputs, truth)
             for comparison in comparisons:
@@ -147,8 +152,8 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
 
 
 def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, runner: Runner | None = None,
-          seeds: Seeds | None = None) -> GradeResult:
-    """Grade one submission directory on the given exercises."""
+          seeds: Seeds | None = None, keep_outputs: dict | None = None) -> GradeResult:
+    """Grade one submission directory on the given exercises. `keep_outputs`: see `grade_exercise`."""
     started = time.perf_counter()
     submission = Path(submission)
     own_runner = runner is None
@@ -156,7 +161,7 @@ def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, ru
     runner.start()  # the worker imports torch while this process builds cases and truths
     seeds = seeds or Seeds.from_env(hidden)
     try:
-        results = [grade_exercise(exercise, submission, runner, seeds) for exercise in exercises]
+        results = [grade_exercise(exercise, submission, runner, seeds, keep_outputs) for exercise in exercises]
     finally:
         if own_runner:
             runner.close()

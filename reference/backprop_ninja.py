@@ -338,11 +338,16 @@ def sample(params, bnmean, bnvar, count=10, seed=2147483647 + 10, block_size=BLO
 
 
 if __name__ == "__main__":
-    # The lecture's check: your gradients next to PyTorch's, tensor by tensor.
+    # `python backprop_ninja.py`: the lecture's check (your gradients next to PyTorch's, tensor by tensor),
+    # then its last cells: train with your backward, evaluate, sample names from the trained model.
+    # BACKPROP_NINJA_STEPS sets the number of training steps (default 2000; the lecture ran 200,000).
+    import os
+    import traceback
+
     from autograder.compare import cmp
     from autograder.data import datasets
 
-    (Xtr, Ytr), _, _ = datasets(BLOCK_SIZE)
+    (Xtr, Ytr), (Xdev, Ydev), _ = datasets(BLOCK_SIZE)
     g = torch.Generator().manual_seed(42)
     ix = torch.randint(0, Xtr.shape[0], (BATCH_SIZE,), generator=g)
     params = init_params()
@@ -357,5 +362,25 @@ if __name__ == "__main__":
     with torch.no_grad():
         plain = SimpleNamespace(**{k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in vars(ctx).items()})
         grads = manual_backward(plain)
+    grads = grads if isinstance(grads, dict) else {}
     for name in GRADIENT_NAMES:
-        cmp(name, grads.get(name), getattr(ctx, name))
+        cmp(name, grads.get(name, grads.get("d" + name)), getattr(ctx, name))
+
+    steps = int(os.environ.get("BACKPROP_NINJA_STEPS", "2000"))
+    print(f"\ntraining {steps} steps with your backward (exercise 4)...")
+    params = init_params()
+    try:
+        losses = train(params, Xtr, Ytr, steps, lr=0.1)
+    except NotImplementedError as exc:
+        missing = traceback.extract_tb(exc.__traceback__)[-1].name
+        print(f"not yet: `{missing}` is not implemented. Fill it in (exercise 4 needs cross_entropy_backward, "
+              "batchnorm_backward, tanh_backward, embedding_backward, forward_backward and train), then run again.")
+    else:
+        k = max(1, min(100, len(losses) // 10))
+        print(f"loss {sum(losses[:k]) / k:.4f} (first {k} steps) -> {sum(losses[-k:]) / k:.4f} (last {k} steps)")
+        bnmean, bnvar = batchnorm_stats(params, Xtr)
+        print(f"train loss {evaluate(params, Xtr, Ytr, bnmean, bnvar):.4f}, "
+              f"val loss {evaluate(params, Xdev, Ydev, bnmean, bnvar):.4f}")
+        print("names sampled from your model:")
+        for sampled in sample(params, bnmean, bnvar, count=10):
+            print("  " + sampled)
