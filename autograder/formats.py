@@ -93,7 +93,9 @@ def md_text(text) -> str:
     """Text Markdown (CommonMark, GitHub, Gradescope) shows as written: HTML is entity-escaped, every
     punctuation mark that could start markup is backslash-escaped, control characters are written out."""
     text = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    # A line of it printed to a CI log cannot start a GitHub Actions `::command::`.
+    return re.sub(r"(?m)^(\s*):", r"\1\\:", text)
 
 
 def md_name(text) -> str:
@@ -354,15 +356,17 @@ def csv_header(exercise_ids: list[str]) -> list[str]:
 
 
 def csv_row(student: str, result: dict, exercise_ids: list[str]) -> list:
-    """One spreadsheet row from a result as saved in JSON (`GradeResult.to_dict()`): the same figures,
-    read back through the result (exact points), rounded once here."""
-    try:
-        parsed = result_from_dict(result)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-        return [_csv_text(student), "", "", *("" for _ in exercise_ids), _csv_text(f"unreadable result: {exc}")]
-    by_id = {ex.id: _csv_number(ex.score) for ex in parsed.exercises}
-    return [_csv_text(student), _csv_number(parsed.score), _csv_number(parsed.max_score),
-            *(by_id.get(i, "") for i in exercise_ids), _csv_text(parsed.error or "")]
+    """One spreadsheet row from a result as saved in JSON (`GradeResult.to_dict()`): its own figures
+    (the exact ones where the file has them), rounded once here."""
+    def figure(data: dict, key: str):
+        value = (data.get("exact") or {}).get(key, data.get(key, ""))
+        try:
+            return _csv_number(value)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return ""
+    by_id = {ex.get("id"): figure(ex, "score") for ex in result.get("exercises", []) if isinstance(ex, dict)}
+    return [_csv_text(student), figure(result, "score"), figure(result, "max_score"),
+            *(by_id.get(i, "") for i in exercise_ids), _csv_text(result.get("error") or "")]
 
 
 def _csv_number(x) -> str:
