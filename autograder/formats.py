@@ -23,7 +23,7 @@ from fractions import Fraction
 
 from .verdicts import ERROR, NOT_IMPLEMENTED, TIMEOUT, worst
 from .result import (PASSED_LOCALLY, CaseVerdict, CheckResult, GradeResult, exact, json_safe, printable,
-                     result_from_dict)
+                     printable_output, result_from_dict)
 
 OUTPUT_LIMIT = 8000  # characters of a student's printed output kept in a report
 POINT_DECIMALS = 2   # points as people read them (tables, Markdown, JUnit)
@@ -130,7 +130,7 @@ def _split_points(check: CheckResult) -> dict[bool, tuple[Fraction, Fraction, li
 
 def _md_fence(text: str) -> str:
     """`text` in a Markdown code block whose fence no backtick run inside it can close."""
-    text = printable(text)
+    text = printable_output(text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}\n{text}\n{fence}"
@@ -287,7 +287,7 @@ def to_junit(result: GradeResult) -> str:
                     ET.SubElement(case, "failure", message=note, type=kind).text = detail
             ET.SubElement(case, "system-out").text = points + (f"\n{note}" if note and check.passed else "")
         if ex.output:
-            ET.SubElement(suite, "system-out").text = xml_text(ex.output[-OUTPUT_LIMIT:])
+            ET.SubElement(suite, "system-out").text = xml_text(printable_output(ex.output[-OUTPUT_LIMIT:]))
         suite.set("tests", str(len(ex.checks)))
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))

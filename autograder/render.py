@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .formats import check_note, fmt, fmt_diff, fmt_shape
-from .result import FAILED, PASSED_LOCALLY, ExerciseResult, GradeResult, json_safe, printable
+from .result import FAILED, PASSED_LOCALLY, ExerciseResult, GradeResult, json_safe, printable, printable_output
 from .verdicts import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, TIMEOUT, WRONG
 
 STYLE = {EXACT: "bold green", APPROX: "green", WRONG: "bold red", ERROR: "red", TIMEOUT: "magenta",
@@ -96,7 +96,8 @@ def exercise_notes(ex: ExerciseResult) -> list:
     for c in ex.checks:
         if c.status == FAILED and c.verdict != NOT_IMPLEMENTED:
             note = check_note(c, case=False)
-            if note and note != c.verdict:
+            said = ex.message and note.rstrip() == printable(ex.message).rstrip()  # the "!" line above says it
+            if note and note != c.verdict and not said:
                 label = Text(f" ({printable(c.case_label)})", style="dim") if c.case_label else Text("")
                 notes.add_row(Text("  ✗ ", style="red"),
                               Text(printable(c.name), style="bold") + label + Text(": ") + Text(note, style="cyan"))
@@ -110,7 +111,7 @@ def exercise_notes(ex: ExerciseResult) -> list:
                       + Text(f" (correct step, wrong upstream; they keep their points): {names}", style="dim"))
     lines: list = [notes] if notes.row_count else []
     if ex.output:
-        out = printable(ex.output).rstrip("\n").split("\n")
+        out = printable_output(ex.output).rstrip("\n").split("\n")
         shown = out[-OUTPUT_LINES:]
         lines.append(Text("  printed by your code (public cases):", style="dim"))
         if len(out) > len(shown):

@@ -260,3 +260,9 @@ def printable(text) -> str:
     overrides) written out as `\\x1b`-style escapes, so no terminal, log viewer or page acts on them.
     Markup (rich, Markdown, HTML) is each renderer's to escape."""
     return str(text).translate(_CONTROL_TABLE)
+
+
+def printable_output(text) -> str:
+    """What the student's code printed, as lines of inert text: a carriage return (a progress bar
+    redrawing its line) starts a new line rather than showing as `\\x0d`."""
+    return printable(str(text).replace("\r\n", "\n").replace("\r", "\n"))
