@@ -60,7 +60,8 @@ def _shown_first(item: tuple[Case, Comparison]):
     hidden (the student can reproduce those), the worst verdict, the largest difference."""
     case, c = item
     diff = c.maxdiff if c.maxdiff is not None and c.maxdiff == c.maxdiff else -1.0
-    return (c.verdict in PASSING, case.hidden, -VERDICTS.index(c.verdict), -diff)
+    rank = VERDICTS.index(c.verdict) if c.verdict in VERDICTS else len(VERDICTS)
+    return (c.verdict in PASSING, case.hidden, -rank, -diff)
 
 
 def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points) -> CheckResult:

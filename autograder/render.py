@@ -109,6 +109,11 @@ def exercise_notes(ex: ExerciseResult) -> list:
         notes.add_row(Text("  ↳ ", style="yellow"),
                       Text(f"{len(folded)} later steps correct given their inputs", style="yellow")
                       + Text(f" (correct step, wrong upstream; they keep their points): {names}", style="dim"))
+    for c in ex.checks:
+        if c.status == PASSED_LOCALLY and not any(c is f for f in folded):
+            notes.add_row(Text("  ↳ ", style="yellow"),
+                          Text(printable(c.name), style="bold") + Text(": correct given its inputs", style="yellow")
+                          + Text(" (correct step, wrong upstream; it keeps its points)", style="dim"))
     lines: list = [notes] if notes.row_count else []
     if ex.output:
         out = printable_output(ex.output).rstrip("\n").split("\n")

@@ -216,6 +216,11 @@ def test_every_front_end_agrees_on_a_graded_submission(runner, tmp_path):
     assert r.score == Fraction(2, 3) and r.max_score == 1  # two thirds exactly
     assert_all_agree(r)
     assert "my debug line" in r.exercises[0].output
+    console = Console(width=80, record=True, color_system=None)
+    to_terminal(r, console)
+    text = console.export_text()
+    assert "colsum: correct given its inputs (correct step, wrong upstream" in text
+    assert "my debug line" in text
 
 
 def test_the_row_describes_one_case_and_names_it(runner, tmp_path):
