@@ -41,10 +41,19 @@ def verdict_text(verdict: str | None) -> Text:
     return Text(verdict or "-", style=STYLE.get(verdict or "", "dim"))
 
 
-def _check_verdict(check) -> Text:
+COMPARED = (EXACT, APPROX, WRONG)   # verdicts where values were compared (not a stub, crash or timeout)
+
+
+def _cmp_cells(check) -> tuple[Text, Text]:
+    """The lecture's `cmp` columns, exact and approximate (True/False); where nothing was compared, `-`
+    and the verdict; a "correct step, wrong upstream" check says so in the approximate column."""
+    if check.verdict not in COMPARED:
+        return Text("-", style="dim"), verdict_text(check.verdict)
+    exact = Text(str(check.verdict == EXACT), style="green" if check.verdict == EXACT else "dim")
     if check.status == PASSED_LOCALLY:
-        return Text(LOCAL_CREDIT, style="yellow")
-    return verdict_text(check.verdict)
+        return exact, Text(LOCAL_CREDIT, style="yellow")
+    right = check.verdict in (EXACT, APPROX)
+    return exact, Text(str(right), style="green" if right else STYLE[WRONG])
 
 
 def _summarised(ex: ExerciseResult) -> list:
@@ -65,19 +74,21 @@ def exercise_table(ex: ExerciseResult) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False,
                   padding=(0, 1), show_edge=False)
     table.add_column("check", overflow="fold", min_width=6)
-    for name, justify in (("verdict", "left"), ("maxdiff", "right"), ("shape", "left"), ("points", "right")):
+    for name, justify in (("exact", "left"), ("approximate", "left"), ("maxdiff", "right"), ("shape", "left"),
+                          ("points", "right")):
         table.add_column(name, justify=justify, no_wrap=True, overflow="ignore")
     folded = _summarised(ex)
     for c in ex.checks:
         if any(c is f for f in folded):
             continue
-        table.add_row(Text(printable(c.name)), _check_verdict(c), Text(fmt_diff(c.maxdiff)),
+        table.add_row(Text(printable(c.name)), *_cmp_cells(c), Text(fmt_diff(c.maxdiff)),
                       shape_text(c.shape, c.expected_shape),
                       Text(f"{fmt(c.points)}/{fmt(c.max_points)}", style="" if c.passed else "red"))
     if folded:
         earned = sum(c.points for c in folded)
         most = sum(c.max_points for c in folded)
-        table.add_row(Text(f"+{len(folded)} later steps", style="yellow"), Text(LOCAL_CREDIT, style="yellow"),
+        table.add_row(Text(f"+{len(folded)} later steps", style="yellow"), Text("False", style="dim"),
+                      Text(LOCAL_CREDIT, style="yellow"),
                       Text("-", style="dim"), Text("-", style="dim"), Text(f"{fmt(earned)}/{fmt(most)}"))
     return table
 

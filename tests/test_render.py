@@ -285,7 +285,12 @@ def _assert_whole_at_80(r: GradeResult):
             assert shape in row, (c.name, shape, row)
             if c.shape is not None and c.shape != c.expected_shape:
                 assert f"{fmt_shape(c.shape)} ≠ {fmt_shape(c.expected_shape)}" in row
-            assert (c.verdict in row) or (c.status == PASSED_LOCALLY and "correct step" in row), row
+            if c.status == PASSED_LOCALLY:
+                assert "False" in row and "correct step" in row, row
+            elif c.verdict in ("exact", "approx", "wrong"):  # the lecture's cmp columns: exact, approximate
+                assert f"{c.verdict == 'exact'}" in row.split()[1] and f"{c.passed}" in row.split()[2], row
+            else:
+                assert c.verdict in row, row
     return text
 
 
