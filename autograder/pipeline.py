@@ -57,11 +57,12 @@ def case_label(case: Case, per_case: list[tuple[Case, Comparison]]) -> str:
 
 def _shown_first(item: tuple[Case, Comparison]):
     """The order in which a check's cases are candidates to be shown: wrong ones first, public before
-    hidden (the student can reproduce those), the worst verdict, the largest difference."""
+    hidden (the student can reproduce those), the worst verdict, one whose mistake is catalogued (its
+    hint says most), the largest difference."""
     case, c = item
     diff = c.maxdiff if c.maxdiff is not None and c.maxdiff == c.maxdiff else -1.0
     rank = VERDICTS.index(c.verdict) if c.verdict in VERDICTS else len(VERDICTS)
-    return (c.verdict in PASSING, case.hidden, -rank, -diff)
+    return (c.verdict in PASSING, case.hidden, -rank, not c.mistake, -diff)
 
 
 def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points) -> CheckResult:
