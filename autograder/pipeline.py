@@ -55,14 +55,18 @@ def case_label(case: Case, per_case: list[tuple[Case, Comparison]]) -> str:
     return f"{kind} case {number}" + (f", {case.label}" if case.label else "")
 
 
-def _shown_first(item: tuple[Case, Comparison]):
+def _shown_first(per_case: list[tuple[Case, Comparison]]):
     """The order in which a check's cases are candidates to be shown: wrong ones first, public before
     hidden (the student can reproduce those), the worst verdict, one whose mistake is catalogued (its
-    hint says most), the largest difference."""
-    case, c = item
-    diff = c.maxdiff if c.maxdiff is not None and c.maxdiff == c.maxdiff else -1.0
-    rank = VERDICTS.index(c.verdict) if c.verdict in VERDICTS else len(VERDICTS)
-    return (c.verdict in PASSING, case.hidden, -rank, not c.mistake, -diff)
+    hint says most), then the cases' own order (so an exercise's rows tend to show the same case, the
+    first: the lecture's example where there is one)."""
+    index = {id(item): i for i, item in enumerate(per_case)}
+
+    def key(item: tuple[Case, Comparison]):
+        case, c = item
+        rank = VERDICTS.index(c.verdict) if c.verdict in VERDICTS else len(VERDICTS)
+        return (c.verdict in PASSING, case.hidden, -rank, not c.mistake, index[id(item)])
+    return key
 
 
 def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points) -> CheckResult:
@@ -71,7 +75,7 @@ def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points) -
     verdict = worst(*(c.verdict for _, c in per_case))
     locals_ = [c.local_verdict for _, c in per_case if c.local_verdict is not None]
     local = worst(*locals_) if locals_ else None
-    case, shown = min(per_case, key=_shown_first)
+    case, shown = min(per_case, key=_shown_first(per_case))
     message, hint = shown.message, shown.hint
     if shown.verdict not in PASSING and case.hidden:
         prefix = f"hidden case ({case.label})" if case.label else "a hidden case"
