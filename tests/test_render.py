@@ -18,7 +18,7 @@ from rich.console import Console
 
 from autograder.compare import compare
 from autograder.exercise import Case, Exercise
-from autograder.formats import (classroom_dict, csv_header, csv_row, fmt, fmt_diff, fmt_shape, gradescope_dict,
+from autograder.formats import (csv_header, csv_row, fmt, fmt_diff, fmt_shape, gradescope_dict,
                                 to_junit, to_markdown)
 from autograder.nbgrader_tools import earned_fraction
 from autograder.pipeline import grade
