@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -25,23 +26,41 @@ def _started_runner():
 
 def cmd_check(args) -> int:
     from rich.console import Console
+    from rich.text import Text
     console = Console()
     # In this repository the default is student_template/; in a student's own repository, the current one.
     submission = Path(args.dir or (DEFAULT_DIR if Path(DEFAULT_DIR).is_dir() else "."))
     if not submission.is_dir():
-        console.print(f"[bold red]No such directory:[/] {submission}")
+        console.print(Text("No such directory: ", style="bold red") + Text(str(submission)))
         return 2
     with _started_runner() as runner:
         from .pipeline import grade
-        from .render import to_terminal
+        from .render import render_error, render_exercise, total_line
         names, exs = _exercises_for(submission, args.assignment)
         if not exs:
-            console.print(f"[bold red]Nothing to grade in {submission}[/]: no assignment files found "
-                          "(expected e.g. micrograd/engine.py, backprop_ninja.py or graphs.py)")
+            console.print(Text(f"Nothing to grade in {submission}", style="bold red")
+                          + Text(": no assignment files found (expected e.g. micrograd/engine.py, "
+                                 "backprop_ninja.py or graphs.py)"))
             return 2
-        result = grade(submission, exs, hidden=False, runner=runner)
-    to_terminal(result, console)
+        # Live: each exercise's table as soon as it is graded, and a progress line while one runs
+        # (a spinner on a terminal; nothing extra in a log or a pipe).
+        with _progress(console) as status:
+            result = grade(submission, exs, hidden=False, runner=runner,
+                           on_start=lambda ex: status(f"grading {ex.id}…"),
+                           on_exercise=lambda done: render_exercise(done, console))
+    render_error(result, console)
+    console.print(total_line(result))
     return 0
+
+
+@contextlib.contextmanager
+def _progress(console):
+    """A callable that shows a one-line status under what is printed (rich's live status on a terminal)."""
+    if not console.is_terminal:
+        yield lambda text: None
+        return
+    with console.status("", spinner="dots") as live:
+        yield lambda text: live.update(text)
 
 
 def cmd_grade(args) -> int:

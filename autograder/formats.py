@@ -19,16 +19,22 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .verdicts import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, worst
-from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult, json_safe
+from fractions import Fraction
+
+from .verdicts import ERROR, NOT_IMPLEMENTED, TIMEOUT, worst
+from .result import (PASSED_LOCALLY, CaseVerdict, CheckResult, GradeResult, exact, json_safe, printable,
+                     printable_output, result_from_dict)
 
 OUTPUT_LIMIT = 8000  # characters of a student's printed output kept in a report
+POINT_DECIMALS = 2   # points as people read them (tables, Markdown, JUnit)
+SCORE_DECIMALS = 6   # points in the formats a program sums (Gradescope, Classroom): they add up exactly
 
 
-def fmt(x: float) -> str:
-    """Points as a person writes them: 2, 0.5, 1.33."""
-    x = round(float(x), 2)
-    return str(int(x)) if x == int(x) else f"{x:g}"
+def fmt(x) -> str:
+    """Points as a person writes them: 2, 0.5, 1.33 (from the exact value, rounded once, here)."""
+    unit = 10 ** POINT_DECIMALS
+    x = Fraction(math.floor(exact(x) * unit + Fraction(1, 2)), unit)  # half up, as people round: 1/8 -> 0.13
+    return str(int(x)) if x.denominator == 1 else f"{float(x):g}"
 
 
 def fmt_diff(x) -> str:
@@ -43,59 +49,73 @@ def fmt_shape(shape) -> str:
     return "-" if shape is None else "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def check_note(check: CheckResult) -> str:
-    """One line saying what is wrong with a check (empty when it passed)."""
-    if check.passed:
+LOCAL_CREDIT_NOTE = "correct step, wrong upstream: this step is right given its inputs and keeps its points"
+
+
+def check_note(check: CheckResult, case: bool = True) -> str:
+    """One line saying what is wrong with a check (empty when it is fully right), as plain text, led by
+    the case it describes ("public case 2, batch 4: ...") unless `case` is False."""
+    if check.correct:
         return ""
+    where = f"{check.case_label}: " if case and check.case_label else ""
+    if check.status == PASSED_LOCALLY:
+        return printable(where + LOCAL_CREDIT_NOTE)
     parts = []
-    if check.local_verdict in PASSING:
-        parts.append("this step is correct, but the gradient flowing into it is wrong")
     if check.mistake and check.hint:
         parts.append(f"[{check.mistake}] {check.hint}")
     elif check.hint:
         parts.append(check.hint)
     if check.message and check.message not in " ".join(parts):
         parts.append(check.message)
-    return " - ".join(parts) or check.verdict
+    return printable(where + (" - ".join(parts) or check.verdict))
 
 
-def _round(x: float) -> float:
-    return round(float(x), 6)
-
-
-POINT_DECIMALS = 2
-
-
-def apportion(values: list[float], decimals: int = POINT_DECIMALS) -> list[float]:
+def apportion(values, decimals: int = POINT_DECIMALS) -> list[float]:
     """`values` rounded to `decimals` so that they add up to their rounded total (largest remainder):
-    three checks of 1/3 point read 0.33, 0.33, 0.34, and a full score adds up to the maximum."""
+    three checks of 1/3 point read 0.33, 0.33, 0.34 at two decimals, and a full score adds up to the
+    maximum. Computed on the exact values."""
     unit = 10 ** decimals
-    scaled = [max(0.0, v) * unit for v in values]
-    floors = [math.floor(v + 1e-6) for v in scaled]
-    missing = round(sum(scaled)) - sum(floors)
+    scaled = [max(Fraction(0), exact(v)) * unit for v in values]
+    floors = [math.floor(v) for v in scaled]
+    missing = round(sum(scaled, Fraction(0))) - sum(floors)
     order = sorted(range(len(values)), key=lambda i: scaled[i] - floors[i], reverse=True)
     for i in order[:max(0, missing)]:
         floors[i] += 1
     return [f / unit for f in floors]
 
 
-def check_points(check: CheckResult) -> float:
-    """A check's points from its cases (each an equal share), unrounded."""
-    if not check.cases:
-        return check.points
-    return check.max_points * sum(1 for c in check.cases if _passes(c)) / len(check.cases)
+# -- Markdown escaping: the student's text is text, never markup ----------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~=$])")
 
 
-def check_passed(check: CheckResult) -> bool:
-    """Every case earned its share (globally or locally right)."""
-    return all(_passes(c) for c in check.cases) if check.cases else check.passed
+def md_text(text) -> str:
+    """Text Markdown (CommonMark, GitHub, Gradescope) shows as written: HTML is entity-escaped, every
+    punctuation mark that could start markup is backslash-escaped, control characters are written out."""
+    text = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    # A line of it printed to a CI log cannot start a GitHub Actions `::command::`.
+    return re.sub(r"(?m)^(\s*):", r"\1\\:", text)
+
+
+def md_name(text) -> str:
+    """A grader's identifier (`backprop_ninja.manual_backward`) as written; anything else as `md_text`."""
+    return text if re.fullmatch(r"[A-Za-z0-9_.]+", str(text)) else md_text(text)
+
+
+def md_code(text) -> str:
+    """Inline code that no backtick run inside it can close."""
+    text = printable(text).replace("\n", " ")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 # -- Gradescope ------------------------------------------------------------------------------------------
 
-def _split_points(check: CheckResult) -> dict[bool, tuple[float, float, list[CaseVerdict]]]:
-    """{hidden: (score, max_score, cases)}: the check's points split by the share of its cases
-    (the pipeline gives each case an equal share, earned when it passes globally or locally)."""
+def _split_points(check: CheckResult) -> dict[bool, tuple[Fraction, Fraction, list[CaseVerdict]]]:
+    """{hidden: (score, max_score, cases)}: the check's exact points split by its cases' shares."""
     n = len(check.cases)
     if n == 0:  # no case detail: all public
         return {False: (check.points, check.max_points, [])}
@@ -103,45 +123,45 @@ def _split_points(check: CheckResult) -> dict[bool, tuple[float, float, list[Cas
     for hidden in (False, True):
         cases = [c for c in check.cases if c.hidden == hidden]
         if cases:
-            earned = sum(1 for c in cases if _passes(c))
-            out[hidden] = (check.max_points * earned / n, check.max_points * len(cases) / n, cases)
+            earned = sum(1 for c in cases if c.earned)
+            out[hidden] = (check.max_points * Fraction(earned, n), check.max_points * Fraction(len(cases), n), cases)
     return out
 
 
 def _md_fence(text: str) -> str:
     """`text` in a Markdown code block whose fence no backtick run inside it can close."""
+    text = printable_output(text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}\n{text}\n{fence}"
 
 
-def _passes(case: CaseVerdict) -> bool:
-    return case.verdict in PASSING or case.local_verdict in PASSING
-
-
 def _shown_case_is_hidden(check: CheckResult) -> bool:
-    """Whether the check's message, maxdiff and shapes describe a hidden case: the pipeline shows the
-    first public case with the worst verdict, and a hidden one only when no public case has it."""
-    public = [c.verdict for c in check.cases if not c.hidden]
-    return bool(check.cases) and (not public or worst(*public) != check.verdict)
+    """Whether the check's message, maxdiff and shapes describe a hidden case (its `case_label`)."""
+    return check.case_label.startswith("hidden")
 
 
 def _check_markdown(check: CheckResult, cases: list[CaseVerdict], hidden: bool) -> str:
     """A Gradescope test's text for the public or the hidden cases of one check."""
-    passed = sum(1 for c in cases if _passes(c))
-    verdict = "passed" if passed == len(cases) else worst(*(c.verdict for c in cases if not _passes(c)))
-    lines = [f"**{verdict}** on {passed}/{len(cases)} {'hidden' if hidden else 'public'} "
-             f"case{'s' if len(cases) != 1 else ''}"]
-    diffs = [c.maxdiff for c in cases if c.maxdiff is not None]
+    passed = sum(1 for c in cases if c.earned)
+    correct = sum(1 for c in cases if c.verdict in ("exact", "approx"))
+    if correct == len(cases):
+        verdict = "passed"
+    elif passed == len(cases):
+        verdict = "passed (correct step, wrong upstream)"
+    else:
+        verdict = worst(*(c.verdict for c in cases if not c.earned))
+    kind = "hidden" if hidden else "public"
+    lines = [f"**{verdict}** on {passed}/{len(cases)} {kind} case{'s' if len(cases) != 1 else ''}"]
     about_these = _shown_case_is_hidden(check) == hidden
-    if not hidden:
-        shape = f"; shape {fmt_shape(check.shape)} (expected {fmt_shape(check.expected_shape)})" if about_these else ""
-        lines.append(f"maxdiff {fmt_diff(max(diffs) if diffs else None)}{shape}")
-    if passed < len(cases):
+    if about_these and not hidden:
+        lines.append(f"maxdiff {fmt_diff(check.maxdiff)}; shape {fmt_shape(check.shape)} "
+                     f"(expected {fmt_shape(check.expected_shape)})")
+    if passed < len(cases) or correct < len(cases):
         if about_these:
-            lines.append(check_note(check))
-        elif check.mistake and check.hint:
-            lines.append(f"[{check.mistake}] {check.hint}")
+            lines.append(md_text(check_note(check)))
+        elif check.mistake and check.hint and not hidden:
+            lines.append(md_text(f"[{check.mistake}] {check.hint}"))
     return "\n\n".join(lines)
 
 
@@ -150,25 +170,25 @@ def gradescope_dict(result: GradeResult) -> dict:
     output_format, tests[] with name, score, max_score, status, output, visibility)."""
     tests = []
     if result.error:
-        tests.append({"name": "submission", "score": 0.0, "max_score": _round(result.max_score),
-                      "status": "failed", "output": f"Could not grade this submission: {result.error}",
+        tests.append({"name": "submission", "score": 0.0, "max_score": float(round(result.max_score, SCORE_DECIMALS)),
+                      "status": "failed", "output": f"Could not grade this submission: {md_text(result.error)}",
                       "output_format": "md", "visibility": "visible"})
     parts = [(ex, check, hidden, split) for ex in result.exercises for check in ex.checks
              for hidden, split in _split_points(check).items()]
-    scores = apportion([split[0] for *_, split in parts])
-    maxima = apportion([split[1] for *_, split in parts])
+    scores = apportion([split[0] for *_, split in parts], SCORE_DECIMALS)
+    maxima = apportion([split[1] for *_, split in parts], SCORE_DECIMALS)
     for (ex, check, hidden, (_, _, cases)), score, max_score in zip(parts, scores, maxima):
         tests.append({
             "name": f"{ex.id}: {check.name}" + (" (hidden cases)" if hidden else ""),
             "score": score, "max_score": max_score,
-            "status": "passed" if all(_passes(c) for c in cases) else "failed",
+            "status": "passed" if (all(c.earned for c in cases) if cases else check.passed) else "failed",
             "output": _check_markdown(check, cases, hidden),
             "output_format": "md",
             "visibility": "after_published" if hidden else "visible",
             "tags": [ex.id],
         })
     return {
-        "score": round(sum(scores), POINT_DECIMALS) if parts else _round(result.score),
+        "score": float(round(result.score, SCORE_DECIMALS)),
         "execution_time": max(0, round(result.seconds)),
         "output": summary_markdown(result, with_checks=False),
         "output_format": "md",
@@ -185,25 +205,33 @@ def to_gradescope(result: GradeResult) -> str:
 
 # -- GitHub Classroom -------------------------------------------------------------------------------------
 
+def _log_line(text) -> str:
+    """Text for one line of a CI log: no control characters, no line break (so nothing the student wrote
+    can start a line of its own, such as a GitHub Actions `::workflow-command::`)."""
+    return printable(text).replace("\n", " ").replace("\t", " ")
+
+
 def classroom_dict(result: GradeResult) -> dict:
     """The result object of a GitHub Classroom autograding runner (version 1), as the
     autograding-grading-reporter reads it: it sums `tests[].score` over runners for the points and
     shows each test's name, status (pass/fail) and message."""
     tests = []
     if result.error:
-        tests.append({"name": "submission", "status": "error", "score": 0, "message": result.error,
+        tests.append({"name": "submission", "status": "error", "score": 0, "message": _log_line(result.error),
                       "test_code": "", "filename": "", "line_no": 0, "duration": 0})
     checks = [(ex, check) for ex in result.exercises for check in ex.checks]
-    scores = apportion([check_points(check) for _, check in checks])
+    scores = apportion([check.points for _, check in checks], SCORE_DECIMALS)
     for (ex, check), score in zip(checks, scores):
         note = check_note(check)
         tests.append({"name": f"{ex.id}: {check.name}",
-                      "status": "pass" if check_passed(check) else "fail",
+                      "status": "pass" if check.passed else "fail",
                       "score": score,
-                      "message": f"{fmt(check.points)}/{fmt(check.max_points)} points" + (f": {note}" if note else ""),
+                      "message": _log_line(f"{fmt(check.points)}/{fmt(check.max_points)} points"
+                                           + (f": {note}" if note else "")),
                       "test_code": "", "filename": ex.id.split(".")[0], "line_no": 0, "duration": 0})
     status = "error" if result.error else "pass" if all(t["status"] == "pass" for t in tests) else "fail"
-    return {"version": 1, "status": status, "max_score": round(result.max_score, POINT_DECIMALS), "tests": tests}
+    return {"version": 1, "status": status, "max_score": float(round(result.max_score, SCORE_DECIMALS)),
+            "tests": tests}
 
 
 def to_classroom(result: GradeResult) -> str:
@@ -218,13 +246,15 @@ _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010
 
 
 def xml_text(text: str) -> str:
-    """Text XML 1.0 can hold: control characters (a student's ANSI colours, NUL) become U+FFFD."""
-    return _XML_INVALID.sub("\ufffd", str(text))
+    """Text XML 1.0 can hold, with no control character a log viewer could act on (ANSI, bidi): those are
+    written out as `\\x1b`-style escapes. ElementTree escapes markup (<, &) itself."""
+    return _XML_INVALID.sub("\ufffd", printable(text))
 
 
 def to_junit(result: GradeResult) -> str:
-    """JUnit XML: one testsuite per exercise, one testcase per check; a wrong answer is a <failure>,
-    code that raised, timed out or crashed is an <error>."""
+    """JUnit XML as Jenkins' JUnit schema has it: one testsuite per exercise, one testcase per check; a
+    check short of full points is a <failure> (a wrong answer) or an <error> (code that raised, timed out
+    or crashed); a check's points are in its <system-out>, the exercise's in the suite's <properties>."""
     suites = ET.Element("testsuites", name=xml_text(f"autograder {result.submission}"))
     totals = {"tests": 0, "failures": 0, "errors": 0}
     if result.error:
@@ -242,23 +272,22 @@ def to_junit(result: GradeResult) -> str:
         ET.SubElement(props, "property", name="max_score", value=fmt(ex.max_score))
         for check in ex.checks:
             case = ET.SubElement(suite, "testcase", classname=xml_text(ex.id), name=xml_text(check.name), time="0")
-            ET.SubElement(ET.SubElement(case, "properties"), "property", name="points",
-                          value=f"{fmt(check.points)}/{fmt(check.max_points)}")
-            if check.passed:
-                continue
+            points = f"points: {fmt(check.points)}/{fmt(check.max_points)}"
             note = xml_text(check_note(check))
-            detail = xml_text(f"verdict: {check.verdict}\nmaxdiff: {fmt_diff(check.maxdiff)}\n"
-                              f"shape: {fmt_shape(check.shape)} (expected {fmt_shape(check.expected_shape)})\n"
-                              f"points: {fmt(check.points)}/{fmt(check.max_points)}\n{note}")
-            if check.verdict in (ERROR, TIMEOUT):
-                errors += 1
-                ET.SubElement(case, "error", message=note, type=check.verdict).text = detail
-            else:
-                failures += 1
-                kind = "not_implemented" if check.verdict == NOT_IMPLEMENTED else check.verdict
-                ET.SubElement(case, "failure", message=note, type=kind).text = detail
+            if not check.passed:
+                detail = xml_text(f"verdict: {check.verdict}\nmaxdiff: {fmt_diff(check.maxdiff)}\n"
+                                  f"shape: {fmt_shape(check.shape)} (expected {fmt_shape(check.expected_shape)})\n"
+                                  f"{points}\n") + note
+                if check.verdict in (ERROR, TIMEOUT):
+                    errors += 1
+                    ET.SubElement(case, "error", message=note, type=check.verdict).text = detail
+                else:
+                    failures += 1
+                    kind = "not_implemented" if check.verdict == NOT_IMPLEMENTED else check.verdict
+                    ET.SubElement(case, "failure", message=note, type=kind).text = detail
+            ET.SubElement(case, "system-out").text = points + (f"\n{note}" if note and check.passed else "")
         if ex.output:
-            ET.SubElement(suite, "system-out").text = xml_text(ex.output[-OUTPUT_LIMIT:])
+            ET.SubElement(suite, "system-out").text = xml_text(printable_output(ex.output[-OUTPUT_LIMIT:]))
         suite.set("tests", str(len(ex.checks)))
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))
@@ -275,9 +304,13 @@ def to_junit(result: GradeResult) -> str:
 
 # -- Markdown (a CI job summary) --------------------------------------------------------------------------
 
-def _md_cell(text: str) -> str:
-    """Text that stays inside one Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+def _md_cell(text) -> str:
+    """Text that stays inside one Markdown table cell and is shown as written."""
+    return md_text(text).replace("\n", " ")
+
+
+def _icon(check: CheckResult) -> str:
+    return {"passed": "✅", "passed_locally": "✅"}.get(check.status, "❌")
 
 
 def summary_markdown(result: GradeResult, with_checks: bool = True) -> str:
@@ -285,27 +318,30 @@ def summary_markdown(result: GradeResult, with_checks: bool = True) -> str:
     if result.error:
         lines += [f"**Could not grade this submission:** {_md_cell(result.error)}", ""]
     for ex in result.exercises:
-        lines.append(f"### {ex.id}: {fmt(ex.score)}/{fmt(ex.max_score)}")
+        lines.append(f"### {md_name(ex.id)}: {fmt(ex.score)}/{fmt(ex.max_score)}")
         if ex.first_wrong_step:
-            lines.append(f"\nFirst wrong step: `{ex.first_wrong_step}`")
+            lines.append(f"\nFirst wrong step: {md_code(ex.first_wrong_step)}")
+        if ex.message:
+            where = f" (at {md_text(ex.where)})" if ex.where and ex.where not in ex.message else ""
+            lines.append(f"\n{md_text(ex.message)}{where}")
         if with_checks and ex.checks:
             lines += ["", "| check | verdict | maxdiff | shape (got vs expected) | points | note |",
                       "|---|---|---|---|---|---|"]
             for c in ex.checks:
-                icon = "✅" if c.passed else "❌"
-                lines.append(f"| {_md_cell(c.name)} | {icon} {c.verdict} | {fmt_diff(c.maxdiff)} | "
+                verdict = "correct step, wrong upstream" if c.status == PASSED_LOCALLY else c.verdict
+                lines.append(f"| {md_name(c.name) if md_name(c.name) == c.name else _md_cell(c.name)} | {_icon(c)} {verdict} | {fmt_diff(c.maxdiff)} | "
                              f"{fmt_shape(c.shape)} vs {fmt_shape(c.expected_shape)} | "
                              f"{fmt(c.points)}/{fmt(c.max_points)} | {_md_cell(check_note(c))} |")
         elif not with_checks:
-            wrong = [c for c in ex.checks if not c.passed]
-            for c in wrong:
-                lines.append(f"- `{c.name}`: {check_note(c)}")
+            for c in ex.checks:
+                if not c.passed:
+                    lines.append(f"- {md_code(c.name)}: {_md_cell(check_note(c))}")
         if ex.output:
             lines += ["", "<details><summary>printed output</summary>", "",
                       _md_fence(ex.output[-OUTPUT_LIMIT:]), "", "</details>"]
         lines.append("")
     cases = "public and hidden" if result.hidden else "public"
-    lines.append(f"_{cases} cases; sandbox: {result.sandbox}; {result.seconds:.1f} s_")
+    lines.append(f"_{cases} cases; sandbox: {md_text(result.sandbox)}; {result.seconds:.1f} s_")
     return "\n".join(lines) + "\n"
 
 
@@ -320,14 +356,27 @@ def csv_header(exercise_ids: list[str]) -> list[str]:
 
 
 def csv_row(student: str, result: dict, exercise_ids: list[str]) -> list:
-    """One spreadsheet row from a result as saved in JSON (`GradeResult.to_dict()`)."""
-    by_id = {ex["id"]: _csv_number(ex["score"]) for ex in result.get("exercises", [])}
-    return [student, _csv_number(result.get("score", 0)), _csv_number(result.get("max_score", 0)),
-            *(by_id.get(i, "") for i in exercise_ids), result.get("error") or ""]
+    """One spreadsheet row from a result as saved in JSON (`GradeResult.to_dict()`): its own figures
+    (the exact ones where the file has them), rounded once here."""
+    def figure(data: dict, key: str):
+        value = (data.get("exact") or {}).get(key, data.get(key, ""))
+        try:
+            return _csv_number(value)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return ""
+    by_id = {ex.get("id"): figure(ex, "score") for ex in result.get("exercises", []) if isinstance(ex, dict)}
+    return [_csv_text(student), figure(result, "score"), figure(result, "max_score"),
+            *(by_id.get(i, "") for i in exercise_ids), _csv_text(result.get("error") or "")]
 
 
 def _csv_number(x) -> str:
-    return format(round(float(x), 4), "g")
+    return format(float(round(exact(x), 4)), "g")
+
+
+def _csv_text(text: str) -> str:
+    """A cell a spreadsheet shows as text: no formula (=, +, -, @ first), no control character."""
+    text = printable(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def to_csv(rows: list[list], header: list[str]) -> str:
@@ -336,33 +385,6 @@ def to_csv(rows: list[list], header: list[str]) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue()
-
-
-# -- round trip ---------------------------------------------------------------------------------------------
-
-
-def _number(x):
-    """JSON wrote inf/NaN as strings: read them back as floats."""
-    return float(x) if isinstance(x, str) and x in ("inf", "-inf", "nan") else x
-
-
-def result_from_dict(data: dict) -> GradeResult:
-    """A `GradeResult` from its JSON form (the `json` format, or a batch result file)."""
-    exercises = []
-    for ex in data.get("exercises", []):
-        checks = []
-        for c in ex.get("checks", []):
-            cases = [CaseVerdict(v["case"], v["hidden"], v["verdict"], v.get("local_verdict"), _number(v.get("maxdiff")))
-                     for v in c.get("cases", [])]
-            fields = {k: c.get(k) for k in CheckResult.__dataclass_fields__ if k != "cases"}
-            fields["maxdiff"] = _number(fields["maxdiff"])
-            fields["message"] = fields["message"] or ""
-            fields["hint"] = fields["hint"] or ""
-            checks.append(CheckResult(**fields, cases=cases))
-        fields = {k: ex.get(k) for k in ExerciseResult.__dataclass_fields__ if k != "checks" and k in ex}
-        exercises.append(ExerciseResult(**fields, checks=checks))
-    fields = {k: data[k] for k in GradeResult.__dataclass_fields__ if k != "exercises" and k in data}
-    return GradeResult(**fields, exercises=exercises)
 
 
 FORMATS = {"gradescope": to_gradescope, "classroom": to_classroom, "junit": to_junit, "markdown": to_markdown}

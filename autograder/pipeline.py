@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable
+from fractions import Fraction
+from typing import Callable, Iterable
 
 from .compare import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, WRONG, Comparison, worst
+from .verdicts import VERDICTS
 from .diagnose import diagnose
 from .exercise import Case, Exercise, Seeds
-from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult  # noqa: F401  (re-exported)
+from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult, exact  # noqa: F401  (re-exported)
 from .runner import RunResult, Runner
 from .static_scan import autograd_in_source
 
@@ -46,28 +48,48 @@ def _shape_of(value) -> tuple | None:
 
 # -- score ----------------------------------------------------------------------------------------------
 
-def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points: float) -> CheckResult:
-    """One check over all its cases: the worst verdict, the largest maxdiff, points by cases passed."""
+def case_label(case: Case, per_case: list[tuple[Case, Comparison]]) -> str:
+    """How a report names a case: "public case 1, float32, batch 32" (numbered within public or hidden)."""
+    kind = "hidden" if case.hidden else "public"
+    number = 1 + [c.id for c, _ in per_case if c.hidden == case.hidden].index(case.id)
+    return f"{kind} case {number}" + (f", {case.label}" if case.label else "")
+
+
+def _shown_first(per_case: list[tuple[Case, Comparison]]):
+    """The order in which a check's cases are candidates to be shown: wrong ones first, public before
+    hidden (the student can reproduce those), the worst verdict, one whose mistake is catalogued (its
+    hint says most), then the cases' own order (so an exercise's rows tend to show the same case, the
+    first: the lecture's example where there is one)."""
+    index = {id(item): i for i, item in enumerate(per_case)}
+
+    def key(item: tuple[Case, Comparison]):
+        case, c = item
+        rank = VERDICTS.index(c.verdict) if c.verdict in VERDICTS else len(VERDICTS)
+        return (c.verdict in PASSING, case.hidden, -rank, not c.mistake, index[id(item)])
+    return key
+
+
+def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points) -> CheckResult:
+    """One check over all its cases: the worst verdict; the maxdiff, shapes, mistake, hint and message of
+    one shown case (`case_label` names it). Points follow from the cases (result.CheckResult.points)."""
     verdict = worst(*(c.verdict for _, c in per_case))
     locals_ = [c.local_verdict for _, c in per_case if c.local_verdict is not None]
     local = worst(*locals_) if locals_ else None
-    earned = sum(1 for _, c in per_case if c.verdict in PASSING or c.local_verdict in PASSING)
-    # The case that explains the verdict: the first public one with the worst verdict, else hidden.
-    order = sorted(per_case, key=lambda cc: (cc[1].verdict != verdict, cc[0].hidden))
-    case, shown = order[0]
-    diffs = [c.maxdiff for _, c in per_case if c.maxdiff is not None]
+    case, shown = min(per_case, key=_shown_first(per_case))
     message, hint = shown.message, shown.hint
     if shown.verdict not in PASSING and case.hidden:
         prefix = f"hidden case ({case.label})" if case.label else "a hidden case"
         message = f"{prefix}: {message}" if message else prefix
-    mistake = next((c.mistake for _, c in order if c.mistake), None)
+    if shown.verdict != verdict:  # the shown public case is wrong; hidden cases are worse (they raised...)
+        worse = sum(1 for cs, c in per_case if c.verdict == verdict)
+        message = (f"{message}; " if message else "") + f"{verdict} on {worse} hidden case{'s' * (worse != 1)}"
     return CheckResult(
-        name=name, verdict=verdict, local_verdict=local, maxdiff=max(diffs) if diffs else None,
+        name=name, verdict=verdict, local_verdict=local, maxdiff=shown.maxdiff,
         shape=list(shown.shape) if shown.shape is not None else None,
         expected_shape=list(shown.expected_shape) if shown.expected_shape is not None else None,
-        mistake=mistake, message=message, hint=hint,
-        points=round(max_points * earned / len(per_case), 6), max_points=max_points,
-        cases=[CaseVerdict(cs.id, cs.hidden, c.verdict, c.local_verdict, c.maxdiff) for cs, c in per_case])
+        mistake=shown.mistake, message=message, hint=hint, max_points=max_points,
+        cases=[CaseVerdict(cs.id, cs.hidden, c.verdict, c.local_verdict, c.maxdiff) for cs, c in per_case],
+        case_label=case_label(case, per_case))
 
 
 def first_wrong_step(checks: Iterable[CheckResult]) -> str | None:
@@ -104,7 +126,7 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     cases = [case for case, _ in prepared]
     missing = [f for f in exercise.required_files if not (submission / f).is_file()]
     per_check: dict[str, list[tuple[Case, Comparison]]] = {}
-    output_parts, message = [], ""
+    output_parts, message, where = [], "", ""
     static = [] if missing or not exercise.forbid_autograd else \
         autograd_in_source(submission / exercise.required_files[0], exercise.entry)
     if missing:
@@ -129,6 +151,7 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
         else:
             comparisons = _failed_run(run, case, truth)
             message = message or _run_message(run, case)
+            where = where or run.where
         if static:
             for comparison in comparisons:
                 comparison.verdict, comparison.local_verdict = ERROR, None
@@ -136,24 +159,28 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
                 comparison.message = f"uses autograd ({'; '.join(static[:3])}): compute the gradients by hand"
         for comparison in comparisons:
             per_check.setdefault(comparison.name, []).append((case, comparison))
-    weights = exercise.check_points or {name: 1.0 for name in per_check}
-    total_weight = sum(weights.get(name, 0.0) for name in per_check) or 1.0
-    checks = [_aggregate(name, items, exercise.points * weights.get(name, 0.0) / total_weight)
+    # Exact shares of the exercise's points (a third is 1/3, and three of them add up to 1).
+    weights = {name: exact(w) for name, w in (exercise.check_points or {n: 1 for n in per_check}).items()}
+    total_weight = sum((weights.get(name, Fraction(0)) for name in per_check), Fraction(0)) or Fraction(1)
+    checks = [_aggregate(name, items, exact(exercise.points) * weights.get(name, Fraction(0)) / total_weight)
               for name, items in per_check.items()]
     for check in checks:
         if check.mistake and not check.hint:
             entry = next((m for m in exercise.mistakes if m.id == check.mistake), None)
             check.hint = entry.hint if entry else ""
-    score = round(sum(c.points for c in checks), 6)
-    return ExerciseResult(id=exercise.id, title=exercise.title or exercise.entry, score=score,
-                          max_score=exercise.points, checks=checks, first_wrong_step=first_wrong_step(checks),
+    return ExerciseResult(id=exercise.id, title=exercise.title or exercise.entry,
+                          max_score=exercise.points, where=where, checks=checks, first_wrong_step=first_wrong_step(checks),
                           message=message, output="\n".join(output_parts)[-20000:],
                           seconds=time.perf_counter() - started)
 
 
 def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, runner: Runner | None = None,
-          seeds: Seeds | None = None, keep_outputs: dict | None = None) -> GradeResult:
-    """Grade one submission directory on the given exercises. `keep_outputs`: see `grade_exercise`."""
+          seeds: Seeds | None = None, keep_outputs: dict | None = None,
+          on_start: Callable[[Exercise], None] | None = None,
+          on_exercise: Callable[[ExerciseResult], None] | None = None) -> GradeResult:
+    """Grade one submission directory on the given exercises. `keep_outputs`: see `grade_exercise`.
+    `on_start(exercise)` and `on_exercise(result)` are called as each exercise starts and finishes (live
+    progress in `check`)."""
     started = time.perf_counter()
     submission = Path(submission)
     own_runner = runner is None
@@ -161,10 +188,15 @@ def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, ru
     runner.start()  # the worker imports torch while this process builds cases and truths
     seeds = seeds or Seeds.from_env(hidden)
     try:
-        results = [grade_exercise(exercise, submission, runner, seeds, keep_outputs) for exercise in exercises]
+        results = []
+        for exercise in exercises:
+            if on_start:
+                on_start(exercise)
+            results.append(grade_exercise(exercise, submission, runner, seeds, keep_outputs))
+            if on_exercise:
+                on_exercise(results[-1])
     finally:
         if own_runner:
             runner.close()
-    return GradeResult(submission=str(submission), score=round(sum(r.score for r in results), 6),
-                       max_score=round(sum(r.max_score for r in results), 6), exercises=results,
+    return GradeResult(submission=str(submission), exercises=results,
                        hidden=hidden, sandbox=runner.sandbox, seconds=time.perf_counter() - started)

@@ -1,38 +1,31 @@
-"""Render a `GradeResult`: a coloured terminal report in the lecture's `cmp` style, and JSON.
+"""Render a `GradeResult`: the terminal report in the lecture's `cmp` style, and JSON.
 
-Other formats (Gradescope, GitHub Classroom, JUnit, CSV, Markdown) register in `FORMATS`.
+Other formats (Gradescope, GitHub Classroom, JUnit, CSV, Markdown) register in `FORMATS`. Every renderer
+only shows the result: points and pass/fail come from it (result.py), never from here. The student's text
+(messages, printed output) goes to rich as `Text`, never as markup, with control characters written out.
 """
 from __future__ import annotations
 
 import json
-import math
 from typing import Callable
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .formats import check_note, fmt, fmt_diff, fmt_shape
+from .result import FAILED, PASSED_LOCALLY, ExerciseResult, GradeResult, json_safe, printable, printable_output
 from .verdicts import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, TIMEOUT, WRONG
-from .result import GradeResult, json_safe
 
 STYLE = {EXACT: "bold green", APPROX: "green", WRONG: "bold red", ERROR: "red", TIMEOUT: "magenta",
          NOT_IMPLEMENTED: "yellow"}
+LOCAL_CREDIT = "correct step"      # the verdict column of a "correct step, wrong upstream" row
+OUTPUT_LINES = 20                  # lines of the student's printed output shown under an exercise
+SUMMARISE_AT = 2                   # this many "correct step, wrong upstream" rows or more become one line
 
-
-def fmt_maxdiff(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if math.isinf(x) or math.isnan(x):
-        return str(x)
-    return "0.0" if x == 0 else f"{x:.2e}"
-
-
-def fmt_shape(shape) -> str:
-    return "-" if shape is None else "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def fmt_points(x: float) -> str:
-    return f"{x:.2f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+fmt_maxdiff = fmt_diff
+fmt_points = fmt
 
 
 def shape_text(shape, expected) -> Text:
@@ -48,63 +41,129 @@ def verdict_text(verdict: str | None) -> Text:
     return Text(verdict or "-", style=STYLE.get(verdict or "", "dim"))
 
 
+COMPARED = (EXACT, APPROX, WRONG)   # verdicts where values were compared (not a stub, crash or timeout)
+
+
+def _cmp_cells(check) -> tuple[Text, Text]:
+    """The lecture's `cmp` columns, exact and approximate (True/False); where nothing was compared, `-`
+    and the verdict; a "correct step, wrong upstream" check says so in the approximate column."""
+    if check.verdict not in COMPARED:
+        return Text("-", style="dim"), verdict_text(check.verdict)
+    exact = Text(str(check.verdict == EXACT), style="green" if check.verdict == EXACT else "dim")
+    if check.status == PASSED_LOCALLY:
+        return exact, Text(LOCAL_CREDIT, style="yellow")
+    right = check.verdict in (EXACT, APPROX)
+    return exact, Text(str(right), style="green" if right else STYLE[WRONG])
+
+
+def _summarised(ex: ExerciseResult) -> list:
+    """The "correct step, wrong upstream" checks after the first wrong step, shown as one line when there
+    are several: they are right given what the wrong step fed them."""
+    names = [c.name for c in ex.checks]
+    if not ex.first_wrong_step or ex.first_wrong_step not in names:
+        return []
+    later = ex.checks[names.index(ex.first_wrong_step) + 1:]
+    fed = [c for c in later if c.status == PASSED_LOCALLY]
+    return fed if len(fed) >= SUMMARISE_AT else []
+
+
+def exercise_table(ex: ExerciseResult) -> Table:
+    """One exercise's checks. Verdict, maxdiff, shape and points never wrap or shorten; only the check
+    name may fold, so the table fits 80 columns."""
+    title = Text(ex.id, style="bold") + Text(f"  {fmt(ex.score)}/{fmt(ex.max_score)}", style="dim")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False,
+                  padding=(0, 1), show_edge=False)
+    table.add_column("check", overflow="fold", min_width=6)
+    for name, justify in (("exact", "left"), ("approximate", "left"), ("maxdiff", "right"), ("shape", "left"),
+                          ("points", "right")):
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ignore")
+    folded = _summarised(ex)
+    for c in ex.checks:
+        if any(c is f for f in folded):
+            continue
+        table.add_row(Text(printable(c.name)), *_cmp_cells(c), Text(fmt_diff(c.maxdiff)),
+                      shape_text(c.shape, c.expected_shape),
+                      Text(f"{fmt(c.points)}/{fmt(c.max_points)}", style="" if c.passed else "red"))
+    if folded:
+        earned = sum(c.points for c in folded)
+        most = sum(c.max_points for c in folded)
+        table.add_row(Text(f"+{len(folded)} later steps", style="yellow"), Text("False", style="dim"),
+                      Text(LOCAL_CREDIT, style="yellow"),
+                      Text("-", style="dim"), Text("-", style="dim"), Text(f"{fmt(earned)}/{fmt(most)}"))
+    return table
+
+
+def exercise_notes(ex: ExerciseResult) -> list:
+    """What goes under an exercise's table: why its code stopped and where, a hint for every check short
+    of its points (naming the case its row describes), the summary of the steps downstream of the first
+    wrong one, and the student's printed output. Lines wrap under their own text, not under the marker."""
+    notes = Table.grid(padding=(0, 0))
+    notes.add_column(no_wrap=True)
+    notes.add_column(overflow="fold")
+    if ex.message:
+        notes.add_row(Text("  ! ", style="bold red"), Text(printable(ex.message)))
+        if ex.where and ex.where not in ex.message:
+            notes.add_row(Text("    "), Text("at ", style="dim") + Text(printable(ex.where)))
+    for c in ex.checks:
+        if c.status == FAILED and c.verdict != NOT_IMPLEMENTED:
+            note = check_note(c, case=False)
+            said = ex.message and note.rstrip() == printable(ex.message).rstrip()  # the "!" line above says it
+            if note and note != c.verdict and not said:
+                label = Text(f" ({printable(c.case_label)})", style="dim") if c.case_label else Text("")
+                notes.add_row(Text("  ✗ ", style="red"),
+                              Text(printable(c.name), style="bold") + label + Text(": ") + Text(note, style="cyan"))
+    if ex.first_wrong_step:
+        notes.add_row(Text("  "), Text("first wrong step: ") + Text(printable(ex.first_wrong_step), style="bold"))
+    folded = _summarised(ex)
+    if folded:
+        names = ", ".join(printable(c.name) for c in folded)
+        notes.add_row(Text("  ↳ ", style="yellow"),
+                      Text(f"{len(folded)} later steps correct given their inputs", style="yellow")
+                      + Text(f" (correct step, wrong upstream; they keep their points): {names}", style="dim"))
+    for c in ex.checks:
+        if c.status == PASSED_LOCALLY and not any(c is f for f in folded):
+            notes.add_row(Text("  ↳ ", style="yellow"),
+                          Text(printable(c.name), style="bold") + Text(": correct given its inputs", style="yellow")
+                          + Text(" (correct step, wrong upstream; it keeps its points)", style="dim"))
+    lines: list = [notes] if notes.row_count else []
+    if ex.output:
+        out = printable_output(ex.output).rstrip("\n").split("\n")
+        shown = out[-OUTPUT_LINES:]
+        lines.append(Text("  printed by your code (public cases):", style="dim"))
+        if len(out) > len(shown):
+            lines.append(Text(f"    … {len(out) - len(shown)} earlier lines not shown", style="dim"))
+        lines.extend(Text("    " + line, no_wrap=False) for line in shown)
+    return lines
+
+
+def render_exercise(ex: ExerciseResult, console: Console) -> None:
+    if ex.checks:
+        console.print(exercise_table(ex))
+    else:  # nothing was judged (the code could not run at all): the title and why
+        console.print(Text(ex.id, style="bold") + Text(f"  {fmt(ex.score)}/{fmt(ex.max_score)}", style="dim"))
+    for line in exercise_notes(ex):
+        console.print(line)
+
+
+def total_line(result: GradeResult) -> Text:
+    style = "bold green" if result.score == result.max_score and result.max_score else "bold"
+    return (Text(f"Total: {fmt(result.score)}/{fmt(result.max_score)}", style=style) +
+            Text(f"   (sandbox: {printable(result.sandbox)}; {'public and hidden' if result.hidden else 'public'}"
+                 f" cases; {result.seconds:.1f} s)", style="dim"))
+
+
+def render_error(result: GradeResult, console: Console) -> None:
+    if result.error:
+        console.print(Text(f"Could not grade {printable(result.submission)}: ", style="bold red")
+                      + Text(printable(result.error)))
+
+
 def to_terminal(result: GradeResult, console: Console | None = None) -> None:
     console = console or Console()
-    if result.error:
-        console.print(f"[bold red]Could not grade {result.submission}:[/] {result.error}")
+    render_error(result, console)
     for ex in result.exercises:
-        table = Table(title=f"{ex.id}  [dim]{fmt_points(ex.score)}/{fmt_points(ex.max_score)}[/]",
-                      title_justify="left", show_lines=False, pad_edge=False, expand=False)
-        has_local = any(c.local_verdict is not None for c in ex.checks)
-        table.add_column("check", no_wrap=True)
-        table.add_column("exact")
-        table.add_column("approximate")
-        table.add_column("maxdiff", justify="right")
-        table.add_column("shape", no_wrap=True)
-        if has_local:
-            table.add_column("this step")
-        table.add_column("points", justify="right")
-        for c in ex.checks:
-            compared = c.verdict in (EXACT, APPROX, WRONG)  # a stub, crash or timeout has nothing to compare
-            exact = Text(str(c.verdict == EXACT) if compared else "-", style="green" if c.verdict == EXACT else "dim")
-            approx = Text(str(c.passed), style="green" if c.passed else STYLE.get(c.verdict, ""))
-            if not compared:
-                approx = verdict_text(c.verdict)
-            shape = shape_text(c.shape, c.expected_shape)
-            row = [c.name, exact, approx, fmt_maxdiff(c.maxdiff), shape]
-            if has_local:
-                local = c.local_verdict
-                row.append(Text("correct step, wrong upstream", style="yellow")
-                           if local in (EXACT, APPROX) and not c.passed else verdict_text(local))
-            row.append(f"{fmt_points(c.points)}/{fmt_points(c.max_points)}")
-            table.add_row(*row)
-        console.print(table)
-        for c in ex.checks:  # a hint line for every wrong answer, under the table
-            note = _note(c)
-            if note:
-                console.print(Text("  ✗ ", style="red") + Text(f"{c.name}: ", style="bold") + Text(note, style="cyan"))
-        if ex.first_wrong_step:
-            console.print(f"  first wrong step: [bold]{ex.first_wrong_step}[/]")
-    style = "bold green" if result.score == result.max_score and result.max_score else "bold"
-    console.print(Text(f"Total: {fmt_points(result.score)}/{fmt_points(result.max_score)}", style=style) +
-                  Text(f"   (sandbox: {result.sandbox}; {'public and hidden' if result.hidden else 'public'} cases;"
-                       f" {result.seconds:.1f} s)", style="dim"))
-
-
-def _note(check) -> str:
-    """The hint line under a check that is not right."""
-    if check.passed or (check.local_verdict in (EXACT, APPROX)):
-        return ""
-    if check.verdict == NOT_IMPLEMENTED:
-        return ""
-    parts = []
-    if check.mistake:
-        parts.append(f"[{check.mistake}] {check.hint}".strip())
-    elif check.hint:
-        parts.append(check.hint)
-    if check.message and check.message not in " ".join(parts):
-        parts.append(check.message)
-    return " - ".join(p for p in parts if p)
+        render_exercise(ex, console)
+    console.print(total_line(result))
 
 
 def json_dict(result: GradeResult) -> dict:

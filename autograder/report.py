@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .result import GradeResult
-from .verdicts import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, PASSING, TIMEOUT, WRONG
+from .verdicts import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, TIMEOUT, WRONG
 
 DEFAULT_TRAIN_STEPS = 1000
 DEFAULT_SAMPLES = 10
@@ -116,8 +116,9 @@ def _e(text) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def _points(x: float) -> str:
-    return f"{x:.2f}".rstrip("0").rstrip(".")
+def _points(x) -> str:
+    from .formats import fmt  # the one rounding of exact points, as every front end shows them
+    return fmt(x)
 
 
 def _maxdiff(x) -> str:

@@ -108,10 +108,13 @@ def test_correct_step_on_wrong_upstream_earns_its_points(runner, tmp_path):
     ex = grade(sub, [toy], hidden=False, runner=runner).exercises[0]
     double, colsum = ex.checks
     assert colsum.verdict == "wrong" and colsum.local_verdict in ("exact", "approx") and colsum.points == 2
+    assert (colsum.status, colsum.passed, colsum.correct) == ("passed_locally", True, False)
+    assert (double.status, double.passed) == ("failed", False)
     assert ex.first_wrong_step == "double"
 
 
 def test_missing_file_is_an_error_for_that_exercise(runner, tmp_path):
     r = grade(tmp_path, [TOY], hidden=False, runner=runner)
+    assert (r.score, r.max_score, r.exercises[0].max_score) == (0, 4, 4)  # 0/4, not 0/0
     assert r.score == 0 and all(c.verdict == "error" and "missing file mod.py" in c.message
                                 for c in r.exercises[0].checks)

@@ -189,3 +189,9 @@ def test_points_in_thirds_add_up_to_the_total():
     assert apportion([0.0, 0.0]) == [0.0, 0.0]
     parts = [1 / 6] * 5 + [0.0]  # five of six sixths earned: 0.83 in all, the 0 stays 0
     assert round(sum(apportion(parts)), 6) == 0.83 and apportion(parts)[-1] == 0.0
+
+
+def test_junit_of_graded_results_follows_jenkins_schema(results):
+    from tests.test_render import validate_jenkins_junit
+    for r in results.values():
+        validate_jenkins_junit(ET.fromstring(to_junit(r).encode()))
