@@ -30,7 +30,7 @@ import torch
 from ...compare import APPROX, ERROR, PASSING, TIMEOUT, WRONG, Comparison, compare
 from ...diagnose import close
 from ...exercise import Case, Exercise, Mistake
-from .cases import (BASE_OPS, BUILT_FROM, CHAIN_STEPS, NN_VARIANTS, SMALL_GRAPHS, alone_truth, deep_chain_cases,  # noqa: F401
+from .cases import (BASE_OPS, BUILT_FROM, CHAIN_STEPS, LECTURE_XS, LECTURE_YS, NN_VARIANTS, SMALL_GRAPHS, alone_truth, deep_chain_cases,  # noqa: F401
                     deep_chain_truth, expression_cases, expression_truth, graph_cases, graph_truth, nn_cases,
                     nn_reference, nn_truth, ops_cases, ops_truth, probe_truth, random_program, torch_graphs, torch_op,
                     torch_program)
