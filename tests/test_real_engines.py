@@ -210,3 +210,26 @@ def plain(value):
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value.tolist() if hasattr(value, "tolist") else value
+
+
+# -- what the student's process sends is not trusted ---------------------------------------------------------------
+
+MALFORMED = [None, 3, "x", [1, 2], {"failure": "error"}, {"seed": [None], "expression": "x"}, [[None]],
+             [{"gate": "AddGate", "args": "x", "responses": [[1], None, 5]}]]
+
+
+@pytest.mark.parametrize("exercise", [ex for ex in micrograd.EXERCISES + graphs.EXERCISES
+                                      if ex.id != "micrograd.deep_chain"], ids=lambda ex: ex.id)
+def test_malformed_parts_cost_the_local_verdicts_only(exercise):
+    """A broken or hostile process can send anything in the parts the local judging reads (`_alone`,
+    `_nodes`, `_cover`, `_gates`...): the judge never raises, and a right answer stays right."""
+    case = exercise.cases(Seeds(hidden=False))[0]
+    truth = exercise.truth(case)
+    for junk in MALFORMED:
+        parts = {"_alone": junk, "_nodes": junk, "_cover": junk, "_propagated": junk, "_gates": junk, "_probe": junk}
+        wrong = exercise.judge(case, {**{name: junk for name in truth}, **parts}, truth)
+        assert [c.name for c in wrong] == list(truth) and not any(c.local_verdict in PASSING for c in wrong)
+        # (`_cover`, which parameter parameters() returns, is part of the answer of nn's `parameters`)
+        parts.pop("_cover")
+        right = exercise.judge(case, {**{name: value.tolist() for name, value in truth.items()}, **parts}, truth)
+        assert all(c.passed for c in right), [(c.name, c.verdict, c.message) for c in right]

@@ -329,6 +329,12 @@ def judge_wiring(wire, columns: dict[str, slice]):
     gates. Informative only where it is not all zero and where feeding every gate dout = 1 (a dropped
     upstream), a mistake for this output with the true gates, is one with the student's gates too."""
     def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+        try:
+            return judge_locally(case, outputs, truth)
+        except Exception:  # noqa: malformed `_gates` from the student's process cost the local verdicts only
+            return judge_scalars(case, outputs, truth)
+
+    def judge_locally(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
         results = judge_scalars(case, outputs, truth)
         gates = outputs.get("_gates")
         if not isinstance(gates, list) or any(not isinstance(p, list) for p in gates):

@@ -64,6 +64,19 @@ def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     return results
 
 
+def guarded(local_judge):
+    """The local analysis reads parts the student's process sent (`_alone`, `_nodes`, `_cover`...): where they
+    are malformed (a broken or hostile process), the checks keep their global verdicts instead of the judge
+    raising."""
+    @functools.wraps(local_judge)
+    def judge_case(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+        try:
+            return local_judge(case, outputs, truth)
+        except Exception:  # noqa: anything malformed costs the local verdicts only
+            return judge(case, outputs if isinstance(outputs, dict) else {}, truth)
+    return judge_case
+
+
 @functools.lru_cache(maxsize=4096)
 def _op_truth(name: str, spec: tuple) -> tuple:
     return tuple(torch_op(name, dict(spec)))
@@ -110,6 +123,7 @@ def _alone_comparison(name: str, got, expected: list[float], hidden: bool) -> Co
     return compare(name, got, torch.tensor(expected, dtype=torch.float64))
 
 
+@guarded
 def judge_graphs(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     """micrograd.backward / micrograd.reuse: each small graph globally, and backward() on its own."""
     results = judge(case, outputs, truth)
@@ -123,6 +137,7 @@ def judge_graphs(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     return results
 
 
+@guarded
 def judge_expression(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     """Globally against PyTorch; where wrong, backward() on its own on the same graph (its span of nodes)
     and the op nodes measured alone."""
@@ -150,6 +165,7 @@ def judge_expression(case: Case, outputs: dict, truth: dict) -> list[Comparison]
     return results
 
 
+@guarded
 def judge_deep_chain(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     results = judge(case, outputs, truth)
     expected = 1.0
@@ -164,6 +180,7 @@ def judge_deep_chain(case: Case, outputs: dict, truth: dict) -> list[Comparison]
     return results
 
 
+@guarded
 def judge_ops(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     """Each op alone; a derived op (`a - b`) whose forward value is right and whose error comes from a base
     op it is built from is correct on its own."""
@@ -225,6 +242,7 @@ def parameters_problem(inputs: dict, cover) -> str | None:
     return f"{len(missing)} of the {n} parameters are missing"
 
 
+@guarded
 def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     results = judge(case, outputs, truth)
     inputs = case.inputs
