@@ -113,6 +113,8 @@ OWN_COST = {
                                     {("micrograd.nn", "parameters")}),
     "tanh neuron (the video's)": ([], [("return act.relu() if self.nonlin else act", "return act.tanh()")],
                                   {("micrograd.nn", "forward")}),
+    "weights detached (wi.data * xi)": ([], [("wi * xi for wi, xi", "wi.data * xi for wi, xi")],
+                                        {("micrograd.nn", "gradients")}),
     "zero_grad does nothing": ([], [("        for p in self.parameters():\n            p.grad = 0\n", "        pass\n")],
                                {("micrograd.nn", "zero_grad")}),
     # backward() visits in topological order, not its reverse: every check of backward() (nn's gradients,
@@ -136,6 +138,8 @@ def test_one_mistake_costs_exactly_its_own_function(runner, tmp_path, name):
     assert set(lost(checks)) == costs, {k: (checks[k].verdict, checks[k].message) for k in lost(checks)}
     for key in costs:
         assert checks[key].points == 0, (key, checks[key].points)
+    if name.startswith("weights detached"):
+        assert checks[("micrograd.nn", "gradients")].mistake == "detached_parameter"
     expected_loss = sum(points(*key) for key in costs)
     assert result.score == pytest.approx(result.max_score - float(expected_loss), abs=1e-5)
     # the checks that are wrong against PyTorch but right on their own say what they depend on

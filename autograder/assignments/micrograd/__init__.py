@@ -242,6 +242,13 @@ def parameters_problem(inputs: dict, cover) -> str | None:
     return f"{len(missing)} of the {n} parameters are missing"
 
 
+def _detached(context) -> str | bool:
+    connected = (context or {}).get("outputs", {}).get("_connected")
+    if not isinstance(connected, list) or all(c is True for c in connected):
+        return False
+    return f"{sum(c is not True for c in connected)} of {len(connected)} parameters are not in the loss's graph"
+
+
 @guarded
 def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     results = judge(case, outputs, truth)
@@ -276,8 +283,8 @@ def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
             c.local_verdict, dep = APPROX, "the forward pass (a tanh neuron), which is wrong"
         elif _usable(propagated) and close(propagated, ref["grads"]):
             c.local_verdict, dep = APPROX, "backward(), which is wrong"
-        elif bad:
-            c.local_verdict, dep = APPROX, depends_on(bad)
+        elif bad and outputs.get("_connected") == [True] * n:  # the ops explain it, and the graph reaches
+            c.local_verdict, dep = APPROX, depends_on(bad)       # every parameter
         else:
             c.local_verdict, dep = WRONG, ""
         if dep:
@@ -333,6 +340,10 @@ NN_MISTAKES = (
             lambda got, exp, case=None, context=None, **_: nn_variant(
                 case.inputs, (context or {}).get("outputs", {}).get("forward")) != "relu",
             ("forward", "gradients", "SGD step")),
+    Mistake("detached_parameter", "the loss's graph does not reach every parameter: `wi.data * xi` (or a new "
+            "Value made from a number) cuts the weight off the graph, so backward() never gives it a gradient; "
+            "compute with the Value itself (`wi * xi`)",
+            lambda got, exp, context=None, **_: _detached(context), ("gradients",)),
     Mistake("zero_grad_incomplete", "zero_grad() must set the gradient of every parameter to 0 (before each "
             "backward pass, or the gradients of the passes add up)",
             lambda got, exp, **_: _usable(got) and not close(got, exp), ("zero_grad",)),

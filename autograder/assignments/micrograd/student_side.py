@@ -461,6 +461,15 @@ def nn_driver(module, inputs: dict) -> dict:
         _propagate(loss(), 1.0)
         return [_num(p.grad, "a parameter's grad") for p in structured()]
 
+    def connected():  # which parameters the loss's graph reaches through _prev (`w.data * x` cuts w off)
+        reached, stack = set(), [loss()]
+        while stack:
+            v = stack.pop()
+            if id(v) not in reached:
+                reached.add(id(v))
+                stack.extend(getattr(v, "_prev", ()))
+        return [id(p) in reached for p in structured()]
+
     def cover():  # where each parameter parameters() returns is in the structure (-1: not a parameter)
         index = {id(p): i for i, p in enumerate(structured())}
         return [index.get(id(p), -1) for p in model.parameters()]
@@ -487,6 +496,7 @@ def nn_driver(module, inputs: dict) -> dict:
     outputs["forward"] = _attempt(forward, root)
     outputs["gradients"] = _attempt(gradients, root)
     outputs["_propagated"] = _attempt(propagated, root)
+    outputs["_connected"] = _attempt(connected, root)
     grads = outputs["gradients"]
     outputs["SGD step"] = _attempt(lambda: sgd_step(grads), root) \
         if not isinstance(grads, (dict, NotImplementedMarker)) else grads
