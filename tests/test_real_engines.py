@@ -237,3 +237,13 @@ def test_malformed_parts_cost_the_local_verdicts_only(exercise):
         parts.pop("_cover")
         right = exercise.judge(case, {**{name: value.tolist() for name, value in truth.items()}, **parts}, truth)
         assert all(c.passed for c in right), [(c.name, c.verdict, c.message) for c in right]
+
+
+def test_the_deep_chain_keeps_its_point_when_only_an_op_is_wrong(runner, tmp_path):
+    """mul without the chain rule's out.grad: the 100,000-node chain is wrong against PyTorch, backward() is
+    right on a deep chain of given local derivatives: the point stays, and the report names `a * b`."""
+    sub = make_submission(tmp_path, MISTAKE_EDITS["forgot_chain_rule"])
+    result, checks = graded(runner, sub, ids=["micrograd.deep_chain"])
+    c = checks[("micrograd.deep_chain", "out, x.grad")]
+    assert c.verdict == "wrong" and c.local_verdict in PASSING and c.points == c.max_points
+    assert "depends on `a * b`, which is wrong" in c.message

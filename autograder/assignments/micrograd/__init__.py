@@ -169,7 +169,7 @@ def judge_expression(case: Case, outputs: dict, truth: dict) -> list[Comparison]
 def judge_deep_chain(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     results = judge(case, outputs, truth)
     expected = 1.0
-    for m in reversed(case.inputs["m"]):
+    for m in reversed(case.inputs["m"][: case.inputs["alone_steps"]]):
         expected = m * (0.0 + 1.0 * expected)
     alone = _alone_comparison("out, x.grad", (outputs.get("_alone") or {}).get("out, x.grad")
                               if isinstance(outputs.get("_alone"), dict) else None, [expected], case.hidden)

@@ -321,6 +321,9 @@ def expression_truth(case: Case) -> dict:
 
 
 CHAIN_STEPS = 50_000  # two nodes per step: 100,000 operation nodes between x and the output
+# backward() on its own (nodes with given local derivatives): 10,000 nodes, ten times Python's recursion
+# limit, at a tenth of the time of the whole chain (it is only needed where an op is wrong)
+ALONE_CHAIN_STEPS = 5_000
 
 
 def deep_chain_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
@@ -331,7 +334,8 @@ def deep_chain_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
         m = (1 + 2e-3 * (torch.rand(CHAIN_STEPS, generator=g, dtype=torch.float64) - 0.5)).tolist()
         c = (1e-3 * torch.randn(CHAIN_STEPS, generator=g, dtype=torch.float64)).tolist()
         x = float(torch.rand((), generator=g, dtype=torch.float64)) + 0.5
-        cases.append(_case(cases, hidden, {"x": x, "m": m, "c": c}, ("add", "mul"), label=f"a chain of {2 * CHAIN_STEPS:,} nodes"))
+        cases.append(_case(cases, hidden, {"x": x, "m": m, "c": c, "alone_steps": ALONE_CHAIN_STEPS}, ("add", "mul"),
+                           label=f"a chain of {2 * CHAIN_STEPS:,} nodes"))
     return cases
 
 
