@@ -104,6 +104,9 @@ def test_an_nn_written_differently_scores_full_marks(runner, tmp_path):
 OWN_COST = {
     "overwrite_not_accumulate": (MISTAKE_EDITS["overwrite_not_accumulate"], [], {("micrograd.ops", "a + b")}),
     "mul forgets other.grad": ([("other.grad += self.data * out.grad", "pass")], [], {("micrograd.ops", "a * b")}),
+    # out = Value(..., (self,), '*'): backward() cannot reach `other`'s own inputs through _prev
+    "mul records one input": ([("out = Value(self.data * other.data, (self, other), '*')",
+                                "out = Value(self.data * other.data, (self,), '*')")], [], {("micrograd.ops", "a * b")}),
     "forgot_chain_rule": (MISTAKE_EDITS["forgot_chain_rule"], [], {("micrograd.ops", "a * b")}),
     "wrong_local_derivative": (MISTAKE_EDITS["wrong_local_derivative"], [], {("micrograd.ops", "a ** k")}),
     "uses_input_not_output": (MISTAKE_EDITS["uses_input_not_output"], [], {("micrograd.ops", "a.tanh()")}),

@@ -283,8 +283,9 @@ def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
             c.local_verdict, dep = APPROX, "the forward pass (a tanh neuron), which is wrong"
         elif _usable(propagated) and close(propagated, ref["grads"]):
             c.local_verdict, dep = APPROX, "backward(), which is wrong"
-        elif bad and outputs.get("_connected") == [True] * n:  # the ops explain it, and the graph reaches
-            c.local_verdict, dep = APPROX, depends_on(bad)       # every parameter
+        elif bad and (outputs.get("_connected") == [True] * n or any("_prev" in how for how in bad.values())):
+            # the ops explain it, and the graph reaches every parameter (unless an op cuts it off itself)
+            c.local_verdict, dep = APPROX, depends_on(bad)
         else:
             c.local_verdict, dep = WRONG, ""
         if dep:

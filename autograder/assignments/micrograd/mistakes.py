@@ -149,6 +149,8 @@ def op_failure(got, expected) -> str | None:
         message = str(got.get("message", ""))
         if message.startswith("AttributeError"):
             return "is missing"
+        if "_prev does not lead back" in message:
+            return "does not record its inputs in _prev"
         return "does not finish" if got.get("failure") == "timeout" else \
             "raises" if got.get("failure") == "error" else "is wrong"
     if not _usable(got):
@@ -192,6 +194,6 @@ def depends_on(bad: dict[str, str]) -> str:
     parts = []
     for how, names in by_how.items():
         verb = how if len(names) == 1 else how.replace("is ", "are ", 1).replace("does ", "do ", 1) \
-            .replace("raises", "raise")
+            .replace("raises", "raise").replace("its inputs", "their inputs")
         parts.append(f"{' and '.join(names)}, which {verb}")
     return "; ".join(parts)
