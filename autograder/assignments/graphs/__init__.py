@@ -4,6 +4,11 @@ Exercises (`graphs.<entry>`, the student's file `graphs.py`): the four gates (`A
 `MaxGate`, `SigmoidGate`), the worked examples `simple_graph` and `sigmoid_neuron`, and the vectorised
 `l2_of_matvec`. Only gradients are graded: the forward passes are given in the template.
 
+Each function is graded on its own. The worked examples use the student's gates: the driver notes the
+gates they make and measures each gate's backward alone (`student_side._Recorder`), and where an answer is
+wrong against PyTorch the judge asks whether the wiring is right given those gates ("correct; depends on
+MultiplyGate, which is wrong"); hints that blame the wiring apply only when every gate is right.
+
 The max gate on a tie. PyTorch's `torch.maximum` (and `Tensor.max`) splits the gradient evenly between
 tied inputs (0.5 / 0.5). The course teaches "route it to one input" (either one: `x >= y` or `x > y`);
 every convex split of dout between the two is a valid subgradient of max, and what matters for the

@@ -27,7 +27,7 @@ import functools
 
 import torch
 
-from ...compare import APPROX, ERROR, PASSING, TIMEOUT, WRONG, Comparison, compare
+from ...compare import APPROX, ERROR, TIMEOUT, WRONG, Comparison, compare
 from ...diagnose import close
 from ...exercise import Case, Exercise, Mistake
 from .cases import (BASE_OPS, BUILT_FROM, CHAIN_STEPS, LECTURE_XS, LECTURE_YS, NN_VARIANTS, SMALL_GRAPHS, alone_truth, deep_chain_cases,  # noqa: F401

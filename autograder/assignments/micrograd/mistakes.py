@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...diagnose import close
 from ...exercise import Mistake
-from .cases import BASE_OPS, BUILT_FROM, ORDER_OPS, probe_truth  # noqa: F401
+from .cases import BASE_OPS, BUILT_FROM, probe_truth
 from .student_side import PROBE_LOCAL, SHOWN
 
 DERIVATIVE = {
