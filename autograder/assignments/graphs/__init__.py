@@ -342,7 +342,8 @@ def judge_wiring(wire, columns: dict[str, slice]):
     def judge_locally(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
         results = judge_scalars(case, outputs, truth)
         gates = outputs.get("_gates")
-        if not isinstance(gates, list) or any(not isinstance(p, list) for p in gates):
+        if all(c.passed for c in results) or not isinstance(gates, list) or \
+                any(not isinstance(p, list) for p in gates):
             return results
         try:
             right = [wire(p, lambda d: d) for p in gates]
