@@ -42,12 +42,12 @@ def checks(result):
 
 def test_truths_reproduce_the_lecture_numbers():
     seeds = Seeds(hidden=False)
-    simple = simple_graph_truth(simple_graph_cases(seeds)[0])
+    simple = simple_graph_truth(EXERCISES["graphs.simple_graph"].cases(seeds)[0])
     assert [float(simple[k][0]) for k in ("dx", "dy", "dz")] == [-4.0, -4.0, 3.0]
-    neuron = neuron_truth(neuron_cases(seeds)[0])
+    neuron = neuron_truth(EXERCISES["graphs.sigmoid_neuron"].cases(seeds)[0])
     assert neuron["dw"][0].tolist() == pytest.approx([-0.20, -0.39, 0.20], abs=0.005)
     assert neuron["dx"][0].tolist() == pytest.approx([0.39, -0.59], abs=0.005)
-    matvec = matvec_truth(matvec_cases(seeds)[0])
+    matvec = matvec_truth(EXERCISES["graphs.l2_of_matvec"].cases(seeds)[0])
     assert matvec["dx"].tolist() == pytest.approx([-0.112, 0.636])
     assert matvec["dW"].flatten().tolist() == pytest.approx([0.088, 0.176, 0.104, 0.208])
 
@@ -88,7 +88,12 @@ MISTAKES = [
     ("sigmoid_derivative", "graphs.SigmoidGate", ("return (1.0 - self.s) * self.s * dout", "return self.s * dout"),
      "dx"),
     ("sigmoid_derivative", "graphs.sigmoid_neuron", ("dz = sig.backward(1.0)", "dz = f"), "dw"),
-    ("no_upstream", "graphs.sigmoid_neuron", ("return dout, dout", "return 1.0, 1.0"), "dx"),  # a gate's bug
+    ("gate_wrong", "graphs.sigmoid_neuron", ("return dout, dout", "return 1.0, 1.0"), "dx"),  # a gate's bug
+    ("upstream_dropped", "graphs.sigmoid_neuron", ("ddot, dw2 = add1.backward(dz)", "ddot, dw2 = add1.backward(1.0)"),
+     "dx"),
+    ("upstream_dropped", "graphs.simple_graph", ("dx, dy = add.backward(dq)", "dx, dy = add.backward(1.0)"), "dx"),
+    ("sigmoid_derivative", "graphs.SigmoidGate", ("return (1.0 - self.s) * self.s * dout",
+                                                  "return (1.0 + self.s) * self.s * dout"), "dx"),
     ("not_switched", "graphs.simple_graph", ("dq, dz = mul.backward(1.0)", "dq, dz = z, z"), "dz"),
 ]
 
@@ -102,6 +107,57 @@ def test_each_mistake_is_caught_and_named(runner, tmp_path, reference, mistake, 
     assert found.mistake == mistake, (found.mistake, found.hint, found.message)
     assert found.hint
     assert result.score < result.max_score
+
+
+# -- each function on its own: a wrong gate costs the gate, not the functions that use it rightly -----------------
+
+WRONG_GATES = {
+    "MultiplyGate": ("        dx = self.y * dout\n        dy = self.x * dout\n",
+                                  "        dx = self.x * dout\n        dy = self.y * dout\n"),
+    "SigmoidGate": ("return (1.0 - self.s) * self.s * dout", "return (1.0 + self.s) * self.s * dout"),
+    "AddGate": ("return dout, dout", "return 0.5 * dout, 0.5 * dout"),
+}
+
+
+@pytest.mark.parametrize("gate", list(WRONG_GATES))
+def test_a_wrong_gate_costs_its_own_exercise_only(runner, tmp_path, reference, gate):
+    """The not-switched mul, the sigmoid's (1 + s) * s, an add that halves: each costs its gate's exercise, and
+    simple_graph / sigmoid_neuron, which wire that gate rightly, keep their points."""
+    sub = variant(tmp_path, reference, WRONG_GATES[gate])
+    result = grade(sub, list(EXERCISES.values()), hidden=False, runner=runner)
+    by_id = {ex.id: ex for ex in result.exercises}
+    assert by_id[f"graphs.{gate}"].score < by_id[f"graphs.{gate}"].max_score
+    for ex_id in ("graphs.simple_graph", "graphs.sigmoid_neuron", "graphs.l2_of_matvec"):
+        ex = by_id[ex_id]
+        assert ex.score == pytest.approx(ex.max_score, abs=1e-5), (ex_id, [(c.name, c.verdict, c.message) for c in ex.checks])
+        for c in ex.checks:
+            if not c.passed:  # wrong against PyTorch, correct on its own: it says what it depends on
+                assert c.local_verdict in PASSING and f"depends on {gate}, which is wrong" in c.message, c.message
+                assert c.mistake == "gate_wrong" and gate in c.hint
+    assert result.score == pytest.approx(result.max_score - by_id[f"graphs.{gate}"].max_score
+                                         + by_id[f"graphs.{gate}"].score, abs=1e-5)
+
+
+def test_wrong_wiring_with_right_gates_costs_the_function(runner, tmp_path, reference):
+    sub = variant(tmp_path, reference, ("dw0, dx0 = mul0.backward(da)", "dw0, dx0 = mul0.backward(1.0)"))
+    result = grade(sub, [EXERCISES["graphs.MultiplyGate"], EXERCISES["graphs.sigmoid_neuron"]], hidden=False,
+                   runner=runner)
+    gates, neuron = result.exercises
+    assert gates.score == gates.max_score
+    found = checks(neuron)
+    assert neuron.score < neuron.max_score
+    assert found["dw"].local_verdict == "wrong" and found["dw"].mistake == "upstream_dropped"
+    assert "mul0.backward" in found["dw"].hint
+
+
+def test_a_gate_that_ignores_dout_earns_no_wiring_credit_where_the_wiring_cannot_show(runner, tmp_path, reference):
+    """mul returning its local gradient whatever dout is: the wiring into it cannot be seen (every dout gives
+    the same), so dx of the neuron, made only by the mul gates, earns no local credit (a constant upstream)."""
+    sub = variant(tmp_path, reference, ("        dx = self.y * dout\n        dy = self.x * dout\n",
+                                        "        dx = self.y\n        dy = self.x\n"))
+    found = checks(graded(runner, sub, "graphs.sigmoid_neuron"))
+    assert found["dx"].local_verdict == "wrong" and found["dx"].points == 0
+    assert found["dw"].local_verdict in PASSING  # dw2 comes from the add gate, fed by the sigmoid: informative
 
 
 def test_max_tie_keeps_the_non_tie_credit(runner, tmp_path, reference):

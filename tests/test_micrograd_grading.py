@@ -457,19 +457,18 @@ def test_backward_from_the_input_instead_of_the_output(runner, tmp_path, edit, o
     assert sum(not c.passed for c in checks["micrograd.ops"].values()) == 1
 
 
-def test_expressions_are_judged_locally_and_name_the_first_wrong_step(runner, tmp_path):
-    """tanh's backward is wrong: the nodes feeding a tanh are wrong on their own; a leaf whose users pass
-    it the right local gradient of their own (wrong) gradients is a correct step with a wrong upstream."""
+def test_expressions_judge_backward_on_its_own_and_name_the_wrong_op(runner, tmp_path):
+    """tanh's backward is wrong: the graphs with a tanh are wrong against PyTorch, but backward() is right on
+    them on its own (the same graph with given local derivatives): the check keeps its points and names the
+    op it depends on. The public graph without tanh is simply right."""
     sub = make_submission(tmp_path, MISTAKE_EDITS["uses_input_not_output"])
     checks, result = grade_checks(runner, sub, ids=["micrograd.expressions"])
     node, leaf = checks["micrograd.expressions"]["node grads"], checks["micrograd.expressions"]["leaf grads"]
-    assert node.verdict == WRONG and node.local_verdict == WRONG
-    assert node.points == pytest.approx(node.max_points / 3, abs=1e-5)  # only the graph without tanh
-    assert "every node whose gradient is wrong on its own is an input of `a.tanh()`" in node.message
-    assert leaf.verdict == WRONG and leaf.local_verdict in PASSING and leaf.points == leaf.max_points
-    assert result.exercises[0].first_wrong_step == "node grads"
-    # the public graph without tanh is right: the check is graded per case
+    for c in (node, leaf):
+        assert c.verdict == WRONG and c.local_verdict in PASSING and c.points == c.max_points
+        assert "backward() is correct; depends on `a.tanh()`, which is wrong" in c.message, c.message
     assert [cv.verdict in PASSING for cv in node.cases] == [True, False, False]
+    assert result.exercises[0].score == result.exercises[0].max_score
 
 
 def test_seed_grad_missing(runner, tmp_path):

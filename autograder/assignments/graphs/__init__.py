@@ -4,6 +4,11 @@ Exercises (`graphs.<entry>`, the student's file `graphs.py`): the four gates (`A
 `MaxGate`, `SigmoidGate`), the worked examples `simple_graph` and `sigmoid_neuron`, and the vectorised
 `l2_of_matvec`. Only gradients are graded: the forward passes are given in the template.
 
+Each function is graded on its own. The worked examples use the student's gates: the driver notes the
+gates they make and measures each gate's backward alone (`student_side._Recorder`), and where an answer is
+wrong against PyTorch the judge asks whether the wiring is right given those gates ("correct; depends on
+MultiplyGate, which is wrong"); hints that blame the wiring apply only when every gate is right.
+
 The max gate on a tie. PyTorch's `torch.maximum` (and `Tensor.max`) splits the gradient evenly between
 tied inputs (0.5 / 0.5). The course teaches "route it to one input" (either one: `x >= y` or `x > y`);
 every convex split of dout between the two is a valid subgradient of max, and what matters for the
@@ -13,9 +18,11 @@ PyTorch's even split, and flags routing all of dout to *both* inputs (`max_tie`:
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from ...compare import APPROX, EXACT, Comparison, compare, tolerance_for
+from ...compare import APPROX, EXACT, WRONG, Comparison, compare, tolerance_for
 from ...diagnose import close, scale_mistake, transposed
 from ...exercise import Case, Exercise, Mistake, Seeds
 from ...truth import backward
@@ -61,9 +68,9 @@ def judge_scalars(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
 
 
 def gate_cases(entry: str):
-    def cases(seeds: Seeds) -> list[Case]:
+    def cases(seeds: Seeds, exercise_id: str) -> list[Case]:
         out = []
-        for case_id, hidden, seed in _all_seeds(seeds, f"graphs.{entry}", 2, 3):
+        for case_id, hidden, seed in _all_seeds(seeds, exercise_id, 2, 3):
             g = _rng(seed)
             x, y, dout = _floats(g, PER_CASE), _floats(g, PER_CASE), _floats(g, PER_CASE, 1.5)
             if entry == "MaxGate":  # never a tie here, not even a near one: ties have their own check
@@ -166,7 +173,7 @@ def _sigmoid_derivative(got, exp, case=None, **_) -> str | bool:
     x, dout = _t(case.inputs["x"]), _t(case.inputs["dout"])
     s = torch.sigmoid(x)
     for wrong, what in ((s, "s alone"), (1 - s, "(1 - s) alone"), (x * (1 - x), "x * (1 - x) with x the input"),
-                        (torch.exp(-x), "exp(-x)")):
+                        (torch.exp(-x), "exp(-x)"), ((1 + s) * s, "(1 + s) * s: the sign inside is -")):
         if _close(got, wrong * dout):
             return f"it looks like {what}"
     return False
@@ -189,17 +196,210 @@ GATE_MISTAKES = {
 }
 
 
+def exercise(entry: str, cases, driver: str, **kwargs) -> Exercise:
+    """The exercise `graphs.<entry>`: its id is made here once, and its case builder gets it from here (hidden
+    seeds derive from it)."""
+    exercise_id = f"{MODULE}.{entry}"
+    return Exercise(id=exercise_id, module=MODULE, entry=entry, cases=functools.partial(cases, exercise_id=exercise_id),
+                    driver=f"autograder.assignments.graphs.student_side:{driver}", forbid_autograd=True,
+                    time_limit=10.0, **kwargs)
+
+
 def gate_exercise(entry: str, title: str) -> Exercise:
-    return Exercise(id=f"graphs.{entry}", module=MODULE, entry=entry, points=1.0, cases=gate_cases(entry),
-                    driver="autograder.assignments.graphs.student_side:run_gate", truth=gate_truth, judge=judge_gate,
-                    mistakes=GATE_MISTAKES[entry], title=title, forbid_autograd=True, time_limit=10.0)
+    return exercise(entry, gate_cases(entry), "run_gate", points=1.0, truth=gate_truth, judge=judge_gate,
+                    mistakes=GATE_MISTAKES[entry], title=title)
 
 
-# -- the worked examples ------------------------------------------------------------------------------------
+# -- the worked examples graded on their own: the wiring, given the student's own gates ---------------------
+# The driver notes every gate a worked example makes (class, forward arguments) and measures its backward
+# at dout = 0, 1, 2 afterwards. A gate's backward is affine in dout (r(d) = r(0) + d * (r(1) - r(0))), so
+# what the right wiring gives with the student's own gates is computable here. The function is correct on
+# its own when its answer equals that; "depends on MultiplyGate, which is wrong" when a gate is wrong.
 
-def simple_graph_cases(seeds: Seeds) -> list[Case]:
+def _gate_local(gate: str, args: list[float]) -> list[float] | None:
+    """The true local gradient(s) of a gate at its forward arguments."""
+    if gate == "AddGate" and len(args) == 2:
+        return [1.0, 1.0]
+    if gate == "MultiplyGate" and len(args) == 2:
+        return [args[1], args[0]]
+    if gate == "SigmoidGate" and len(args) == 1:
+        s = float(torch.sigmoid(torch.tensor(args[0], dtype=torch.float64)))
+        return [s * (1 - s)]
+    if gate == "MaxGate" and len(args) == 2 and args[0] != args[1]:
+        return [1.0, 0.0] if args[0] > args[1] else [0.0, 1.0]
+    return None
+
+
+def _gate_model(record: dict):
+    """d -> the gate's backward(d), from its three measured responses; None where they are not affine."""
+    r = record.get("responses")
+    if not isinstance(r, list) or len(r) != 3 or any(not isinstance(x, list) for x in r) or \
+            len({len(x) for x in r}) != 1:
+        return None
+    r0, r1, r2 = (torch.tensor(x, dtype=torch.float64) for x in r)
+    slope = r1 - r0
+    if not _close(r2, r0 + 2 * slope):
+        return None
+    return lambda d: (r0 + d * slope).tolist()
+
+
+def _gate_is_wrong(record: dict) -> bool:
+    local = _gate_local(record.get("gate"), record.get("args") or [])
+    model = _gate_model(record)
+    if local is None:
+        return False  # nothing to judge it by (a tie, or a forward not called with numbers)
+    return model is None or not (_close(model(0.0), [0.0] * len(local)) and _close(model(1.0), local))
+
+
+def _bad_gates(context) -> list[str]:
+    """The classes of the wrong gates a worked example used, over all its points."""
+    gates = (context or {}).get("outputs", {}).get("_gates") if isinstance(context, dict) else None
+    if not isinstance(gates, list):
+        return []
+    bad = []
+    for point in gates:
+        for record in point if isinstance(point, list) else []:
+            if isinstance(record, dict) and _gate_is_wrong(record) and record.get("gate") not in bad:
+                bad.append(record["gate"])
+    return bad
+
+
+def _gate_hint(context) -> str | bool:
+    bad = _bad_gates(context)
+    return f"{' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} wrong" if bad else False
+
+
+def _by_class(point: list) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for record in point:
+        out.setdefault(record.get("gate"), []).append(record)
+    return out
+
+
+def _true_model(record: dict):
+    local = _gate_local(record.get("gate"), record.get("args") or [])
+    return None if local is None else (lambda d: [d * v for v in local])
+
+
+def _wire_simple(point: list, dout, model=_gate_model) -> list[float] | None:
+    """(dx, dy, dz) with the student's gates (or `model`: the true ones) rightly wired; `dout(d)` is what each
+    gate after the first is fed (a variant feeds 1, a dropped upstream)."""
+    g = _by_class(point)
+    if len(g.get("AddGate", [])) != 1 or len(g.get("MultiplyGate", [])) != 1:
+        return None
+    add, mul = model(g["AddGate"][0]), model(g["MultiplyGate"][0])
+    if add is None or mul is None:
+        return None
+    dq, dz = mul(1.0)
+    dx, dy = add(dout(dq))
+    return [dx, dy, dz]
+
+
+def _wire_neuron(point: list, dout, model=_gate_model) -> list[float] | None:
+    """(dw0, dw1, dw2, dx0, dx1) with the student's gates rightly wired (the template's gates, in its order)."""
+    g = _by_class(point)
+    if len(g.get("MultiplyGate", [])) != 2 or len(g.get("AddGate", [])) != 2 or len(g.get("SigmoidGate", [])) != 1:
+        return None
+    mul0, mul1 = (model(r) for r in g["MultiplyGate"])
+    add0, add1 = (model(r) for r in g["AddGate"])
+    sig = model(g["SigmoidGate"][0])
+    if None in (mul0, mul1, add0, add1, sig):
+        return None
+    dz, = sig(1.0)
+    ddot, dw2 = add1(dout(dz))
+    da, db = add0(dout(ddot))
+    dw0, dx0 = mul0(dout(da))
+    dw1, dx1 = mul1(dout(db))
+    return [dw0, dw1, dw2, dx0, dx1]
+
+
+class _FeedOne:
+    """A dout function for a wiring variant: gate call `k` (or every call, k=None) is fed 1 instead of its
+    upstream gradient."""
+
+    def __init__(self, k: int | None = None):
+        self.k, self.calls = k, 0
+
+    def __call__(self, d: float) -> float:
+        self.calls += 1
+        return 1.0 if self.k is None or self.calls - 1 == self.k else d
+
+
+def _column(rows: list, columns: slice, shape) -> torch.Tensor:
+    return torch.tensor([r[columns] for r in rows], dtype=torch.float64).reshape(shape)
+
+
+def judge_wiring(wire, columns: dict[str, slice]):
+    """A judge for a worked example: globally against PyTorch; where wrong, the wiring given the student's own
+    gates. Informative only where it is not all zero and where feeding every gate dout = 1 (a dropped
+    upstream), a mistake for this output with the true gates, is one with the student's gates too."""
+    def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+        try:
+            return judge_locally(case, outputs, truth)
+        except Exception:  # noqa: malformed `_gates` from the student's process cost the local verdicts only
+            return judge_scalars(case, outputs, truth)
+
+    def judge_locally(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
+        results = judge_scalars(case, outputs, truth)
+        gates = outputs.get("_gates")
+        if all(c.passed for c in results) or not isinstance(gates, list) or \
+                any(not isinstance(p, list) for p in gates):
+            return results
+        try:
+            right = [wire(p, lambda d: d) for p in gates]
+            dropped = [wire(p, _FeedOne()) for p in gates]
+            true_right = [wire(p, lambda d: d, _true_model) for p in gates]
+            true_dropped = [wire(p, _FeedOne(), _true_model) for p in gates]
+        except (TypeError, ValueError):  # a gate that returned the wrong number of values
+            return results
+        bad = _bad_gates({"outputs": outputs})
+        for c in results:
+            if c.passed or any(r is None for r in right + dropped):
+                continue
+            shape = truth[c.name].shape
+            expected = _column(right, columns[c.name], shape)
+            informative = bool(expected.abs().max() > 0)
+            if None not in true_right + true_dropped and \
+                    not _close(_column(true_right, columns[c.name], shape), _column(true_dropped, columns[c.name], shape)):
+                informative = informative and not _close(expected, _column(dropped, columns[c.name], shape))
+            if informative and _close(outputs.get(c.name), expected) and bad:
+                c.local_verdict = APPROX
+                c.message = f"correct; depends on {' and '.join(bad)}, which {'is' if len(bad) == 1 else 'are'} " \
+                            f"wrong" + (f" ({c.message})" if c.message else "")
+            else:
+                c.local_verdict = WRONG
+        return results
+    return judge
+
+
+def _upstream_dropped(wire, calls: tuple[str, ...]):
+    """A matcher: the answer is the right wiring with one gate fed 1 instead of its upstream gradient."""
+    def matches(got, exp, case=None, name=None, context=None, **_):
+        gates = (context or {}).get("outputs", {}).get("_gates")
+        if _bad_gates(context) or not isinstance(gates, list):
+            return False
+        columns = WIRING_COLUMNS[wire][name]
+        for k, call in enumerate(calls):
+            rows = [wire(p, _FeedOne(k)) for p in gates]
+            if None not in rows and _close(got, _column(rows, columns, exp.shape)):
+                return f"`{call}` is fed 1.0"
+        return False
+    return matches
+
+
+WIRING_COLUMNS = {_wire_simple: {"dx": slice(0, 1), "dy": slice(1, 2), "dz": slice(2, 3)},
+                  _wire_neuron: {"dw": slice(0, 3), "dx": slice(3, 5)}}
+UPSTREAM_DROPPED = "a gate's backward must be fed the gradient that came back to its output (its upstream), " \
+                   "not 1.0: only the last gate starts from df/df = 1"
+
+
+judge_simple = judge_wiring(_wire_simple, WIRING_COLUMNS[_wire_simple])
+judge_neuron = judge_wiring(_wire_neuron, WIRING_COLUMNS[_wire_neuron])
+
+
+def simple_graph_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     out = []
-    for case_id, hidden, seed in _all_seeds(seeds, "graphs.simple_graph", 2, 3):
+    for case_id, hidden, seed in _all_seeds(seeds, exercise_id, 2, 3):
         g = _rng(seed)
         xs, ys, zs = _floats(g, PER_CASE), _floats(g, PER_CASE), _floats(g, PER_CASE)
         if seed == 0:  # the lecture's point first: its numbers are the ones on the slide
@@ -216,17 +416,22 @@ def simple_graph_truth(case: Case) -> dict:
     return {"dx": x.grad, "dy": y.grad, "dz": z.grad}
 
 
-def _simple_not_switched(got, exp, case=None, name=None, **_) -> bool:
+def _simple_not_switched(got, exp, case=None, name=None, context=None, **_) -> bool:
+    if _bad_gates(context):  # a wrong gate explains it: the wiring is not to blame
+        return False
     x, y, z = (_t(case.inputs[k]) for k in ("x", "y", "z"))
     own = {"dz": z, "dx": x + y, "dy": x + y}.get(name)  # dz = z, or dx = q: mul did not switch
     return own is not None and _close(got, own)
 
 
-def _simple_no_chain(got, exp, case=None, name=None, **_) -> bool:
-    return name in ("dx", "dy") and _close(got, torch.ones(len(case.inputs["x"]), dtype=torch.float64))
+def _simple_no_chain(got, exp, case=None, name=None, context=None, **_) -> bool:
+    return not _bad_gates(context) and name in ("dx", "dy") and _close(got, torch.ones(len(case.inputs["x"]), dtype=torch.float64))
 
 
 SIMPLE_MISTAKES = (
+    Mistake("gate_wrong", "a gate this function uses is wrong (its own exercise names the mistake): fix the gate "
+                          "first", lambda got, exp, context=None, **_: _gate_hint(context)),
+    Mistake("upstream_dropped", UPSTREAM_DROPPED, _upstream_dropped(_wire_simple, ("add.backward",))),
     Mistake("not_switched", "mul switches: df/dz is the other input q = x + y, and df/dq is z",
             _simple_not_switched),
     Mistake("no_upstream", "add distributes the UPSTREAM gradient: dx = dy = df/dq = z, not the add gate's local "
@@ -234,9 +439,9 @@ SIMPLE_MISTAKES = (
 )
 
 
-def neuron_cases(seeds: Seeds) -> list[Case]:
+def neuron_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     out = []
-    for case_id, hidden, seed in _all_seeds(seeds, "graphs.sigmoid_neuron", 2, 3):
+    for case_id, hidden, seed in _all_seeds(seeds, exercise_id, 2, 3):
         g = _rng(seed)
         ws = [_floats(g, 3) for _ in range(PER_CASE)]
         xs = [_floats(g, 2) for _ in range(PER_CASE)]
@@ -263,32 +468,43 @@ def _neuron_parts(case: Case):
     return w, x, z, s, local
 
 
-def _neuron_sigmoid(got, exp, case=None, name=None, **_) -> str | bool:
+def _neuron_sigmoid(got, exp, case=None, name=None, context=None, **_) -> str | bool:
+    if _bad_gates(context):
+        return False
     w, x, z, s, local = _neuron_parts(case)
     for wrong, what in ((s, "s alone"), (1 - s, "(1 - s) alone"), (z * (1 - z), "z * (1 - z) with z the input"),
-                        (torch.exp(-z), "exp(-z)")):
+                        (torch.exp(-z), "exp(-z)"), ((1 + s) * s, "(1 + s) * s: the sign inside is -")):
         if _close(got, local[name] * wrong[:, None]):
             return f"it looks like {what}"
     return False
 
 
-def _neuron_not_switched(got, exp, case=None, name=None, **_) -> bool:
+def _neuron_not_switched(got, exp, case=None, name=None, context=None, **_) -> bool:
+    if _bad_gates(context):
+        return False
     w, x, z, s, local = _neuron_parts(case)
     ones = torch.ones(len(z), 1, dtype=torch.float64)
     own = {"dw": torch.cat([w[:, :2], ones], 1), "dx": x}[name]
     return _close(got, own * (s * (1 - s))[:, None])
 
 
-def _neuron_no_upstream(got, exp, case=None, name=None, **_) -> bool:
-    """The local gradients of the dot product alone: the sigmoid's factor never reached them."""
+def _neuron_no_upstream(got, exp, case=None, name=None, context=None, **_) -> bool:
+    """The local gradients of the dot product alone (every gate right): the sigmoid's factor never reached them."""
+    if _bad_gates(context):
+        return False
     w, x, z, s, local = _neuron_parts(case)
     return _close(got, local[name])
 
 
 NEURON_MISTAKES = (
-    Mistake("no_upstream", "the sigmoid's factor (1 - s) * s = 0.2 at the lecture's point is missing: every gate "
-                           "multiplies its local gradient by the upstream dout (check your AddGate and "
-                           "MultiplyGate backward, which this graph uses)", _neuron_no_upstream),
+    Mistake("gate_wrong", "a gate this function uses is wrong (its own exercise names the mistake): fix the gate "
+                          "first", lambda got, exp, context=None, **_: _gate_hint(context)),
+    Mistake("upstream_dropped", UPSTREAM_DROPPED, _upstream_dropped(
+        _wire_neuron, ("add1.backward", "add0.backward", "mul0.backward", "mul1.backward"))),
+    Mistake("no_upstream", "the sigmoid's factor (1 - s) * s = 0.2 at the lecture's point is missing: pass each "
+                           "gate's result on as the dout of the gate before it (dz = sig.backward(1.0), then "
+                           "add1.backward(dz), add0.backward(ddot), mul0.backward(da), mul1.backward(db))",
+            _neuron_no_upstream),
     Mistake("sigmoid_derivative", "d sigmoid(z)/dz = (1 - s) * s with s = sigmoid(z), the output (0.73 * 0.27 = "
                                   "0.2 at the lecture's point)", _neuron_sigmoid),
     Mistake("not_switched", "mul switches: d(w0*x0)/dw0 = x0 and d(w0*x0)/dx0 = w0", _neuron_not_switched),
@@ -297,9 +513,9 @@ NEURON_MISTAKES = (
 
 # -- the vectorised example -----------------------------------------------------------------------------------
 
-def matvec_cases(seeds: Seeds) -> list[Case]:
+def matvec_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     out = []
-    for case_id, hidden, seed in _all_seeds(seeds, "graphs.l2_of_matvec", 3, 4):
+    for case_id, hidden, seed in _all_seeds(seeds, exercise_id, 3, 4):
         g = _rng(seed)
         if seed == 0:
             W, x, dtype = _t(LECTURE_MATVEC[0]), _t(LECTURE_MATVEC[1]), torch.float64
@@ -364,14 +580,11 @@ EXERCISES = [
     gate_exercise("MultiplyGate", "multiply gate: switches"),
     gate_exercise("MaxGate", "max gate: routes (and ties)"),
     gate_exercise("SigmoidGate", "sigmoid gate"),
-    Exercise(id="graphs.simple_graph", module=MODULE, entry="simple_graph", points=2.0, cases=simple_graph_cases,
-             driver="autograder.assignments.graphs.student_side:run_simple_graph", truth=simple_graph_truth,
-             judge=judge_scalars, mistakes=SIMPLE_MISTAKES, title="f = (x + y) z", forbid_autograd=True, time_limit=10.0),
-    Exercise(id="graphs.sigmoid_neuron", module=MODULE, entry="sigmoid_neuron", points=3.0, cases=neuron_cases,
-             driver="autograder.assignments.graphs.student_side:run_sigmoid_neuron", truth=neuron_truth,
-             judge=judge_scalars, mistakes=NEURON_MISTAKES, title="the 2-D sigmoid neuron", forbid_autograd=True, time_limit=10.0),
-    Exercise(id="graphs.l2_of_matvec", module=MODULE, entry="l2_of_matvec", points=3.0, cases=matvec_cases,
-             driver="autograder.assignments.graphs.student_side:run_l2_of_matvec", truth=matvec_truth,
-             mistakes=MATVEC_MISTAKES, title="f = ||W x||^2, vectorised", forbid_autograd=True, time_limit=10.0),
+    exercise("simple_graph", simple_graph_cases, "run_simple_graph", points=2.0, truth=simple_graph_truth,
+             judge=judge_simple, mistakes=SIMPLE_MISTAKES, title="f = (x + y) z"),
+    exercise("sigmoid_neuron", neuron_cases, "run_sigmoid_neuron", points=3.0, truth=neuron_truth,
+             judge=judge_neuron, mistakes=NEURON_MISTAKES, title="the 2-D sigmoid neuron"),
+    exercise("l2_of_matvec", matvec_cases, "run_l2_of_matvec", points=3.0, truth=matvec_truth,
+             mistakes=MATVEC_MISTAKES, title="f = ||W x||^2, vectorised"),
 ]
 

@@ -5,6 +5,7 @@ of the grader and no torch. Every sub-part is guarded (`_attempt`), so a stub, a
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import signal
 import traceback
@@ -139,6 +140,102 @@ def _propagate(out, upstream: float) -> None:
         v._backward()
 
 
+
+# -- a fixed visiting order ---------------------------------------------------------------------------------
+# A Value hashes by identity, i.e. by its memory address, which differs from run to run: so does the order in
+# which a set of Values (`_prev`, `visited`) is walked. Where a submission's result depends on that order (a
+# `=` for `+=`), its score would too. A hash that numbers each Value when first hashed is the same identity
+# (equality stays `is`), and makes the order the same on every run.
+
+_SERIAL = itertools.count(1)
+
+
+def _serial_hash(self) -> int:
+    d = self.__dict__
+    h = d.get("_order_serial")
+    if h is None:
+        h = d["_order_serial"] = next(_SERIAL)
+    return h
+
+
+def _deterministic_order(Value) -> None:
+    """Give the student's Value the serial hash, where that changes nothing but the order: equality is
+    identity and instances have a __dict__."""
+    global _SERIAL
+    _SERIAL = itertools.count(1)
+    if not isinstance(Value, type) or Value.__eq__ is not object.__eq__ or "__slots__" in vars(Value):
+        return
+    try:
+        Value.__hash__ = _serial_hash
+    except (TypeError, AttributeError):
+        pass
+
+
+# -- backward() on its own: nodes whose local derivatives are given -----------------------------------------
+
+def _prev_type(Value):
+    prev = getattr(Value(0.0), "_prev", ())
+    return type(prev) if isinstance(prev, (set, frozenset, list, tuple)) else tuple
+
+
+def _node(Value, prev_type, children: list, weights: list):
+    """A node of the student's Value class built here: `_prev` in the student's own container type, and a
+    `_backward` that adds weight * out.grad into each child (a correct op whose local derivatives are the
+    weights). backward() on such a graph tests the visiting order and the seed, and nothing else."""
+    out = Value(1.0)
+    out._prev = prev_type(children)
+    parts = tuple(zip(children, weights))
+
+    def _backward():
+        for child, w in parts:
+            child.grad += w * out.grad
+    out._backward = _backward
+    return out
+
+
+def _alone(Value, program: dict, weights: list) -> list[float]:
+    """backward() on the program's graph made of `_node`s (weights per operand, given): every node's grad."""
+    prev_type = _prev_type(Value)
+    nodes = [Value(1.0) for _ in program["leaves"]]
+    for (name, *args), ws in zip(program["ops"], weights):
+        kinds = OPS[name][0]
+        children = [nodes[a] for kind, a in zip(kinds, args) if kind == "n"]
+        nodes.append(_node(Value, prev_type, children, ws))
+    nodes[-1].backward()
+    return [_num(n.grad, "a grad") for n in nodes]
+
+
+def _isolated_nodes(Value, root: str, program: dict, specs: list) -> list:
+    """Each operation of the program alone (`_one_op`) at the spec given for its node. An operation that
+    failed is not run again (an endless loop costs its time once)."""
+    failed: dict = {}
+    results = []
+    for (name, *_), spec in zip(program["ops"], specs):
+        if name not in failed:
+            got = _attempt(lambda: _one_op(Value, name, spec), root)
+            if isinstance(got, (dict, NotImplementedMarker)):
+                failed[name] = got
+            results.append(got)
+        else:
+            results.append(failed[name])
+    return results
+
+
+def _reaches(out, target) -> bool:
+    seen, stack = set(), [out]
+    while stack:
+        v = stack.pop()
+        if v is target:
+            return True
+        if id(v) not in seen:
+            seen.add(id(v))
+            stack.extend(getattr(v, "_prev", ()))
+    return False
+
+
+_OWN_BACKWARD = ("add", "mul", "pow", "exp", "log", "tanh", "relu", "sigmoid")  # the template's _backward bodies
+
+
 def _one_op(Value, name: str, spec: dict) -> list[float]:
     """[out.data, a.grad(, b.grad)] after out.grad = g and a backward pass, with the inputs' grads pre-set
     (an input that is used elsewhere already holds gradient: `+=` keeps it, `=` loses it)."""
@@ -150,6 +247,11 @@ def _one_op(Value, name: str, spec: dict) -> list[float]:
         inputs.append(v)
     operands = iter(inputs)
     out = op(*(spec["const"] if kind == "c" else next(operands) for kind in kinds))
+    for name_, v in zip("ab", inputs):
+        # a derived op's numbers show a broken _prev (backward() stops short); a base op's closure reaches its
+        # inputs directly, so there only this check shows it
+        if name in _OWN_BACKWARD and not _reaches(out, v):  # backward() walks _prev: an input it cannot reach never gets its gradient
+            raise _NotANumber(f"the result's _prev does not lead back to input {name_}: backward() cannot reach it")
     _propagate(out, spec["g"])
     return [_num(out.data, "out.data")] + [_num(v.grad, "the input's grad") for v in inputs]
 
@@ -157,6 +259,7 @@ def _one_op(Value, name: str, spec: dict) -> list[float]:
 def ops_driver(module, inputs: dict) -> dict:
     """micrograd.ops: each operation in isolation."""
     Value, root = _value_class(module), _root(module)
+    _deterministic_order(Value)
     outputs = {SHOWN[name]: _attempt(lambda: _one_op(Value, name, spec), root) for name, spec in inputs["ops"].items()}
     outputs["_probe"] = _probe(Value, root, inputs["probe_ops"], graphs=False)  # derived ops: local only
     return outputs
@@ -224,17 +327,29 @@ def _probe(Value, root: str, ops, graphs: bool = True) -> dict:
 
 
 def graphs_driver(module, inputs: dict) -> dict:
-    """micrograd.backward and micrograd.reuse: the named small graphs, at the case's values."""
+    """micrograd.backward and micrograd.reuse: the named small graphs (programs), at the case's values."""
     Value, root = _value_class(module), _root(module)
-    parts = _graphs(Value, inputs["values"])
-    outputs = {name: _attempt(parts[name], root) for name in inputs["parts"]}
+    _deterministic_order(Value)
+    outputs = {"_alone": {}, "_nodes": {}}
+    for name, graph in inputs["graphs"].items():
+        program, report = graph["program"], graph["report"]
+
+        def run(program=program, report=report):
+            nodes = run_program(program, Value)
+            nodes[-1].backward()
+            return [_num(nodes[i].grad, "a grad") for i in report]
+        outputs[name] = _attempt(run, root)
+        outputs["_alone"][name] = _attempt(lambda: _alone(Value, program, graph["weights"]), root)
+        outputs["_nodes"][name] = _isolated_nodes(Value, root, program, graph["node_specs"])
     outputs["_probe"] = _probe(Value, root, inputs["probe_ops"])
     return outputs
 
 
 def expression_driver(module, inputs: dict) -> dict:
-    """micrograd.expressions: build the program from the student's Values, call backward(), read grads."""
+    """micrograd.expressions: build the program from the student's Values, call backward(), read grads;
+    and, to judge backward() on its own, the same graph from nodes whose local derivatives are given."""
     Value, root = _value_class(module), _root(module)
+    _deterministic_order(Value)
     program = inputs["program"]
     n_leaves = len(program["leaves"])
 
@@ -248,32 +363,59 @@ def expression_driver(module, inputs: dict) -> dict:
     result = _attempt(run, root, seconds=10.0)
     outputs = result if isinstance(result, dict) and "failure" not in result else \
         {"output": result, "leaf grads": result, "node grads": result}
+    outputs["_alone"] = {"expression": _attempt(lambda: _alone(Value, program, inputs["weights"]), root, 10.0)}
+    outputs["_nodes"] = {"expression": _isolated_nodes(Value, root, program, inputs["node_specs"])}
     outputs["_probe"] = _probe(Value, root, inputs["probe_ops"])
     return outputs
 
 
 def deep_chain_driver(module, inputs: dict) -> dict:
-    """micrograd.deep_chain: v = v * m_i + c_i, 2 nodes per step. Not guarded: a RecursionError is the
-    finding, and the worker names it (recursion_limit)."""
+    """micrograd.deep_chain: v = v * m_i + c_i, 2 nodes per step; then a chain of nodes whose local
+    derivatives are given, deeper than the recursion limit (backward() on its own). Not guarded: a RecursionError is the finding, and the
+    worker names it (recursion_limit)."""
     Value, root = _value_class(module), _root(module)
+    _deterministic_order(Value)
     probe = _probe(Value, root, inputs["probe_ops"])
     # Each node's closure refers to the node (a reference cycle), so the cyclic collector would scan the
     # growing graph again and again: 6x slower here. This process is thrown away after the case anyway.
     gc.disable()
-    x = Value(inputs["x"])
-    v = x
-    for m, c in zip(inputs["m"], inputs["c"]):
-        v = v * m + c
-    try:
+    outputs = {"_probe": probe}
+
+    def own_ops():
+        x = Value(inputs["x"])
+        v = x
+        for m, c in zip(inputs["m"], inputs["c"]):
+            v = v * m + c
         v.backward()
+        return [_num(v.data, "out.data"), _num(x.grad, "x.grad")]
+
+    def alone():  # a chain deep enough for the recursion limit, of nodes with local derivatives m_i and 1
+        x = Value(1.0)
+        v = x
+        prev_type = _prev_type(Value)
+        for m in inputs["m"][: inputs["alone_steps"]]:
+            for w in (m, 1.0):
+                v = _node(Value, prev_type, [v], [w])
+        v.backward()
+        return [_num(x.grad, "x.grad")]
+    try:
+        outputs["out, x.grad"] = own_ops()
     except NotImplementedError:
-        return {"out, x.grad": NOT_IMPLEMENTED_VALUE, "_probe": probe}
-    return {"out, x.grad": [_num(v.data, "out.data"), _num(x.grad, "x.grad")], "_probe": probe}
+        outputs["out, x.grad"] = NOT_IMPLEMENTED_VALUE
+    except RecursionError as exc:  # raised again by alone() if backward() itself recurses
+        outputs["out, x.grad"] = {"failure": "error", **_describe(exc, root)}
+    except Exception as exc:  # noqa: an op that fails must not hide what backward() does on its own
+        outputs["out, x.grad"] = {"failure": "error", **_describe(exc, root)}
+    outputs["_alone"] = {"out, x.grad": _attempt(alone, root, seconds=10.0)}
+    return outputs
 
 
 def nn_driver(module, inputs: dict) -> dict:
-    """micrograd.nn: MLP with the case's parameters; count, forward, gradients, one SGD step, zero_grad."""
+    """micrograd.nn: MLP with the case's parameters; each part on its own: parameters(), forward, gradients
+    (and the same gradients with the engine's own closures walked in a fixed order), one SGD step with the
+    student's gradients, zero_grad on gradients set by the driver."""
     Value, root = _value_class(module), _root(module)
+    _deterministic_order(Value)
     xs, ys, lr = inputs["xs"], inputs["ys"], inputs["lr"]
     outputs = {"_probe": _probe(Value, root, inputs["probe_ops"])}
     model = _attempt(lambda: module.MLP(inputs["nin"], list(inputs["nouts"])), root)
@@ -315,30 +457,54 @@ def nn_driver(module, inputs: dict) -> dict:
         return total
 
     def gradients():
-        first = loss()
-        first.backward()
+        loss().backward()
         return [_num(p.grad, "a parameter's grad") for p in structured()]
 
-    def sgd_step():
+    def propagated():  # the engine's own closures, walked in the grader's order: backward() left out
+        set_parameters()
+        _propagate(loss(), 1.0)
+        return [_num(p.grad, "a parameter's grad") for p in structured()]
+
+    def connected():  # which parameters the loss's graph reaches through _prev (`w.data * x` cuts w off)
+        reached, stack = set(), [loss()]
+        while stack:
+            v = stack.pop()
+            if id(v) not in reached:
+                reached.add(id(v))
+                stack.extend(getattr(v, "_prev", ()))
+        return [id(p) in reached for p in structured()]
+
+    def cover():  # where each parameter parameters() returns is in the structure (-1: not a parameter)
+        index = {id(p): i for i, p in enumerate(structured())}
+        return [index.get(id(p), -1) for p in model.parameters()]
+
+    def sgd_step(grads):
+        set_parameters()
+        for p, g in zip(structured(), grads):
+            p.grad = g  # the student's own gradients, whatever they are
         before = loss()
         for p in model.parameters():
-            p.data -= lr * p.grad  # the gradients of `gradients()` (the same parameters)
+            p.data -= lr * p.grad
         after = loss()
         return [_num(before.data, "the loss"), _num(after.data, "the loss")]
 
-    def zero_grad_then_backward():  # from the case's parameters again, holding the gradients of one pass
+    def zero_grad():  # on gradients set here: judged on its own, not on backward()
         set_parameters()
-        loss().backward()
+        for k, p in enumerate(structured()):
+            p.grad = 1.0 + k
         model.zero_grad()
-        loss().backward()
-        return [_num(p.grad, "a parameter's grad") for p in structured()]
+        return [_num(p.grad, "a parameter's grad after zero_grad()") for p in structured()]
 
     outputs["parameters"] = _attempt(lambda: len(model.parameters()), root)
+    outputs["_cover"] = _attempt(cover, root)
     outputs["forward"] = _attempt(forward, root)
     outputs["gradients"] = _attempt(gradients, root)
-    outputs["SGD step"] = _attempt(sgd_step, root) \
-        if not isinstance(outputs["gradients"], (dict, NotImplementedMarker)) else outputs["gradients"]
-    outputs["zero_grad"] = _attempt(zero_grad_then_backward, root)
+    outputs["_propagated"] = _attempt(propagated, root)
+    outputs["_connected"] = _attempt(connected, root)
+    grads = outputs["gradients"]
+    outputs["SGD step"] = _attempt(lambda: sgd_step(grads), root) \
+        if not isinstance(grads, (dict, NotImplementedMarker)) else grads
+    outputs["zero_grad"] = _attempt(zero_grad, root)
     return outputs
 
 
