@@ -1,59 +1,316 @@
 """Guards installed in the student's process before the student's code is imported: modules it may not
-import, and tripwires on autograd (the gradients are to be computed by hand). Child-side: imports nothing of
-the grader."""
+import, and the autograd guard (the gradients are to be computed by hand). Child-side: imports nothing
+of the grader, and holds no reference to torch at module level (a student could read it from here).
+
+The autograd guard has layers, because any one of them can be bypassed from inside the process:
+1. tripwires on every Python entry point of autograd: `Tensor.backward`, `torch.autograd.*`,
+   `torch.func`, forward-mode AD, the engine (`Variable._execution_engine`, `torch._C._ImperativeEngine`),
+   and the one switch every grad-mode context goes through, `torch._C._set_grad_enabled`, which
+   trips on True only: `torch.no_grad()` (and `set_grad_enabled(False)`, `inference_mode()`) keep working;
+2. a dispatch mode (`TorchDispatchMode`) below autograd that sees every aten op the student's thread
+   runs and records PyTorch's backward kernels called as plain ops (`aten.tanh_backward`,
+   `_log_softmax_backward_data`, any `*_backward`), any op run by the autograd engine (a backward pass
+   however it was started, `grad_fn` nodes called by hand included) and any op that would record an
+   autograd graph (grad mode on and an input that requires grad, however grad mode was switched on);
+3. an audit hook (which Python cannot remove) that refuses new threads and processes (a new thread
+   starts with grad mode on and no dispatch mode; a new interpreter has no guard at all), native code
+   through `ctypes`, `gc`'s object walks (the way to the originals the tripwires replaced) and
+   `/proc/*/mem`;
+4. after each case, `after_case()` checks that the guards are intact (grad mode and forward AD off,
+   the dispatch mode installed, every tripwire in place, no extra thread) and restores them.
+What is found is appended to `_autograd_calls` (a route per entry, e.g. "torch.ops.aten.tanh_backward
+(a PyTorch backward kernel)"); the worker sends them with the case's reply and the grader gives the
+exercise 0 with `autograd_used`. The static half is `static_scan.py`, in the grader.
+"""
 from __future__ import annotations
 
+import os
+import re
 import sys
 
-_autograd_calls: list[str] = []
+_autograd_calls: list[str] = []   # routes found during the current case (the worker clears it per case)
+_sticky: list[str] = []           # routes found outside a case (at import) or tampering: every case keeps them
+
+# Libraries that differentiate for you (not `micrograd`: the student writes that one). Refused wherever
+# autograd is (a scalar engine's `sympy.diff`
+# is autograd by another name); importing one is itself recorded as the route.
+AUTODIFF_LIBRARIES = ("sympy", "mpmath", "functorch", "jax", "jaxlib", "autograd", "tensorflow", "tf_keras",
+                      "keras", "numdifftools", "casadi", "theano", "pytensor", "aesara", "tangent", "mxnet",
+                      "paddle", "chainer", "mygrad", "tinygrad", "findiff", "symengine")
+
+# Audit events refused once the guard is on: (event prefix, why).
+_REFUSED_EVENTS = (
+    ("os.fork", "a new process"), ("os.forkpty", "a new process"), ("os.exec", "a new program"),
+    ("os.posix_spawn", "a new program"), ("os.spawn", "a new program"), ("os.system", "a shell command"),
+    ("subprocess.Popen", "a new program"), ("pty.spawn", "a new program"),
+    ("ctypes.", "native code"), ("gc.get_objects", "the grader's objects"),
+    ("gc.get_referrers", "the grader's objects"), ("gc.get_referents", "the grader's objects"),
+)
+
+
+_PROC_MEM = re.compile(r"/proc/[^/]+(/task/[^/]+)?/mem")
 
 
 class AutogradUsed(BaseException):
     """Raised in the student's process when it reaches for autograd; BaseException so that a
-    student's `except Exception` does not swallow it."""
+    student's `except Exception` does not swallow it (and the route is recorded anyway)."""
 
 
 class BlockedImport(ImportError):
     pass
 
 
+def _record(route: str, sticky: bool = False) -> None:
+    if route not in _autograd_calls:
+        _autograd_calls.append(route)
+    if sticky and route not in _sticky:
+        _sticky.append(route)
+
+
+def _refuse(route: str, sticky: bool = False) -> AutogradUsed:
+    _record(route, sticky)
+    return AutogradUsed(f"{route}: this exercise must compute gradients by hand")
+
+
 class _ImportBlocker:
     """A meta path finder that refuses the named top-level packages."""
 
-    def __init__(self, names, why):
-        self.names, self.why = set(names), why
+    def __init__(self, names, why, autodiff=()):
+        self.names, self.why, self.autodiff = set(names), why, set(autodiff)
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] in self.names:
+        top = fullname.split(".")[0]
+        if top in self.autodiff:
+            route = f"import {fullname} (a library that differentiates for you)"
+            _record(route, sticky=True)
+            raise BlockedImport(f"{route}: this exercise must compute gradients by hand")
+        if top in self.names:
             raise BlockedImport(f"import {fullname} is not allowed here: {self.why}")
         return None
 
 
-def block_imports(names, why):
+def block_imports(names, why, autodiff=AUTODIFF_LIBRARIES):
+    """Refuse importing `names` (and the libraries that differentiate, `autodiff`; pass () to allow them)."""
+    names, autodiff = set(names), set(autodiff) - set(names)
     for mod in list(sys.modules):
-        if mod.split(".")[0] in names:
+        if mod.split(".")[0] in names | autodiff:
             del sys.modules[mod]
-    sys.meta_path.insert(0, _ImportBlocker(names, why))
+    sys.meta_path.insert(0, _ImportBlocker(names, why, autodiff))
 
 
-def trip_autograd():
-    """Replace the entry points of autograd with tripwires (the student must backprop by hand)."""
+# -- the autograd guard ----------------------------------------------------------------------------------
+
+_state: dict = {}   # filled by trip_autograd: its check of the guards (the originals stay in its closure)
+
+
+def _tripwire(route: str):
+    def tripwire(*args, **kwargs):
+        raise _refuse(route)
+    tripwire.__name__ = tripwire.__qualname__ = "autograd_tripwire"
+    return tripwire
+
+
+def _grad_mode_route(frame) -> str:
+    """Name the public API that asked for grad mode on (the frame that called `_set_grad_enabled`)."""
+    code = frame.f_code if frame is not None else None
+    if code is not None and code.co_filename.endswith(os.path.join("autograd", "grad_mode.py")):
+        owner = frame.f_locals.get("self")
+        kind = type(owner).__name__ if owner is not None else code.co_name
+        return {"enable_grad": "torch.enable_grad()", "set_grad_enabled": "torch.set_grad_enabled(True)"}.get(
+            kind, f"torch.autograd.grad_mode.{kind}")
+    return "torch._C._set_grad_enabled(True)"
+
+
+def trip_autograd() -> None:
+    """Install the autograd guard for the rest of this process (see the module's docstring)."""
     import torch
+    import torch.autograd.forward_ad
+    import torch.autograd.functional
+    import torch.func
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    def tripwire(what):
-        def f(*args, **kwargs):
-            _autograd_calls.append(what)
-            raise AutogradUsed(f"{what} was called: this exercise must compute gradients by hand")
-        return f
+    C = torch._C
+    originals = {"set_grad": C._set_grad_enabled, "is_grad": C.is_grad_enabled,
+                 "set_fwd": C._set_fwd_grad_enabled, "is_fwd": C._is_fwd_grad_enabled,
+                 "node": C._current_autograd_node, "stack_len": C._len_torch_dispatch_stack,
+                 "stack_at": C._get_dispatch_stack_at, "push": C._push_on_torch_dispatch_stack,
+                 "inference_mode": C._InferenceMode}
+    set_grad, is_grad, is_fwd, current_node = (originals[k] for k in ("set_grad", "is_grad", "is_fwd", "node"))
+    wires: list[tuple[object, str, object]] = []
 
-    torch.Tensor.backward = tripwire("Tensor.backward()")
-    torch.autograd.backward = tripwire("torch.autograd.backward()")
-    torch.autograd.grad = tripwire("torch.autograd.grad()")
-    for name in ("grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap"):
-        if name != "vmap" and hasattr(torch.func, name):
-            setattr(torch.func, name, tripwire(f"torch.func.{name}()"))
-    torch.autograd.functional.vjp = tripwire("torch.autograd.functional.vjp()")
-    torch.autograd.functional.jacobian = tripwire("torch.autograd.functional.jacobian()")
-    torch.set_grad_enabled(False)
-    torch.enable_grad = tripwire("torch.enable_grad()")  # noqa: the student may not switch it back on
-    torch.set_grad_enabled = tripwire("torch.set_grad_enabled()")
+    def wire(owner, name: str, route: str, replacement=None) -> None:
+        if hasattr(owner, name):
+            replacement = replacement or _tripwire(route)
+            setattr(owner, name, replacement)
+            wires.append((owner, name, replacement))
+
+    # 1. tripwires on the Python entry points
+    wire(torch.Tensor, "backward", "Tensor.backward()")
+    for name in ("backward", "grad"):
+        wire(torch.autograd, name, f"torch.autograd.{name}()")
+    for name in dir(torch.autograd.functional):
+        if not name.startswith("_") and callable(getattr(torch.autograd.functional, name)) and \
+                getattr(getattr(torch.autograd.functional, name), "__module__", "").startswith("torch.autograd"):
+            wire(torch.autograd.functional, name, f"torch.autograd.functional.{name}()")
+    for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize"):
+        wire(torch.func, name, f"torch.func.{name}()")
+    for name in ("_pop_torch_dispatch_stack", "_unset_dispatch_mode", "_set_dispatch_mode", "_DisableTorchDispatch",
+                 "_ExcludeDispatchKeyGuard", "_DisablePythonDispatcher", "_disable_dispatch_mode"):
+        wire(C, name, f"torch._C.{name} (the guard switched off)")
+    import torch.utils._python_dispatch as python_dispatch
+    for name in ("_pop_mode", "_pop_mode_temporarily", "_disable_current_modes"):
+        wire(python_dispatch, name, f"torch.utils._python_dispatch.{name} (the guard switched off)")
+    import torch._functorch.eager_transforms as eager
+    import torch._functorch.apis as apis
+    for module in (eager, apis):
+        for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize", "grad_impl",
+                     "grad_and_value_impl"):
+            wire(module, name, f"torch.func.{name}() (through torch._functorch)")
+    for name in ("make_dual", "unpack_dual", "enter_dual_level", "dual_level"):
+        wire(torch.autograd.forward_ad, name, f"torch.autograd.forward_ad.{name} (forward-mode autograd)")
+    for name in ("_make_dual", "_unpack_dual", "_enter_dual_level"):
+        wire(C, name, f"torch._C.{name} (forward-mode autograd)")
+    wire(C, "_ImperativeEngine", "torch._C._ImperativeEngine (the autograd engine)")
+    engine_route = "Variable._execution_engine (the autograd engine)"
+    for holder in (torch.autograd.variable.Variable, getattr(torch.autograd, "graph", None)):
+        if holder is not None and hasattr(holder, "_execution_engine"):
+            wire(holder, "_execution_engine", engine_route, _EngineTripwire(engine_route))
+    import torch.autograd.graph as graph
+    wire(graph, "_engine_run_backward", engine_route)
+
+    def guarded_set_grad_enabled(mode):
+        if mode:
+            raise _refuse(_grad_mode_route(sys._getframe(1)))
+        return set_grad(False)
+
+    def guarded_inference_mode(mode=True):
+        if not mode:
+            raise _refuse("torch.inference_mode(False) (switches grad mode on)")
+        return originals["inference_mode"](mode)
+
+    def guarded_set_fwd(mode):
+        if mode:
+            raise _refuse("torch._C._set_fwd_grad_enabled(True) (forward-mode autograd)")
+        return originals["set_fwd"](False)
+
+    wire(C, "_set_grad_enabled", "", guarded_set_grad_enabled)
+    wire(C, "_InferenceMode", "", guarded_inference_mode)
+    wire(C, "_set_fwd_grad_enabled", "", guarded_set_fwd)
+    wire(torch.autograd.forward_ad, "_set_fwd_grad_enabled", "", guarded_set_fwd)
+    set_grad(False)
+    originals["set_fwd"](False)
+
+    # 2. every aten op of this thread, below autograd
+    backward_kernels: dict = {}
+
+    def is_backward_kernel(func) -> bool:
+        name = func.__name__.split(".")[0]
+        return "backward" in name or name.endswith("_jvp")
+
+    class AutogradGuardMode(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls):  # else its first op imports torch._dynamo (~1 s, and sympy with it)
+            return False
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kernel = backward_kernels.get(func)
+            if kernel is None:
+                kernel = backward_kernels[func] = is_backward_kernel(func)
+            if kernel:
+                raise _refuse(f"torch.ops.aten.{func.__name__.split('.')[0]} (a PyTorch backward kernel)")
+            node = current_node()
+            if node is not None:
+                raise _refuse(f"the autograd engine ({type(node).__name__} run as a backward pass)")
+            if is_grad() and _requires_grad(args, kwargs):
+                raise _refuse(f"an autograd graph recorded by aten.{func.__name__.split('.')[0]} "
+                              "(grad mode switched on past torch.set_grad_enabled)")
+            if is_fwd():
+                raise _refuse("forward-mode autograd (switched on past torch.autograd.forward_ad)")
+            return func(*args, **(kwargs or {}))
+
+    mode = AutogradGuardMode()
+    mode.__enter__()
+
+    # 3. what no exercise needs and every bypass does: threads, processes, native code, gc walks
+    import _thread
+    import threading
+    wire(threading.Thread, "start", "threading.Thread.start() (a new thread has grad mode on and no guard)")
+    for module in (_thread, threading):
+        for name in ("start_new_thread", "start_new", "_start_new_thread", "start_joinable_thread",
+                     "_start_joinable_thread"):
+            wire(module, name, f"_thread.{name.lstrip('_')}() (a new thread has grad mode on and no guard)")
+
+    def audit(event, args):
+        if event == "open" and args and isinstance(args[0], (str, bytes)):
+            path = os.fsdecode(args[0])
+            if _PROC_MEM.fullmatch(path):
+                raise _refuse(f"open({path!r}) (another process's memory)", sticky=True)
+            return
+        for prefix, why in _REFUSED_EVENTS:
+            if event.startswith(prefix):
+                raise _refuse(f"{event} ({why})")
+
+    sys.addaudithook(audit)
+    block_imports((), "", AUTODIFF_LIBRARIES)
+    threads = _thread_count()
+
+    def check() -> list[str]:
+        """What was tampered with since the last check (each restored)."""
+        tampered = []
+        if is_grad():
+            tampered.append("grad mode was left on")
+            set_grad(False)
+        if is_fwd():
+            tampered.append("forward-mode autograd was left on")
+            originals["set_fwd"](False)
+        if originals["stack_len"]() < 1 or originals["stack_at"](0) is not mode:
+            tampered.append("the dispatch mode was removed")
+            originals["push"](mode)
+        for owner, name, replacement in wires:
+            if getattr(owner, name, None) is not replacement:
+                tampered.append(f"{getattr(owner, '__name__', owner)}.{name} was replaced")
+                setattr(owner, name, replacement)
+        now = _thread_count()
+        if now > threads >= 0:
+            tampered.append(f"{now - threads} thread(s) were started")
+        return tampered
+
+    _state["check"] = check
+
+
+def _requires_grad(args, kwargs) -> bool:
+    for value in (*args, *(kwargs or {}).values()):
+        if getattr(value, "requires_grad", False) is True:
+            return True
+        if isinstance(value, (list, tuple)):
+            if any(getattr(v, "requires_grad", False) is True for v in value):
+                return True
+    return False
+
+
+class _EngineTripwire:
+    """Stands in for the autograd engine object: any of its methods is a tripwire."""
+
+    def __init__(self, route: str):
+        self._route = route
+
+    def __getattr__(self, name):
+        raise _refuse(self._route.replace(" (", f".{name} (", 1))
+
+
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return -1
+
+
+def after_case() -> list[str]:
+    """Check that the guards are still what `trip_autograd` installed, restore them, and add what was
+    found (tampering, and what was found at import) to `_autograd_calls`. Returns `_autograd_calls`."""
+    tampered = _state["check"]() if "check" in _state else []
+    if tampered:
+        _record(f"the grader's guards were tampered with ({'; '.join(tampered[:3])})", sticky=True)
+    for route in _sticky:
+        _record(route)
+    return _autograd_calls
