@@ -42,6 +42,12 @@ AUTOGRAD_NAMES = {
     "_python_dispatch": "the grader's guard switched off", "_pop_mode": "the grader's guard switched off",
     "_disable_current_modes": "the grader's guard switched off", "_push_on_torch_dispatch_stack": "the grader's guard switched off",
     "_get_dispatch_stack_at": "the grader's guard switched off",
+    "saved_tensors_hooks": "the grader's guard switched off", "disable_saved_tensors_hooks": "the grader's guard switched off",
+    "_saved_tensors_hooks_disable": "the grader's guard switched off", "save_on_cpu": "the grader's guard switched off",
+    "_pop_saved_tensors_default_hooks": "the grader's guard switched off",
+    "_push_saved_tensors_default_hooks": "the grader's guard switched off", "_destroy": "the grader's guard switched off",
+    "_registration_handles": "the grader's guard switched off", "_kernels": "the grader's guard tampered with",
+    "__closure__": "the grader's guard tampered with", "cell_contents": "the grader's guard tampered with",
     # the guard's own state
     "_autograd_calls": "the grader's guard tampered with", "after_case": "the grader's guard tampered with",
     "trip_autograd": "the grader's guard tampered with",
@@ -51,7 +57,7 @@ AUTOGRAD_NAMES = {
     "forkpty": "a new process", "posix_spawn": "a new process", "posix_spawnp": "a new process",
 }
 # Names that are autograd only on torch (`torch.func`, `torch.set_grad_enabled(x)` unless x is False...).
-TORCH_ONLY = {"func": "torch.func", "grad": "autograd (grad)"}
+TORCH_ONLY = {"func": "torch.func", "grad": "autograd (grad)", "library": "torch.library (kernels replaced)"}
 # Modules that are a route wherever they are imported.
 ROUTE_MODULES = {
     "threading": "a thread", "_thread": "a thread", "concurrent": "a thread pool", "multiprocessing": "a new process",

@@ -25,7 +25,7 @@ import time
 import traceback
 
 from . import wire
-from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, block_imports, trip_autograd
+from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, block_imports, prepare, trip_autograd
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of a child's stdout/stderr kept for the report
 
@@ -358,6 +358,7 @@ def serve() -> None:
     for name in os.environ.get("AUTOGRADER_PRELOAD", "").split(","):
         if name:
             importlib.import_module(name)
+    prepare()  # PyTorch's backward kernels refuse in every child (~25 ms, once here rather than per fork)
     _collapse_to_huge_pages()
     wire.send(proto_out, {"status": "ready", "pid": os.getpid()})
     while True:

@@ -61,7 +61,7 @@ def assert_caught(result, route: str) -> None:
     assert result.checks and all(c.mistake == "autograd_used" for c in result.checks), \
         [(c.name, c.mistake, c.message) for c in result.checks]
     messages = " | ".join(c.message for c in result.checks)
-    assert route in messages, messages
+    assert any(r in messages for r in route.split("|")), messages
 
 
 # -- the attacks: (id, exercise entry, replacement function, the route the message must name) ----------------
@@ -232,12 +232,20 @@ HOSTILE = [
             name = "".join(["tanh", "_", "backward"])
             return getattr(__import__("torch").ops.aten, name)(dh, h)
         """, "tanh_backward"),
-    ("dispatch_mode_switched_off", "tanh_backward", """
+    ("saved_tensor_hooks_switched_off", "tanh_backward", """
         def tanh_backward(h, dh):
-            from torch.utils._python_dispatch import _disable_current_modes
-            with _disable_current_modes():
-                return torch.ops.aten.tanh_backward(dh, h)
-        """, "_disable_current_modes"),
+            torch._C._autograd._pop_saved_tensors_default_hooks()
+            x = torch.atanh(h).requires_grad_()
+            with torch.enable_grad():
+                return torch.tanh(x).grad_fn(dh)
+        """, "_pop_saved_tensors_default_hooks"),
+    ("backward_kernel_library_destroyed", "tanh_backward", """
+        def tanh_backward(h, dh):
+            import sys
+            for library in sys.modules["autograder.guard"]._kernels:
+                library._destroy()
+            return torch.ops.aten.tanh_backward(dh, h)
+        """, "_destroy|backward kernels restored"),
     ("subprocess_without_guard", "tanh_backward", """
         def tanh_backward(h, dh):
             import subprocess, sys
@@ -278,7 +286,7 @@ def test_attack_scores_zero_with_autograd_used_and_its_route(runner, tmp_path, m
 def test_static_scan_names_each_route(tmp_path, name, entry, attack, route):
     sub = submission(tmp_path, "backprop_ninja", entry, attack)
     found = autograd_in_source(sub / "backprop_ninja.py", entry)
-    assert found and any(route in f for f in found), found
+    assert found and any(r in f for f in found for r in route.split("|")), found
 
 
 def test_a_cheat_in_one_function_costs_that_exercise_not_the_others(runner, tmp_path):
