@@ -28,7 +28,7 @@ AUTOGRAD_NAMES = {
     "next_functions": "autograd graph nodes", "_execution_engine": "the autograd engine",
     "_ImperativeEngine": "the autograd engine", "_EngineBase": "the autograd engine",
     "run_backward": "the autograd engine", "_engine_run_backward": "the autograd engine",
-    "enable_grad": "grad mode switched on", "retain_grad": "autograd", "register_hook": "autograd hooks",
+    "enable_grad": "grad mode switched on", "register_hook": "autograd hooks",
     "forward_ad": "forward-mode autograd", "make_dual": "forward-mode autograd",
     "unpack_dual": "forward-mode autograd", "dual_level": "forward-mode autograd", "_fw_grad": "forward-mode autograd",
     "_make_dual": "forward-mode autograd", "_set_fwd_grad_enabled": "forward-mode autograd",
@@ -50,7 +50,8 @@ AUTOGRAD_NAMES = {
     "__closure__": "the grader's guard tampered with", "cell_contents": "the grader's guard tampered with",
     # the guard's own state
     "_autograd_calls": "the grader's guard tampered with", "after_case": "the grader's guard tampered with",
-    "trip_autograd": "the grader's guard tampered with",
+    "trip_autograd": "the grader's guard tampered with", "guard": "the grader's guard tampered with",
+    "_sticky": "the grader's guard tampered with",
     # what the guard refuses at run time: threads, processes, native code, gc walks
     "start_new_thread": "a thread", "start_joinable_thread": "a thread", "get_objects": "gc object walks",
     "get_referrers": "gc object walks", "get_referents": "gc object walks", "fork": "a new process",
@@ -257,7 +258,7 @@ class _Scan:
             self._flag(where, node, full, TORCH_ONLY[name])
         elif name in GRAD_MODE_CALLS:
             if not _grad_mode_off(call, name):
-                self._flag(where, node, full, "autograd" if name == "requires_grad_" else "grad mode switched on")
+                self._flag(where, node, full, "grad mode switched on")
         elif name == "backward" and not self.own_backward:
             self._flag(where, node, full, "autograd")
         elif ("backward" in name or name.endswith("_jvp")) and name != "backward" and \
@@ -273,7 +274,7 @@ class _Scan:
         for segment in _IDENT.findall(text):
             if segment in AUTOGRAD_NAMES or segment in ROUTE_MODULES or (segment in TORCH_ONLY and dynamic) \
                     or ("backward" in segment and (segment not in self.defined or on_torch) and segment != "backward") \
-                    or segment in ("set_grad_enabled", "_set_grad_enabled", "requires_grad", "requires_grad_") \
+                    or segment in ("set_grad_enabled", "_set_grad_enabled") \
                     or (segment == "backward" and dynamic and not self.own_backward):
                 if not dynamic and segment in self.defined:
                     continue
@@ -309,14 +310,6 @@ class _Scan:
                             refs.update(_IDENT.findall(text))
                         elif name in CODE_FROM_TEXT and arg is node.args[0]:
                             self._flag(where, node, _unparse(node), "code built from a string the scan cannot read")
-                for kw in node.keywords:
-                    if kw.arg == "requires_grad" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
-                        self._flag(where, node, _unparse(node), "autograd")
-            elif isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and \
-                            not (isinstance(node.value, ast.Constant) and node.value.value is False):
-                        self._flag(where, node, _unparse(target), "autograd")
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self._check_import(where, node)
             elif isinstance(node, ast.Subscript):
@@ -355,15 +348,17 @@ class _Scan:
                     return
 
 
-GRAD_MODE_CALLS = ("set_grad_enabled", "_set_grad_enabled", "inference_mode", "requires_grad_")
+# Not `requires_grad`/`requires_grad_()`/`retain_grad()`: harmless with grad mode off (the lecture sets them out of
+# habit), and the guard refuses the graph they would lead to.
+GRAD_MODE_CALLS = ("set_grad_enabled", "_set_grad_enabled", "inference_mode")
 
 
 def _grad_mode_off(call: ast.Call | None, name: str) -> bool:
     """True for the calls that leave grad mode off: `set_grad_enabled(False)`, `inference_mode()` or
-    `inference_mode(True)` (and `@torch.inference_mode`), `requires_grad_(False)`."""
+    `inference_mode(True)` (and `@torch.inference_mode`)."""
     if call is None:
         return name == "inference_mode"
-    args = list(call.args) + [k.value for k in call.keywords if k.arg in ("mode", "requires_grad")]
+    args = list(call.args) + [k.value for k in call.keywords if k.arg == "mode"]
     first = args[0] if args else None
     if name == "inference_mode":
         return first is None or (isinstance(first, ast.Constant) and first.value is not False)

@@ -246,6 +246,18 @@ HOSTILE = [
                 library._destroy()
             return torch.ops.aten.tanh_backward(dh, h)
         """, "_destroy|backward kernels restored"),
+    ("guard_record_erased", "tanh_backward", """
+        def tanh_backward(h, dh):
+            import sys
+            guard = sys.modules["autograder" + ".guard"]
+            try:
+                torch.ops.aten.tanh_backward(dh, h)
+            except BaseException:
+                pass
+            guard._autograd_calls.clear()
+            torch._C._set_grad_enabled.__closure__[0].cell_contents(True)  # the original switch
+            return (1.0 - h**2) * dh
+        """, "grad mode left on|autograder.guard"),
     ("subprocess_without_guard", "tanh_backward", """
         def tanh_backward(h, dh):
             import subprocess, sys
@@ -404,6 +416,8 @@ LECTURE_IDIOMS = {
         @torch.no_grad()
         def train(params, X, Y, steps, lr, batch_size=BATCH_SIZE, seed=0):
             g = torch.Generator().manual_seed(seed)
+            for p in params.values():  # the lecture's habit: harmless with grad mode off
+                p.requires_grad = True
             losses = []
             for _ in range(steps):
                 ix = torch.randint(0, X.shape[0], (batch_size,), generator=g)
@@ -439,6 +453,21 @@ def test_reference_keeps_full_marks_on_public_and_hidden_cases(runner, assignmen
                             seeds=Seeds.for_credit())
     for ex in result.exercises:  # approx: points are rounded per check today (graphs.MaxGate 0.999999/1)
         assert ex.score == pytest.approx(ex.max_score, abs=1e-5), (ex.id, [(c.name, c.verdict, c.mistake, c.message) for c in ex.checks])
+
+
+def test_native_threads_of_blas_are_no_route(runner, tmp_path):
+    """numpy's and torch's BLAS start their own worker threads in the student's process: not a route."""
+    sub = submission(tmp_path, "backprop_ninja", "tanh_backward", """
+        def tanh_backward(h, dh):
+            import numpy as np
+            a = np.random.rand(400, 400)
+            np.linalg.inv(a @ a.T + np.eye(400))
+            t = torch.randn(400, 400, dtype=torch.float64)
+            torch.linalg.inv(t @ t.T + torch.eye(400, dtype=torch.float64))
+            return (1.0 - h**2) * dh
+        """)
+    result = grade_one(runner, sub, NINJA["tanh_backward"])
+    assert result.score == result.max_score, [(c.name, c.mistake, c.message) for c in result.checks]
 
 
 def test_untouched_templates_are_not_flagged():
