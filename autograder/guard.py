@@ -171,7 +171,8 @@ def trip_autograd() -> None:
         if holder is not None and hasattr(holder, "_execution_engine"):
             wire(holder, "_execution_engine", engine_route, _EngineTripwire(engine_route))
     import torch.autograd.graph as graph
-    wire(graph, "_engine_run_backward", engine_route)
+    for holder in (graph, torch.autograd):  # torch.autograd holds its own name for it
+        wire(holder, "_engine_run_backward", engine_route)
 
     def guarded_set_grad_enabled(mode):
         if mode:
@@ -234,6 +235,7 @@ def trip_autograd() -> None:
                 raise _refuse(f"{event} ({why})")
 
     sys.addaudithook(audit)
+    _refuse_foreign_extensions()
     block_imports((), "", AUTODIFF_LIBRARIES)
     threads = _thread_count()
     # A sample is enough (~1 us each): the library is destroyed whole, and the usual targets are in it.
@@ -268,6 +270,27 @@ def trip_autograd() -> None:
         return tampered
 
     _state["check"] = check
+
+
+def _refuse_foreign_extensions() -> None:
+    """Compiled extension modules load from the Python installation only: one shipped in a submission is
+    native code past every other guard (it could run libtorch's autograd)."""
+    import _imp
+    import site
+    import sysconfig
+
+    roots = {os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                                    sysconfig.get_paths().get("platlib", sys.prefix),
+                                                    *getattr(site, "getsitepackages", lambda: [])()) if p}
+    create_dynamic = _imp.create_dynamic
+
+    def guarded_create_dynamic(spec, *args):
+        origin = os.path.realpath(getattr(spec, "origin", None) or "")
+        if not any(origin.startswith(root) for root in roots):
+            raise _refuse(f"a compiled extension from outside Python ({os.path.basename(origin)})")
+        return create_dynamic(spec, *args)
+
+    _imp.create_dynamic = guarded_create_dynamic
 
 
 _kernels: list = []  # the torch.library.Library that holds the refusing kernels (alive as long as the process)

@@ -455,6 +455,20 @@ def test_reference_keeps_full_marks_on_public_and_hidden_cases(runner, assignmen
         assert ex.score == pytest.approx(ex.max_score, abs=1e-5), (ex.id, [(c.name, c.verdict, c.mistake, c.message) for c in ex.checks])
 
 
+def test_a_compiled_extension_in_the_submission_is_refused(runner, tmp_path):
+    """Native code shipped with the submission would run past every Python-level guard."""
+    sub = submission(tmp_path, "backprop_ninja", "tanh_backward", """
+        def tanh_backward(h, dh):
+            import native_helper
+            return (1.0 - h**2) * dh
+        """)
+    import _testcapi  # any compiled extension will do: a copy of it, in the submission, under another name
+    suffix = _testcapi.__file__[_testcapi.__file__.index(".cpython"):] if ".cpython" in _testcapi.__file__ else ".so"
+    shutil.copy(_testcapi.__file__, sub / f"native_helper{suffix}")
+    result = grade_one(runner, sub, NINJA["tanh_backward"])
+    assert_caught(result, "compiled extension")
+
+
 def test_native_threads_of_blas_are_no_route(runner, tmp_path):
     """numpy's and torch's BLAS start their own worker threads in the student's process: not a route."""
     sub = submission(tmp_path, "backprop_ninja", "tanh_backward", """
