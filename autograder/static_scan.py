@@ -96,9 +96,9 @@ def autograd_in_source(path: Path, function: str) -> list[str]:
 def _scan_file(source: str, function: str, folder: str, name: str, seen: tuple[str, ...] = ()) -> tuple[str, ...]:
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+        scan = _Scan(tree, name)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # it will not import either: that costs it
         return ()
-    scan = _Scan(tree, name)
     roots = scan.reachable(function) if function else None
     found = [finding for where, finding in scan.findings if roots is None or where is None or where in roots]
     for module in sorted(scan.local_imports):  # the local modules it imports run too: all of their code
@@ -116,6 +116,14 @@ def _scan_file(source: str, function: str, folder: str, name: str, seen: tuple[s
 def _fold(node: ast.AST, consts: dict) -> str | None:
     """The value of a string expression built from constants ("auto" + "grad", f"{a}{b}", "".join([...]),
     "dargotua"[::-1], chr(97)...), else None. `consts` maps names assigned a string once."""
+    try:
+        return _fold_node(node, consts)
+    except RecursionError:  # a chain of thousands of `+`: too deep to read, and no name is that long
+        return None
+
+
+def _fold_node(node: ast.AST, consts: dict) -> str | None:
+    _fold = _fold_node  # noqa: N806  recursion goes through the unguarded function
     if isinstance(node, ast.Constant):
         return node.value if isinstance(node.value, str) else None
     if isinstance(node, ast.Name):
@@ -406,7 +414,7 @@ def _string_constants(tree: ast.Module) -> dict:
 def _unparse(node: ast.AST) -> str:
     try:
         return ast.unparse(node)
-    except Exception:  # noqa: a node ast cannot print is still a finding
+    except (Exception, RecursionError):  # noqa: a node ast cannot print is still a finding
         return type(node).__name__
 
 

@@ -515,6 +515,18 @@ def test_prose_and_own_names_are_not_flagged(tmp_path):
     assert autograd_in_source(path, "l2_of_matvec") == []
 
 
+def test_the_scan_never_crashes_on_odd_source(tmp_path):
+    path = tmp_path / "backprop_ninja.py"
+    for source in ("def tanh_backward(:\n", "\x00\xff", "x = " + " + ".join(['"a"'] * 5000) + "\n",
+                   "def tanh_backward(h, dh):\n    return " + "(" * 150 + "h" + ")" * 150 + "\n"):
+        path.write_text(source, errors="replace")
+        assert isinstance(autograd_in_source(path, "tanh_backward"), list)
+    built = tmp_path / "built.py"
+    built.write_text("import torch\nname = " + " + ".join(f'"{c}"' for c in "autograd") + "\n"
+                     "def tanh_backward(h, dh):\n    return getattr(torch, name).grad(h, dh)\n")
+    assert any("autograd" in f for f in autograd_in_source(built, "tanh_backward"))
+
+
 def test_the_command_line_reports_the_route(tmp_path):
     """`autograder check`, as a student runs it: the exercise's line shows 0 and the route."""
     sub = submission(tmp_path, "backprop_ninja", "tanh_backward", """
