@@ -245,7 +245,7 @@ HOSTILE = [
             for library in sys.modules["autograder.guard"]._kernels:
                 library._destroy()
             return torch.ops.aten.tanh_backward(dh, h)
-        """, "_destroy|backward kernels restored"),
+        """, "_destroy|_kernels|backward kernels restored"),
     ("guard_record_erased", "tanh_backward", """
         def tanh_backward(h, dh):
             import sys
