@@ -234,6 +234,8 @@ class _Scan:
                     node = node.args[0]
                     continue
                 node = node.func
+            elif isinstance(node, ast.Subscript) and _is_namespace(node.value):  # sys.modules["torch"]
+                return (_fold(node.slice, self.consts) or "").split(".")[0] == "torch"
             elif isinstance(node, (ast.Attribute, ast.Subscript)):
                 node = node.value
             else:
@@ -260,6 +262,9 @@ class _Scan:
         self.findings.append((where, f"line {getattr(node, 'lineno', '?')}: {_short(what)} ({why})"))
 
     def _check_name(self, where, node, name: str, full: str, call: ast.Call | None, on_torch: bool) -> None:
+        if name in self.defined and name != "backward" and not (isinstance(node, ast.Attribute) and
+                                                                  self.from_torch(node.value)):
+            return  # the student's own `vjp` or `jacobian` method, called on their own object
         if name in AUTOGRAD_NAMES:
             self._flag(where, node, full, AUTOGRAD_NAMES[name])
         elif name in TORCH_ONLY and on_torch:

@@ -500,12 +500,15 @@ def test_prose_and_own_names_are_not_flagged(tmp_path):
             def backward(self, dout):
                 return dout
 
+            def jacobian(self):  # a method of the student's own, named like an autograd function
+                return 1.0
+
         def l2_of_matvec(W, x):
             gate = Gate()
             print("computing the backward pass without autograd")
             with torch.no_grad():
                 q = W @ x
-            dq = gate.backward(2 * q)
+            dq = gate.backward(2 * q) * gate.jacobian()
             return float(q @ q), (torch.outer(dq, x), W.T @ dq)
 
         if __name__ == "__main__":
