@@ -20,7 +20,8 @@ The autograd guard has layers, because any one of them can be bypassed from insi
 4. after each case, `after_case()` checks that the guards are intact (grad mode and forward AD off,
    the saved-tensor hooks ours, every tripwire in place, no extra thread) and restores them.
 What is found is appended to `_autograd_calls` (a route per entry, e.g. "torch.ops.aten.tanh_backward
-(a PyTorch backward kernel)"); the worker sends them with the case's reply and the grader gives the
+(a PyTorch backward kernel)"; never text the student's code chose, which could carry a hidden case's
+inputs into the feedback); the worker sends them with the case's reply and the grader gives the
 exercise 0 with `autograd_used`. The static half is `static_scan.py`, in the grader.
 """
 from __future__ import annotations
@@ -83,7 +84,7 @@ class _ImportBlocker:
     def find_spec(self, fullname, path=None, target=None):
         top = fullname.split(".")[0]
         if top in self.autodiff:
-            route = f"import {fullname} (a library that differentiates for you)"
+            route = f"import {top} (a library that differentiates for you)"  # not the full name: the student's text
             _record(route, sticky=True)
             raise BlockedImport(f"{route}: this exercise must compute gradients by hand")
         if top in self.names:
@@ -121,7 +122,7 @@ def _grad_mode_route(frame) -> str:
         owner = frame.f_locals.get("self")
         kind = type(owner).__name__ if owner is not None else code.co_name
         return {"enable_grad": "torch.enable_grad()", "set_grad_enabled": "torch.set_grad_enabled(True)"}.get(
-            kind, f"torch.autograd.grad_mode.{kind}")
+            kind, "torch.autograd.grad_mode (a subclass)")  # not the class's name: the student's text
     return "torch._C._set_grad_enabled(True)"
 
 
@@ -228,14 +229,14 @@ def trip_autograd() -> None:
         if event == "open" and args and isinstance(args[0], (str, bytes)):
             path = os.fsdecode(args[0])
             if _PROC_MEM.fullmatch(path):
-                raise _refuse(f"open({path!r}) (another process's memory)", sticky=True)
+                raise _refuse("open('/proc/.../mem') (a process's memory)", sticky=True)
             return
         for prefix, why in _REFUSED_EVENTS:
             if event.startswith(prefix):
                 raise _refuse(f"{event} ({why})")
 
     sys.addaudithook(audit)
-    _refuse_foreign_extensions()
+    wires.append(_refuse_foreign_extensions())
     block_imports((), "", AUTODIFF_LIBRARIES)
     threads = _thread_count()
     # A sample is enough (~1 us each): the library is destroyed whole, and the usual targets are in it.
@@ -266,13 +267,13 @@ def trip_autograd() -> None:
             tampered.append("backward kernels restored")
         now = _thread_count()
         if now > threads >= 0:
-            tampered.append(f"{now - threads} thread(s) started")
+            tampered.append("threads started")
         return tampered
 
     _state["check"] = check
 
 
-def _refuse_foreign_extensions() -> None:
+def _refuse_foreign_extensions() -> tuple:
     """Compiled extension modules load from the Python installation only: one shipped in a submission is
     native code past every other guard (it could run libtorch's autograd)."""
     import _imp
@@ -287,10 +288,11 @@ def _refuse_foreign_extensions() -> None:
     def guarded_create_dynamic(spec, *args):
         origin = os.path.realpath(getattr(spec, "origin", None) or "")
         if not any(origin.startswith(root) for root in roots):
-            raise _refuse(f"a compiled extension from outside Python ({os.path.basename(origin)})")
+            raise _refuse("a compiled extension from outside Python (native code)")
         return create_dynamic(spec, *args)
 
     _imp.create_dynamic = guarded_create_dynamic
+    return _imp, "create_dynamic", guarded_create_dynamic
 
 
 _kernels: list = []  # the torch.library.Library that holds the refusing kernels (alive as long as the process)
@@ -344,7 +346,8 @@ class _EngineTripwire:
         self._route = route
 
     def __getattr__(self, name):
-        raise _refuse(self._route.replace(" (", f".{name} (", 1))
+        known = name if name in ("run_backward", "queue_callback", "is_checkpoint_valid") else "..."
+        raise _refuse(self._route.replace(" (", f".{known} (", 1))
 
 
 def _thread_count() -> int:

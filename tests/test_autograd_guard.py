@@ -469,6 +469,30 @@ def test_a_compiled_extension_in_the_submission_is_refused(runner, tmp_path):
     assert_caught(result, "compiled extension")
 
 
+def test_routes_carry_no_text_the_student_chose(runner, tmp_path, monkeypatch):
+    """A route names what was reached, never text from the student's code, which could carry a hidden
+    case's inputs into the feedback."""
+    sub = submission(tmp_path, "backprop_ninja", "tanh_backward", """
+        def tanh_backward(h, dh):
+            leak = "LEAK" + str(int(abs(h).sum() * 1000))
+            for attempt in (lambda: __import__("sympy." + leak),
+                            lambda: open("/proc/" + leak + "/mem"),
+                            lambda: getattr(torch.autograd.variable.Variable._execution_engine, leak)):
+                try:
+                    attempt()
+                except BaseException:
+                    pass
+            return (1.0 - h**2) * dh
+        """)
+    monkeypatch.setenv("AUTOGRADER_SECRET", "test-autograd-guard")
+    monkeypatch.setattr(pipeline, "autograd_in_source", lambda path, function: [])
+    result = pipeline.grade(sub, [NINJA["tanh_backward"]], hidden=True, runner=runner, seeds=Seeds.for_credit())
+    ex = result.exercises[0]
+    assert ex.score == 0 and {c.mistake for c in ex.checks} == {"autograd_used"}
+    assert "LEAK" not in repr(result.to_dict()), [c.message for c in ex.checks]
+    assert "sympy" in ex.checks[0].message or "mem" in ex.checks[0].message  # the routes, without the text
+
+
 def test_native_threads_of_blas_are_no_route(runner, tmp_path):
     """numpy's and torch's BLAS start their own worker threads in the student's process: not a route."""
     sub = submission(tmp_path, "backprop_ninja", "tanh_backward", """
