@@ -97,9 +97,9 @@ def _scan_file(source: str, function: str, folder: str, name: str, seen: tuple[s
     try:
         tree = ast.parse(source)
         scan = _Scan(tree, name)
+        roots = scan.reachable(function) if function else None
     except (SyntaxError, ValueError, RecursionError, MemoryError):  # it will not import either: that costs it
         return ()
-    roots = scan.reachable(function) if function else None
     found = [finding for where, finding in scan.findings if roots is None or where is None or where in roots]
     for module in sorted(scan.local_imports):  # the local modules it imports run too: all of their code
         for candidate in (Path(folder) / f"{module}.py", Path(folder) / module / "__init__.py"):
@@ -242,9 +242,9 @@ class _Scan:
                 return False
 
     def reachable(self, function: str) -> set[str]:
-        """Top-level definitions `function` ("f", "Cls" or "Cls.method") can run, by the names it uses."""
-        start = function.split(".")[0]
-        todo, seen = [start], set()
+        """Top-level definitions `function` ("f", "Cls" or "Cls.method") can run, by the names it uses; what
+        module-level code uses runs for every exercise."""
+        todo, seen = [function.split(".")[0], *self.refs.get(None, ())], set()
         while todo:
             name = todo.pop()
             if name in seen:
@@ -253,10 +253,7 @@ class _Scan:
             for ref in self.refs.get(name, ()):
                 todo += [ref] if ref in self.top else []
                 todo += list(self.methods.get(ref, ()))
-        for ref in self.refs.get(None, ()):  # what module-level code uses runs for every exercise
-            if ref in self.top and ref not in seen:
-                seen |= self.reachable(ref)
-        return seen
+        return seen & set(self.top) | {function.split(".")[0]}
 
     def _flag(self, where, node: ast.AST, what: str, why: str) -> None:
         self.findings.append((where, f"line {getattr(node, 'lineno', '?')}: {_short(what)} ({why})"))

@@ -542,6 +542,29 @@ def test_prose_and_own_names_are_not_flagged(tmp_path):
     assert autograd_in_source(path, "l2_of_matvec") == []
 
 
+def test_module_level_code_runs_for_every_exercise(tmp_path):
+    path = tmp_path / "backprop_ninja.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+
+        def cheat(h, dh):
+            return torch.ops.aten.tanh_backward(dh, h)
+
+        def other(h, dh):
+            return cheat(h, dh)
+
+        HELPERS = {"cheat": cheat, "other": other}  # module level refers to both, and they to each other
+
+        def tanh_backward(h, dh):
+            return HELPERS["other"](h, dh)
+
+        def embedding_backward(Xb, demb, num_embeddings):
+            return torch.zeros(num_embeddings, demb.shape[-1]).index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))
+    '''))
+    assert any("tanh_backward" in f for f in autograd_in_source(path, "tanh_backward"))
+    assert any("tanh_backward" in f for f in autograd_in_source(path, "embedding_backward"))
+
+
 def test_the_scan_never_crashes_on_odd_source(tmp_path):
     path = tmp_path / "backprop_ninja.py"
     for source in ("def tanh_backward(:\n", "\x00\xff", "x = " + " + ".join(['"a"'] * 5000) + "\n",
