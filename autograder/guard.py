@@ -13,10 +13,11 @@ The autograd guard has layers, because any one of them can be bypassed from insi
    recorded (a tensor saved for backward) and any backward pass over one (the engine, or `grad_fn`
    called by hand), however grad mode was switched on. Both cost nothing when autograd is not used
    (a `TorchDispatchMode` seeing every op cost ~12 us per op: +40% on backprop ninja);
-3. an audit hook (which Python cannot remove) that refuses new processes and programs (a new interpreter has no guard at all), native code through `ctypes`,
-   `gc`'s object walks (the way to the originals the tripwires replaced) and `/proc/*/mem`; threads
-   (a new thread starts with grad mode on and no hooks) are refused by tripwires on `threading` and
-   `_thread`;
+3. an audit hook (which Python cannot remove) that refuses new processes and programs (a new
+   interpreter has no guard at all), native code through `ctypes` or a compiled extension from outside
+   the Python installation, `gc`'s object walks (the way to the originals the tripwires replaced) and
+   `/proc/*/mem`; threads (a new thread starts with grad mode on and no hooks) are refused by tripwires
+   on `threading` and `_thread`;
 4. after each case, `after_case()` checks that the guards are intact (grad mode and forward AD off,
    the saved-tensor hooks ours, every tripwire in place, no extra thread) and restores them.
 What is found is appended to `_autograd_calls` (a route per entry, e.g. "torch.ops.aten.tanh_backward
@@ -211,7 +212,8 @@ def trip_autograd() -> None:
 
     autograd_c._push_saved_tensors_default_hooks(packed, unpacked)
     hooks_top = functools.partial(autograd_c._top_saved_tensors_default_hooks, True)
-    for name in ("_pop_saved_tensors_default_hooks", "_push_saved_tensors_default_hooks", "_saved_tensors_hooks_disable"):
+    for name in ("_pop_saved_tensors_default_hooks", "_push_saved_tensors_default_hooks",
+                 "_saved_tensors_hooks_disable"):
         wire(autograd_c, name, f"torch._C._autograd.{name} (the guard switched off)")
     for name in ("saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks"):
         wire(graph, name, f"torch.autograd.graph.{name} (the guard switched off)")

@@ -24,38 +24,27 @@ from pathlib import Path
 
 # Attribute or imported names that reach autograd whatever they are called on.
 AUTOGRAD_NAMES = {
-    "autograd": "autograd", "functorch": "functorch", "grad_fn": "an autograd graph node",
-    "next_functions": "autograd graph nodes", "_execution_engine": "the autograd engine",
-    "_ImperativeEngine": "the autograd engine", "_EngineBase": "the autograd engine",
-    "run_backward": "the autograd engine", "_engine_run_backward": "the autograd engine",
+    "autograd": "autograd", "functorch": "functorch", "_functorch": "torch.func", "grad_and_value": "torch.func",
+    "grad_fn": "an autograd graph node", "next_functions": "autograd graph nodes",
     "enable_grad": "grad mode switched on", "register_hook": "autograd hooks",
-    "forward_ad": "forward-mode autograd", "make_dual": "forward-mode autograd",
-    "unpack_dual": "forward-mode autograd", "dual_level": "forward-mode autograd", "_fw_grad": "forward-mode autograd",
-    "_make_dual": "forward-mode autograd", "_set_fwd_grad_enabled": "forward-mode autograd",
     "vjp": "autograd (vjp)", "jvp": "autograd (jvp)", "jacrev": "autograd (jacrev)", "jacfwd": "autograd (jacfwd)",
-    "jacobian": "autograd (jacobian)", "hessian": "autograd (hessian)", "grad_and_value": "torch.func",
-    "_functorch": "torch.func",
-    # the grader's dispatch mode switched off
-    "_pop_torch_dispatch_stack": "the grader's guard switched off", "_unset_dispatch_mode": "the grader's guard switched off",
-    "_set_dispatch_mode": "the grader's guard switched off", "_DisableTorchDispatch": "the grader's guard switched off",
-    "_ExcludeDispatchKeyGuard": "the grader's guard switched off", "_DisablePythonDispatcher": "the grader's guard switched off",
-    "_python_dispatch": "the grader's guard switched off", "_pop_mode": "the grader's guard switched off",
-    "_disable_current_modes": "the grader's guard switched off", "_push_on_torch_dispatch_stack": "the grader's guard switched off",
-    "_get_dispatch_stack_at": "the grader's guard switched off",
-    "saved_tensors_hooks": "the grader's guard switched off", "disable_saved_tensors_hooks": "the grader's guard switched off",
-    "_saved_tensors_hooks_disable": "the grader's guard switched off", "save_on_cpu": "the grader's guard switched off",
-    "_pop_saved_tensors_default_hooks": "the grader's guard switched off",
-    "_push_saved_tensors_default_hooks": "the grader's guard switched off", "_destroy": "the grader's guard switched off",
-    "_registration_handles": "the grader's guard switched off", "_kernels": "the grader's guard tampered with",
-    "__closure__": "the grader's guard tampered with", "cell_contents": "the grader's guard tampered with",
-    # the guard's own state
-    "_autograd_calls": "the grader's guard tampered with", "after_case": "the grader's guard tampered with",
-    "trip_autograd": "the grader's guard tampered with", "guard": "the grader's guard tampered with",
-    "_sticky": "the grader's guard tampered with",
+    "jacobian": "autograd (jacobian)", "hessian": "autograd (hessian)",
+    **dict.fromkeys(("_execution_engine", "_ImperativeEngine", "_EngineBase", "run_backward", "_engine_run_backward"),
+                    "the autograd engine"),
+    **dict.fromkeys(("forward_ad", "make_dual", "unpack_dual", "dual_level", "_fw_grad", "_make_dual",
+                     "_set_fwd_grad_enabled"), "forward-mode autograd"),
+    **dict.fromkeys(("_pop_torch_dispatch_stack", "_unset_dispatch_mode", "_set_dispatch_mode", "_DisableTorchDispatch",
+                     "_ExcludeDispatchKeyGuard", "_DisablePythonDispatcher", "_python_dispatch", "_pop_mode",
+                     "_disable_current_modes", "_push_on_torch_dispatch_stack", "_get_dispatch_stack_at",
+                     "saved_tensors_hooks", "disable_saved_tensors_hooks", "_saved_tensors_hooks_disable",
+                     "save_on_cpu", "_pop_saved_tensors_default_hooks", "_push_saved_tensors_default_hooks", "_destroy",
+                     "_registration_handles"), "the grader's guard switched off"),
+    **dict.fromkeys(("_autograd_calls", "after_case", "trip_autograd", "guard", "_sticky", "_kernels", "__closure__",
+                     "cell_contents"), "the grader's guard tampered with"),
     # what the guard refuses at run time: threads, processes, native code, gc walks
-    "start_new_thread": "a thread", "start_joinable_thread": "a thread", "get_objects": "gc object walks",
-    "get_referrers": "gc object walks", "get_referents": "gc object walks", "fork": "a new process",
-    "forkpty": "a new process", "posix_spawn": "a new process", "posix_spawnp": "a new process",
+    "start_new_thread": "a thread", "start_joinable_thread": "a thread",
+    **dict.fromkeys(("get_objects", "get_referrers", "get_referents"), "gc object walks"),
+    **dict.fromkeys(("fork", "forkpty", "posix_spawn", "posix_spawnp"), "a new process"),
 }
 # Names that are autograd only on torch (`torch.func`, `torch.set_grad_enabled(x)` unless x is False...).
 TORCH_ONLY = {"func": "torch.func", "grad": "autograd (grad)", "library": "torch.library (kernels replaced)"}
@@ -151,7 +140,8 @@ def _fold_node(node: ast.AST, consts: dict) -> str | None:
         if isinstance(func, ast.Attribute) and func.attr == "join" and len(node.args) == 1:
             sep = _fold(func.value, consts)
             items = node.args[0]
-            if isinstance(items, ast.Call) and getattr(items.func, "id", "") in ("reversed", "list", "tuple") and items.args:
+            if isinstance(items, ast.Call) and getattr(items.func, "id", "") in ("reversed", "list", "tuple") \
+                    and items.args:
                 inner = _fold(items.args[0], consts)
                 if sep is not None and inner is not None:
                     return sep.join(reversed(inner) if items.func.id == "reversed" else inner)
@@ -327,7 +317,7 @@ class _Scan:
                 if text is not None and _is_namespace(node.value):
                     self._check_string(where, node, text, dynamic=True)
                     refs.update(_IDENT.findall(text))
-            if isinstance(node, (ast.Constant, ast.BinOp, ast.JoinedStr, ast.Call)) and not _is_docstring(node, root):
+            if isinstance(node, (ast.Constant, ast.BinOp, ast.JoinedStr, ast.Call)) and not _is_docstring(node):
                 text = _fold(node, self.consts)
                 if text is not None:
                     refs.update(_IDENT.findall(text))  # a name in a string may be looked up by it
@@ -382,7 +372,7 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
         isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == "__main__"
 
 
-def _is_docstring(node: ast.AST, root: ast.AST) -> bool:  # marked by _string_constants
+def _is_docstring(node: ast.AST) -> bool:  # marked by _string_constants
     return isinstance(node, ast.Constant) and isinstance(node.value, str) and \
         getattr(node, "_statement", False)
 

@@ -341,7 +341,8 @@ def test_guard_tampering_is_caught(runner, tmp_path, monkeypatch):
     sub = submission(tmp_path, "backprop_ninja", "tanh_backward", """
         def tanh_backward(h, dh):
             cells = torch._C._set_grad_enabled.__closure__
-            switch = next(c.cell_contents for c in cells if type(c.cell_contents).__name__ == "builtin_function_or_method")
+            switch = next(c.cell_contents for c in cells
+                          if type(c.cell_contents).__name__ == "builtin_function_or_method")
             x = torch.atanh(h).requires_grad_()
             switch(True)
             try:
@@ -405,7 +406,8 @@ LECTURE_IDIOMS = {
                 dhpreact = (1.0 - h**2) * dh
                 dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
                 dbnbias = dhpreact.sum(0, keepdim=True)
-                dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+                dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0)
+                                                    - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
                 dembcat, dW1, db1 = linear_backward(embcat, W1, dhprebn)
                 demb = dembcat.view(emb.shape)
                 dC = torch.zeros_like(C)
@@ -452,7 +454,8 @@ def test_reference_keeps_full_marks_on_public_and_hidden_cases(runner, assignmen
     result = pipeline.grade(ROOT / "reference", exercises(assignment), hidden=True, runner=runner,
                             seeds=Seeds.for_credit())
     for ex in result.exercises:  # approx: points are rounded per check today (graphs.MaxGate 0.999999/1)
-        assert ex.score == pytest.approx(ex.max_score, abs=1e-5), (ex.id, [(c.name, c.verdict, c.mistake, c.message) for c in ex.checks])
+        assert ex.score == pytest.approx(ex.max_score, abs=1e-5), \
+            (ex.id, [(c.name, c.verdict, c.mistake, c.message) for c in ex.checks])
 
 
 def test_a_compiled_extension_in_the_submission_is_refused(runner, tmp_path):
