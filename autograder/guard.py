@@ -129,7 +129,11 @@ def _grad_mode_route(frame) -> str:
 
 def trip_autograd() -> None:
     """Install the autograd guard for the rest of this process (see the module's docstring)."""
-    import torch
+    try:
+        import torch
+    except ImportError:  # no torch, no torch autograd: the libraries that differentiate are still refused
+        block_imports((), "", AUTODIFF_LIBRARIES)
+        return
     import torch.autograd.forward_ad
     import torch.autograd.functional
     import torch.func
