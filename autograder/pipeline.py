@@ -136,6 +136,8 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
                                 time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
                                 blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
                                 forbid_autograd=exercise.forbid_autograd)
+    # Autograd found in any case (the worker's guard) or in the source (the static scan) costs the exercise.
+    autograd_routes = static + sorted({call for run in runs for call in run.autograd_calls})
     for (case, truth), run in zip(prepared, runs):
         if run.output and not case.hidden:
             output_parts.append(run.output)
@@ -152,11 +154,11 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
             comparisons = _failed_run(run, case, truth)
             message = message or _run_message(run, case)
             where = where or run.where
-        if static:
+        if autograd_routes:
             for comparison in comparisons:
                 comparison.verdict, comparison.local_verdict = ERROR, None
                 comparison.mistake = "autograd_used"
-                comparison.message = f"uses autograd ({'; '.join(static[:3])}): compute the gradients by hand"
+                comparison.message = f"uses autograd ({'; '.join(autograd_routes[:3])}): compute the gradients by hand"
         for comparison in comparisons:
             per_check.setdefault(comparison.name, []).append((case, comparison))
     # Exact shares of the exercise's points (a third is 1/3, and three of them add up to 1).

@@ -25,7 +25,7 @@ import time
 import traceback
 
 from . import wire
-from .guard import AutogradUsed, BlockedImport, _autograd_calls, block_imports, trip_autograd
+from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, block_imports, prepare, trip_autograd
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of a child's stdout/stderr kept for the report
 
@@ -114,7 +114,7 @@ def _child(request: dict, result_fd: int, output_fd: int) -> None:
         sys.setrecursionlimit(int(request.get("recursion_limit", 1000) or 1000))
         inputs = [wire.decode(c) for c in cases]
         blocked = request.get("blocked_imports") or []
-        if request.get("forbid_autograd"):
+        if request.get("forbid_autograd") or "torch" in blocked:  # torch is in memory even where it is refused
             trip_autograd()
         if blocked:
             block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
@@ -139,7 +139,7 @@ def _child(request: dict, result_fd: int, output_fd: int) -> None:
             if os.getpid() != me:  # a copy the student's code forked: it is no case runner
                 os._exit(0)
             reply["seconds"] = time.perf_counter() - start
-            if _autograd_calls:
+            if after_case():  # the guards intact, and what was found at import
                 reply["autograd_calls"] = sorted(set(_autograd_calls))
             try:
                 sys.stdout.flush()
@@ -358,6 +358,7 @@ def serve() -> None:
     for name in os.environ.get("AUTOGRADER_PRELOAD", "").split(","):
         if name:
             importlib.import_module(name)
+    prepare()  # PyTorch's backward kernels refuse in every child (~25 ms, once here rather than per fork)
     _collapse_to_huge_pages()
     wire.send(proto_out, {"status": "ready", "pid": os.getpid()})
     while True:

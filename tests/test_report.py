@@ -87,7 +87,7 @@ def test_every_student_text_is_escaped():
     """Messages, hints, printed output, names, the submission path: nothing from them is markup."""
     evil = "<img src=x onerror=alert(1)>"
     check = CheckResult(name=evil, verdict="wrong", local_verdict=None, maxdiff=1.0, shape=[2], expected_shape=[3],
-                        mistake=evil, message=evil, hint=evil, points=0.0, max_points=1.0)
+                        mistake=evil, message=evil, hint=evil, max_points=1.0)
     exercise = ExerciseResult(id="backprop_ninja.train", title=evil, score=0, max_score=1, checks=[check],
                               first_wrong_step=evil, message=evil, output=evil)
     result = GradeResult(submission=evil, score=0, max_score=1, exercises=[exercise], hidden=False, sandbox=evil,
