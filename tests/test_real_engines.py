@@ -174,7 +174,7 @@ ids = sys.argv[2].split(",")
 with Runner() as runner:
     runner.start()
     result = grade(sys.argv[1], [e for e in micrograd.EXERCISES if e.id in ids], hidden=False, runner=runner)
-print(json.dumps([result.score] + [[ex.id, c.name, c.verdict, c.local_verdict, c.points, c.maxdiff, c.message]
+print(json.dumps([str(result.score)] + [[ex.id, c.name, c.verdict, c.local_verdict, str(c.points), c.maxdiff, c.message]
                                     for ex in result.exercises for c in ex.checks]))
 """
 
