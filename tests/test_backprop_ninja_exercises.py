@@ -62,7 +62,7 @@ def manual_backward(c):
     dW1 = c.embcat.T @ dhprebn
     db1 = dhprebn.sum(0)
     demb = dembcat.view(c.emb.shape)
-    dC = EMBEDDING(c.Xb, demb, c.C.shape[0])
+    dC = EMBEDDING(c.Xb, demb, c.C)
     return dict(logprobs=dlogprobs, probs=dprobs, counts_sum_inv=dcounts_sum_inv, counts_sum=dcounts_sum,
                 counts=dcounts, norm_logits=dnorm_logits, logit_maxes=dlogit_maxes, logits=dlogits, h=dh, W2=dW2,
                 b2=db2, hpreact=dhpreact, bngain=dbngain, bnbias=dbnbias, bnraw=dbnraw, bnvar_inv=dbnvar_inv,
@@ -72,26 +72,26 @@ def manual_backward(c):
 
 EMBEDDINGS = {
     "loop": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            dC = torch.zeros(C.shape)  # float32 as in the lecture, also on the float64 cases
             for i in range(Xb.shape[0]):
                 for j in range(Xb.shape[1]):
                     dC[Xb[i, j]] += demb[i, j]
             return dC
         ''',
     "onehot_matmul": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            onehot = torch.nn.functional.one_hot(Xb.view(-1), num_classes=num_embeddings).to(demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            onehot = torch.nn.functional.one_hot(Xb.view(-1), num_classes=C.shape[0]).to(demb.dtype)
             return onehot.T @ demb.view(-1, demb.shape[-1])
         ''',
     "einsum": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            onehot = torch.nn.functional.one_hot(Xb, num_embeddings).to(demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            onehot = torch.nn.functional.one_hot(Xb, C.shape[0]).to(demb.dtype)
             return torch.einsum("nbk,nbd->kd", onehot, demb)
         ''',
     "index_put_accumulate": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            dC = torch.zeros_like(C)
             return dC.index_put_((Xb.reshape(-1),), demb.reshape(-1, demb.shape[-1]), accumulate=True)
         ''',
 }
@@ -107,8 +107,8 @@ OTHER_VARIANTS = [
         return bngain * bnvar_inv * (dhpreact - dhpreact.mean(0, keepdim=True)
                                      - bnraw * (dhpreact * bnraw).sum(0, keepdim=True) / (n - 1))
 
-    def tanh_backward(h, dh):
-        return (1 - h) * (1 + h) * dh
+    def tanh_backward(h, dh, hpreact):
+        return (1 - torch.tanh(hpreact)**2) * dh
     ''',
     '''
     def cross_entropy_backward(logits, Yb):
@@ -128,7 +128,7 @@ OTHER_VARIANTS = [
         dbndiff = bnvar_inv * dbnraw + 2 * bndiff * dbnvar / (n - 1)
         return dbndiff - dbndiff.mean(0, keepdim=True)
 
-    def tanh_backward(h, dh):
+    def tanh_backward(h, dh, hpreact=None):
         return dh - h * h * dh
     ''',
 ]

@@ -25,14 +25,14 @@ public-1, up to 12%; Bessel at n=57, 1.8%), far above float32's 1e-4; the tests 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache, wraps
+from functools import lru_cache, partial, wraps
 from types import SimpleNamespace
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from ...compare import EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
+from ...compare import ERROR, EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
 from ...diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
 from ...exercise import Case, Exercise, Mistake, Seeds
 from ...truth import backward, vjp
@@ -297,11 +297,71 @@ def local_expectation(fwd: Forward, name: str, outputs: dict) -> Local | None:
     return Local(expected, branches, scale)
 
 
+def uninformative(fwd: Forward, name: str, local: Local, outputs: dict) -> str:
+    """Why a step that equals the right step applied to the student's own upstream earns no local credit
+    ('' where it does). The local check is informative only where it would also have failed the wrong
+    steps: with a zero, constant or copied upstream, or where the right step gives ~0, a sign flip, a
+    factor or a zero answer would pass it as well (returning zeros for every tensor would be 25/26)."""
+    if close(torch.zeros_like(local.expected), local.expected, scale=local.scale):
+        return "the right step applied to your upstream gives ~0 here, which cannot tell a right step from a wrong one"
+    for step in CONSUMERS[name]:
+        if step.out == "loss":
+            continue
+        up = _usable(outputs.get(step.out), fwd.values[step.out])
+        if up is None:
+            continue
+        flat = up.flatten()
+        if flat.numel() > 1 and bool((flat == flat[0]).all()):
+            return f"your upstream d{step.out} is constant ({float(flat[0]):.3g} everywhere)"
+        # A copy of the tensor itself (`dX = X`). Not of other tensors: some gradients are legitimately
+        # proportional to a forward value (dcounts_sum = counts_sum_inv / n).
+        if close(up, fwd.values[step.out]):
+            return f"your upstream d{step.out} is a copy of {step.out} itself, not its gradient"
+    return ""
+
+
+def local_verdict(fwd: Forward, name: str, got, outputs: dict) -> tuple[Comparison | None, str]:
+    """The step judged on the student's own upstream: (comparison or None, why no credit where none)."""
+    local = local_expectation(fwd, name, outputs)
+    if local is None:
+        return None, ""
+    lc = compare(name, got, local.expected, scale=local.scale)
+    if lc.passed:
+        why = uninformative(fwd, name, local, outputs)
+        if why:
+            return None, why
+    return lc, ""
+
+
+def not_reached(case: Case, raised: dict, outputs: dict) -> tuple[set, str, str]:
+    """From the driver's record of an exception: the names not reached, the message for the first of them
+    (the exception, once, at its line) and for the rest."""
+    assigned = set(raised.get("assigned") or ())
+    missing = {name for name in GRADIENT_NAMES if ("d" + name) not in assigned and outputs.get(name) is None}
+    error = str(raised.get("error", "an exception"))
+    if case.hidden:  # the student's message could print hidden inputs
+        error = error.split(":", 1)[0]
+    line = raised.get("line")
+    at = f" at line {line}" if line else ""
+    code = str(raised.get("code") or "")
+    first = f"raised {error}{at}" + (f": `{code}`" if code and not case.hidden else "")
+    return missing, first, f"not reached: {error.split(':', 1)[0]}{at}"
+
+
 def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     fwd: Forward = case.info["forward"]
+    raised = outputs.get("raised") if isinstance(outputs.get("raised"), dict) else None
+    missing, first_message, rest_message = not_reached(case, raised, outputs) if raised else (set(), "", "")
+    shown = False
     comparisons = []
     for name in GRADIENT_NAMES:
         got = outputs.get(name)
+        if name in missing:
+            c = Comparison(name, ERROR, expected_shape=tuple(truth[name].shape),
+                           message=rest_message if shown else first_message, mistake="exception")
+            shown = True
+            comparisons.append(c)
+            continue
         c = compare(name, got, truth[name], scale=global_scale(fwd, name))
         if c.mistake == "nan" and name == "bnvar" and not bool((fwd.values["bnvar"] > 0).all()):
             c.hint = ("inf where a unit's batch variance is 0 (identical rows in the batch): that is what the "
@@ -309,11 +369,12 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
         if c.passed:
             c.local_verdict = c.verdict
         elif c.verdict != NOT_IMPLEMENTED:
-            local = local_expectation(fwd, name, outputs)
-            if local is not None:
-                lc = compare(name, got, local.expected, scale=local.scale)
+            lc, why = local_verdict(fwd, name, got, outputs)
+            if lc is not None:
                 c.local_verdict = lc.verdict
                 c.details["local_maxdiff"] = lc.maxdiff
+            elif why:
+                c.details["no_local_credit"] = why
         comparisons.append(c)
     return comparisons
 
@@ -385,8 +446,12 @@ def _sizes(case) -> dict:
 
 
 def _upstream_right(got, exp, case=None, name=None, context=None, **_):
-    local = _local_of(case, name, context)
-    return local is not None and close(got, local.expected, scale=local.scale)
+    """The same judgement as the local verdict column (informative upstream included)."""
+    fwd = (case.info or {}).get("forward") if case is not None else None
+    if fwd is None or name not in CONSUMERS:
+        return False
+    lc, _why = local_verdict(fwd, name, got, (context or {}).get("outputs") or {})
+    return lc is not None and lc.passed
 
 
 def _bessel_factor(got, exp, case=None, **_):
@@ -474,6 +539,58 @@ def _scale_named(got, exp, case=None, **_):
     return f"off by a factor of {name_factor(c, _sizes(case))}"
 
 
+# Reductions of exercise 1: the tensor's gradient is `pre` summed over `axis` (what broadcasting spread).
+REDUCTIONS = {
+    "b2": (("logits",), lambda V, U: U["logits"], 0),
+    "b1": (("hprebn",), lambda V, U: U["hprebn"], 0),
+    "bnbias": (("hpreact",), lambda V, U: U["hpreact"], 0),
+    "bngain": (("hpreact",), lambda V, U: V["bnraw"] * U["hpreact"], 0),
+    "bnvar_inv": (("bnraw",), lambda V, U: V["bndiff"] * U["bnraw"], 0),
+    "bnmeani": (("bndiff",), lambda V, U: -U["bndiff"], 0),
+    "counts_sum_inv": (("probs",), lambda V, U: V["counts"] * U["probs"], 1),
+    "logit_maxes": (("norm_logits",), lambda V, U: -U["norm_logits"], 1),
+}
+
+
+def _wrong_axis(got, exp, case=None, name=None, context=None, **_):
+    """`db2 = dlogits.sum(1)`: summed over the other dimension than the one the tensor was broadcast along."""
+    if name not in REDUCTIONS:
+        return False
+    g = as_tensor(got)
+    fwd: Forward = case.info["forward"]
+    ups, pre, axis = REDUCTIONS[name]
+    outs = (context or {}).get("outputs") or {}
+    U = {}
+    for up in ups:
+        u = _usable(outs.get(up), fwd.values[up])
+        U[up] = fwd.grads[up] if u is None else u
+    wrong = pre(fwd.values, U).sum(1 - axis)
+    if g is None or g.numel() != wrong.numel() or not close(g.reshape(-1), wrong.reshape(-1)):
+        return False
+    return f"sum over dimension {axis} (the one {name} was broadcast along), not {1 - axis}"
+
+
+def _chain_dropped(got, exp, case=None, name=None, context=None, **_):
+    """`dprobs = 1/probs`: the local derivative without the upstream gradient."""
+    fwd: Forward = case.info["forward"]
+    V = fwd.values
+    local_only = {"probs": (1.0 / V["probs"], "dlogprobs"), "norm_logits": (V["counts"], "dcounts"),
+                  "hpreact": (1 - V["h"] ** 2, "dh"), "bnraw": (V["bngain"].expand_as(V["bnraw"]), "dhpreact"),
+                  "counts_sum": (-V["counts_sum"] ** -2, "dcounts_sum_inv")}
+    if name not in local_only:
+        return False
+    value, upstream = local_only[name]
+    return close(got, value) and f"multiply the local derivative by the upstream gradient {upstream}"
+
+
+def _bnraw_without_gain(got, exp, case=None, name=None, context=None, **_):
+    """`dbnraw = dhpreact`: hpreact = bngain * bnraw + bnbias, so bngain multiplies the gradient."""
+    fwd: Forward = case.info["forward"]
+    up = _usable(((context or {}).get("outputs") or {}).get("hpreact"), fwd.values["hpreact"])
+    up = fwd.grads["hpreact"] if up is None else up
+    return close(got, up) and not close(got, exp)
+
+
 SHAPE_HINT = "the gradient must have exactly the shape of its tensor"
 MISTAKES_1 = (
     Mistake("upstream", "this step is right: it was fed a wrong upstream gradient; fix the first wrong step",
@@ -490,6 +607,11 @@ MISTAKES_1 = (
             checks=("logprobs", "logits")),
     Mistake("tanh_derivative", "d tanh(x)/dx = 1 - tanh(x)**2 = 1 - h**2, times the upstream dh",
             local_aware(_tanh_step), checks=("hpreact",)),
+    Mistake("chain_rule", "the chain rule: a gradient is the local derivative times the upstream gradient",
+            _chain_dropped, checks=("probs", "norm_logits", "hpreact", "bnraw", "counts_sum")),
+    Mistake("bngain_missing", "hpreact = bngain * bnraw + bnbias: dbnraw = bngain * dhpreact (bngain is missing)",
+            _bnraw_without_gain, checks=("bnraw",)),
+    Mistake("wrong_axis", "summed over the wrong dimension", _wrong_axis, checks=tuple(REDUCTIONS)),
     Mistake("keepdim", "right numbers, but a size-1 dimension is missing or extra: a gradient has exactly its "
             "tensor's shape (`keepdim=True` in the sum for a (1,64) tensor, none for a (64,) one)",
             local_aware(_keepdim)),
@@ -534,7 +656,7 @@ def model_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
 
 # -- exercise 2: cross entropy ----------------------------------------------------------------------------
 
-def ce_cases(seeds: Seeds) -> list[Case]:
+def ce_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     def case(case_id, hidden, logits, Yb, label):
         return Case(case_id, hidden, {"logits": logits, "Yb": Yb}, info={"n": int(Yb.shape[0]), "Yb": Yb},
                     label=label)
@@ -544,7 +666,7 @@ def ce_cases(seeds: Seeds) -> list[Case]:
     g = torch.Generator().manual_seed(3)
     out.append(case("public-1", False, torch.randn(7, VOCAB_SIZE, generator=g) * 40,
                     torch.randint(0, VOCAB_SIZE, (7,), generator=g), "float32, batch 7, large logits"))
-    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.cross_entropy_backward", 3)):
+    for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 3)):
         n, spread = ((57, 3.0), (2, 2.0), (32, 400.0))[i]  # 400: exp overflows float64 too without the max
         g = torch.Generator().manual_seed(seed)
         out.append(case(f"hidden-{i}", True, torch.randn(n, VOCAB_SIZE, generator=g, dtype=torch.float64) * spread,
@@ -588,7 +710,7 @@ MISTAKES_2 = (
 
 # -- exercise 3: batchnorm ----------------------------------------------------------------------------------
 
-def bn_cases(seeds: Seeds) -> list[Case]:
+def bn_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     def case(case_id, hidden, seed, n, width, dtype, label):
         g = torch.Generator().manual_seed(seed)
         hprebn = torch.randn(n, width, generator=g, dtype=dtype) * 1.5 + torch.randn(1, width, generator=g, dtype=dtype)
@@ -600,7 +722,7 @@ def bn_cases(seeds: Seeds) -> list[Case]:
                     info={"n": n, "hprebn": hprebn}, label=label)
     out = [case("public-0", False, 0, BATCH_SIZE, N_HIDDEN, torch.float32, "float32, batch 32"),
            case("public-1", False, 1, 7, N_HIDDEN, torch.float32, "float32, batch 7")]
-    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.batchnorm_backward", 3)):
+    for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 3)):
         n, width = ((57, 64), (2, 17), (32, 100))[i]
         out.append(case(f"hidden-{i}", True, seed, n, width, torch.float64, f"float64, batch {n}, {width} units"))
     return out
@@ -661,15 +783,15 @@ MISTAKES_3 = (
 
 # -- exercise 4: tanh, embedding, the whole step, training --------------------------------------------------
 
-def tanh_cases(seeds: Seeds) -> list[Case]:
+def tanh_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     def case(case_id, hidden, seed, n, width, dtype, label):
         g = torch.Generator().manual_seed(seed)
         hpreact = torch.randn(n, width, generator=g, dtype=dtype) * 2
         hpreact[0, :4] = torch.tensor([12.0, -12.0, 30.0, 0.0], dtype=dtype)  # saturated and zero units
-        return Case(case_id, hidden, {"h": torch.tanh(hpreact), "dh": torch.randn(n, width, generator=g, dtype=dtype)},
-                    info={"hpreact": hpreact}, label=label)
+        return Case(case_id, hidden, {"h": torch.tanh(hpreact), "dh": torch.randn(n, width, generator=g, dtype=dtype),
+                                      "hpreact": hpreact}, info={"hpreact": hpreact}, label=label)
     out = [case("public-0", False, 0, BATCH_SIZE, N_HIDDEN, torch.float32, "float32, batch 32")]
-    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.tanh_backward", 2)):
+    for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 2)):
         n, width = ((57, 64), (7, 100))[i]
         out.append(case(f"hidden-{i}", True, seed, n, width, torch.float64, f"float64, batch {n}"))
     return out
@@ -702,16 +824,19 @@ MISTAKES_TANH = (
 )
 
 
-def emb_cases(seeds: Seeds) -> list[Case]:
+def emb_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     def case(case_id, hidden, seed, n, num, d, dtype, lacks_last, label):
         Xb, _ = names_batch(seed, n, lacks_last)
         if num != VOCAB_SIZE:
             Xb = torch.randint(0, num - (1 if lacks_last else 0), Xb.shape, generator=torch.Generator().manual_seed(seed))
         demb = torch.randn(n, Xb.shape[1], d, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype)
-        return Case(case_id, hidden, {"Xb": Xb, "demb": demb, "num_embeddings": num}, info={"Xb": Xb}, label=label)
+        # C is given for `torch.zeros_like(C)` (the lecture's line): its values do not enter the gradient.
+        C = torch.randn(num, d, generator=torch.Generator().manual_seed(seed + 2), dtype=dtype)
+        return Case(case_id, hidden, {"Xb": Xb, "demb": demb, "num_embeddings": num, "C": C}, info={"Xb": Xb},
+                    label=label)
     out = [case("public-0", False, 42, BATCH_SIZE, VOCAB_SIZE, N_EMBD, torch.float32, True,
                 "float32, batch 32, no 'z' in the batch")]
-    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.embedding_backward", 3)):
+    for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 3)):
         n, num, d, lacks = ((57, 27, 10, False), (7, 27, 6, True), (32, 40, 16, True))[i]
         out.append(case(f"hidden-{i}", True, seed, n, num, d, torch.float64, lacks, f"float64, batch {n}"))
     return out
@@ -737,9 +862,9 @@ MISTAKES_EMB = (
 STEP_ORDER = ("loss", "W2", "b2", "bngain", "bnbias", "W1", "b1", "C")
 
 
-def fb_cases(seeds: Seeds) -> list[Case]:
+def fb_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     out = []
-    for case in model_cases(seeds, "backprop_ninja.forward_backward"):
+    for case in model_cases(seeds, exercise_id):
         fwd: Forward = case.info["forward"]
         params = {name: fwd.values[name].clone() for name in PARAMETER_NAMES}
         out.append(Case(case.id, case.hidden, {"params": params, "Xb": fwd.k.Xb, "Yb": fwd.k.Yb}, info=case.info,
@@ -789,12 +914,12 @@ MISTAKES_FB = (
 TRAIN_STEPS, TRAIN_LR = 40, 0.1
 
 
-def train_cases(seeds: Seeds) -> list[Case]:
+def train_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     X, Y = _examples()
     out = [Case("public-0", False, {"params": init_params(LECTURE_SEED), "X": X[:4000], "Y": Y[:4000],
                                     "steps": TRAIN_STEPS, "lr": TRAIN_LR, "batch_size": BATCH_SIZE, "seed": 0},
                 label=f"float32, {TRAIN_STEPS} steps of SGD, lr {TRAIN_LR}")]
-    for i, seed in enumerate(seeds.hidden_seeds("backprop_ninja.train", 1)):
+    for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 1)):
         params = init_params(seed, dtype=torch.float64)
         out.append(Case(f"hidden-{i}", True, {"params": params, "X": X[4000:8000], "Y": Y[4000:8000],
                                               "steps": TRAIN_STEPS, "lr": TRAIN_LR, "batch_size": 20, "seed": seed},
@@ -841,16 +966,20 @@ def judge_train(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
 # -- the exercises ---------------------------------------------------------------------------------------
 
 def _ex(entry, points, cases, driver, truth, title, **kw) -> Exercise:
+    """An exercise of this assignment. Its id is written here once: the case builder gets it from here
+    (`cases(seeds, exercise_id)`), so the hidden seeds follow the id and cannot drift from it."""
+    exercise_id = f"{MODULE}.{entry}"
     if "judge" in kw:
         kw["judge"] = single_threaded(kw["judge"])
     kw["mistakes"] = tuple(Mistake(m.id, m.hint, single_threaded(m.matches), m.checks) for m in kw.get("mistakes", ()))
-    return Exercise(id=f"{MODULE}.{entry}", module=MODULE, entry=entry, points=points, cases=single_threaded(cases),
+    return Exercise(id=exercise_id, module=MODULE, entry=entry, points=points,
+                    cases=single_threaded(partial(cases, exercise_id=exercise_id)),
                     driver=f"{__name__}.student_side:{driver}", truth=single_threaded(truth), title=title, forbid_autograd=True,
                     time_limit=kw.pop("time_limit", 20.0), **kw)
 
 
 EXERCISES = [
-    _ex("manual_backward", 26.0, lambda s: model_cases(s, "backprop_ninja.manual_backward"), "drive_manual_backward",
+    _ex("manual_backward", 26.0, model_cases, "drive_manual_backward",
         lambda case: dict(case.info["forward"].grads), "exercise 1: backprop through every step",
         judge=judge_manual_backward, mistakes=MISTAKES_1),
     _ex("cross_entropy_backward", 4.0, ce_cases, "drive_cross_entropy", ce_truth,
