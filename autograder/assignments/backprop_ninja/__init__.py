@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ...compare import ERROR, EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare
+from ...compare import ERROR, EXACT, NOT_IMPLEMENTED, WRONG, Comparison, Tolerance, as_tensor, compare, tolerance_for
 from ...diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
 from ...exercise import Case, Exercise, Mistake, Seeds
 from ...truth import backward, vjp
@@ -320,12 +320,32 @@ def uninformative(fwd: Forward, name: str, local: Local, outputs: dict) -> str:
     return ""
 
 
-def local_verdict(fwd: Forward, name: str, got, outputs: dict) -> tuple[Comparison | None, str]:
+def carried_precision(outputs: dict, names, dtype: torch.dtype) -> tuple[Tolerance | None, str]:
+    """Where some of the student's gradients are in a lower precision than the case (`torch.zeros(probs.shape)`
+    is float32 on a float64 case), that rounding flows into every gradient computed from them: all are
+    judged at that precision, with a note. (None, '') where all are at the case's precision."""
+    low = {}
+    for name in names:
+        t = outputs.get(name)
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and torch.finfo(t.dtype).eps > torch.finfo(dtype).eps:
+            low.setdefault(t.dtype, []).append(name)
+    if not low:
+        return None, ""
+    worst_dtype = max(low, key=lambda d: torch.finfo(d).eps)
+    a, b = tolerance_for(worst_dtype), tolerance_for(dtype)
+    shown = ", ".join(("d" + n if n in GRADIENT_NAMES else n) for n in low[worst_dtype][:3]) + (", ..." if len(low[worst_dtype]) > 3 else "")
+    return (Tolerance(rtol=max(a.rtol, b.rtol), atol=max(a.atol, b.atol)),
+            f"judged at {worst_dtype} precision: {shown} {'is' if len(low[worst_dtype]) == 1 else 'are'} "
+            f"{worst_dtype} on this {dtype} case, and that rounding flows into what is computed from it")
+
+
+def local_verdict(fwd: Forward, name: str, got, outputs: dict,
+                  tolerance: Tolerance | None = None) -> tuple[Comparison | None, str]:
     """The step judged on the student's own upstream: (comparison or None, why no credit where none)."""
     local = local_expectation(fwd, name, outputs)
     if local is None:
         return None, ""
-    lc = compare(name, got, local.expected, scale=local.scale)
+    lc = compare(name, got, local.expected, scale=local.scale, tolerance=tolerance)
     if lc.passed:
         why = uninformative(fwd, name, local, outputs)
         if why:
@@ -354,6 +374,7 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
     missing, first_message, rest_message = not_reached(case, raised, outputs) if raised else (set(), "", "")
     shown = False
     comparisons = []
+    tolerance, precision_note = carried_precision(outputs, GRADIENT_NAMES, fwd.values["loss"].dtype)
     for name in GRADIENT_NAMES:
         got = outputs.get(name)
         if name in missing:
@@ -362,14 +383,16 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
             shown = True
             comparisons.append(c)
             continue
-        c = compare(name, got, truth[name], scale=global_scale(fwd, name))
+        c = compare(name, got, truth[name], scale=global_scale(fwd, name), tolerance=tolerance)
+        if precision_note and "precision" not in c.message and c.verdict != NOT_IMPLEMENTED:
+            c.message = "; ".join(m for m in (c.message, precision_note) if m)
         if c.mistake == "nan" and name == "bnvar" and not bool((fwd.values["bnvar"] > 0).all()):
             c.hint = ("inf where a unit's batch variance is 0 (identical rows in the batch): that is what the "
                       "1e-5 in (bnvar + 1e-5)**-0.5 is for; keep it in the derivative")
         if c.passed:
             c.local_verdict = c.verdict
         elif c.verdict != NOT_IMPLEMENTED:
-            lc, why = local_verdict(fwd, name, got, outputs)
+            lc, why = local_verdict(fwd, name, got, outputs, tolerance)
             if lc is not None:
                 c.local_verdict = lc.verdict
                 c.details["local_maxdiff"] = lc.maxdiff
@@ -450,7 +473,9 @@ def _upstream_right(got, exp, case=None, name=None, context=None, **_):
     fwd = (case.info or {}).get("forward") if case is not None else None
     if fwd is None or name not in CONSUMERS:
         return False
-    lc, _why = local_verdict(fwd, name, got, (context or {}).get("outputs") or {})
+    outputs = (context or {}).get("outputs") or {}
+    tolerance, _note = carried_precision(outputs, GRADIENT_NAMES, fwd.values["loss"].dtype)
+    lc, _why = local_verdict(fwd, name, got, outputs, tolerance)
     return lc is not None and lc.passed
 
 
@@ -954,6 +979,10 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
     raised = outputs.get("raised") if isinstance(outputs.get("raised"), dict) else None
     locals_ = fb_locals(fwd, outputs)
     comparisons = []
+    calls = outputs.get("calls") if isinstance(outputs.get("calls"), dict) else {}
+    seen = {**{n: outputs.get(n) for n in STEP_ORDER[1:]},
+            **{h: rec.get("out") for h, rec in calls.items() if isinstance(rec, dict)}}
+    tolerance, precision_note = carried_precision(seen, list(seen), fwd.values["loss"].dtype)
     for name in STEP_ORDER:
         got = outputs.get(name)
         if raised and got is None:
@@ -962,13 +991,16 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             comparisons.append(Comparison(name, ERROR, expected_shape=tuple(truth[name].shape), mistake="exception",
                                           message=f"not reached: {error} at line {raised.get('line')}"))
             continue
-        c = compare(name, got, truth[name], scale=None if name == "loss" else global_scale(fwd, name))
+        c = compare(name, got, truth[name], scale=None if name == "loss" else global_scale(fwd, name),
+                    tolerance=None if name == "loss" else tolerance)
+        if precision_note and name != "loss" and "precision" not in c.message and c.verdict != NOT_IMPLEMENTED:
+            c.message = "; ".join(m for m in (c.message, precision_note) if m)
         if name != "loss":
             c.local_verdict = c.verdict if c.passed else None
         if not c.passed and name in locals_ and c.verdict != NOT_IMPLEMENTED:
             expected, deps = locals_[name]
             wrong = [helper for helper, right in deps if not right]
-            lc = compare(name, got, expected, scale=max(_amax(expected), global_scale(fwd, name)))
+            lc = compare(name, got, expected, scale=max(_amax(expected), global_scale(fwd, name)), tolerance=tolerance)
             informative = not close(torch.zeros_like(expected), expected, scale=max(_amax(expected), 1e-30))
             if lc.passed and wrong and informative:
                 c.local_verdict = lc.verdict
