@@ -28,6 +28,7 @@ N_EMBD = 10       # embedding dimensions per character
 N_HIDDEN = 64     # neurons in the hidden layer
 BATCH_SIZE = 32
 BN_EPS = 1e-5
+vocab_size = VOCAB_SIZE  # the lecture's global name, for its lines that use it (`num_classes=vocab_size`)
 
 PARAMETER_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
 # Every tensor exercise 1 asks for, in the order of the backward pass.
