@@ -199,6 +199,11 @@ MISTAKES = [
             n = dhpreact.shape[0]
             return bngain * bnvar_inv * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
         '''),
+    ("batchnorm_backward", "bngain_missing", '''
+        def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+            n = dhpreact.shape[0]
+            return bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+        '''),
     ("tanh_backward", "chain_rule", '''
         def tanh_backward(h, dh):
             return 1 - h**2

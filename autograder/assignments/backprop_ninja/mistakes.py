@@ -300,7 +300,14 @@ def _bn_variants(case) -> dict:
         "direct": k * dh,
         "no_mean": k / n * (n * dh - n / (n - 1) * raw * (dh * raw).sum(0)),
         "no_variance": k / n * (n * dh - dh.sum(0)),
+        "no_gain": x["bnvar_inv"] / n * (n * dh - dh.sum(0) - n / (n - 1) * raw * (dh * raw).sum(0)),
     }
+
+
+def _bn_no_gain(got, exp, case=None, **_):
+    """The formula without bngain (often with bngain's gradient through bnraw forgotten)."""
+    v = _bn_variants(case)["no_gain"]
+    return close(got, v) and not close(v, exp)
 
 
 def _bn_bessel(got, exp, case=None, **_):
@@ -319,6 +326,8 @@ def _bn_branch(got, exp, case=None, **_):
 
 
 MISTAKES_3 = (
+    Mistake("bngain_missing", "hpreact = bngain * bnraw + bnbias: the gradient reaching bnraw is bngain * dhpreact, "
+            "so the whole expression is multiplied by bngain", _bn_no_gain),
     Mistake("bessel", "the forward divides the variance by n-1 (Bessel's correction): the variance term has "
             "n/(n-1) * bnraw * (dhpreact * bnraw).sum(0)", _bn_bessel),
     Mistake("missing_branch", "hprebn is used three times (directly, in the mean, in the variance): add all paths",
