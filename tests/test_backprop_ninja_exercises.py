@@ -321,3 +321,14 @@ def test_train_with_a_wrong_backward_keeps_its_points(runner, tmp_path):
     losses = next(c for c in ex.checks if c.name == "losses")
     assert losses.verdict == "wrong"  # the global verdict is tight enough to see it
     assert losses.local_verdict == "exact" and ex.score == ex.max_score
+
+
+def test_forward_backward_that_raises_keeps_the_gradients_it_had(runner, tmp_path):
+    """An exception late in forward_backward (here in the embedding step) costs only what it did not reach."""
+    code = REFERENCE[REFERENCE.index("def forward_backward("):REFERENCE.index("def train(")].replace(
+        "    dC = embedding_backward(Xb, demb, C)\n", "    dC = embedding_backward(Xb, demb.view(-1), C)\n")
+    ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=True)["forward_backward"]
+    checks = {c.name: c for c in ex.checks}
+    assert all(checks[k].passed for k in ("loss", "W2", "b2", "bngain", "bnbias", "W1", "b1"))
+    assert checks["C"].verdict == "error" and checks["C"].message.startswith("not reached: ")
+    assert ex.score == ex.max_score - 1 and ex.first_wrong_step == "C"
