@@ -410,6 +410,17 @@ def test_an_exception_keeps_the_gradients_computed_before(runner, tmp_path, kind
     assert sum("Error:" in m for m in messages) == 1  # the exception's text is shown once
 
 
+def test_an_exception_under_a_decorator_keeps_the_gradients_too(runner, tmp_path):
+    source = lecture_submission(tmp_path, ex1=LECTURE_EX1.replace("dh = dlogits @ W2.T", "dh = dlogits @ W2"))
+    path = source / "backprop_ninja.py"
+    text = path.read_text()
+    path.write_text(text.replace("def manual_backward(ctx):", "def _logged(f):\n    @functools.wraps(f)\n"
+                                 "    def inner(*a, **k):\n        return f(*a, **k)\n    return inner\n\n\n"
+                                 "@_logged\ndef manual_backward(ctx):", 1).replace("import torch\n", "import functools\nimport torch\n", 1))
+    ex = grade_all(runner, source, ("manual_backward",), seeds=Seeds(hidden=False)).exercises[0]
+    assert ex.first_wrong_step == "h" and ex.score == NAMES.index("h")
+
+
 # -- deterministic ------------------------------------------------------------------------------------------
 
 def test_the_same_buggy_submission_scores_the_same_five_times(runner, tmp_path):

@@ -41,11 +41,14 @@ def _passes_through(exc: BaseException) -> bool:
 
 def _raised_in(exc: BaseException, fn) -> tuple[dict, dict] | None:
     """The locals of `fn`'s frame when `exc` went through it, and where: ({name: value}, {error, line, code})."""
-    code = getattr(fn, "__code__", None)
+    try:  # the function itself, also under a decorator (`@torch.no_grad()` wraps it)
+        codes = {getattr(fn, "__code__", None), getattr(inspect.unwrap(fn), "__code__", None)} - {None}
+    except ValueError:
+        codes = {getattr(fn, "__code__", None)} - {None}
     tb, hit = exc.__traceback__, None
     while tb is not None:
-        if tb.tb_frame.f_code is code:
-            hit = tb
+        if tb.tb_frame.f_code in codes:
+            hit = tb  # the innermost: the student's own frame, not a decorator's
         tb = tb.tb_next
     if hit is None:
         return None
