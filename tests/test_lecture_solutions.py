@@ -449,3 +449,21 @@ def test_hidden_seeds_follow_the_exercise_id():
         assert SEEDS.hidden_seeds(exercise.id, len(hidden)) == want
         if exercise.entry in ("manual_backward", "forward_backward"):
             assert [c.info["seed"] for c in hidden] == want
+
+
+def test_judges_never_raise_on_records_they_did_not_expect():
+    """The drivers' records (helper calls, train steps, an exception's place) come from the student's process:
+    malformed ones are judged wrong or ignored, never crash the grade."""
+    import torch
+    from autograder.pipeline import prepared_cases
+    exs = {e.entry: e for e in exercises("backprop_ninja")}
+    public = Seeds(hidden=False)
+    for entry, junk in (("forward_backward", {"calls": {"tanh_backward": {"args": {"h": "x", "dh": 3}, "out": [1]},
+                                                         "cross_entropy_backward": {"args": {}, "out": torch.ones(2)}},
+                                               "raised": {"line": "?"}}),
+                        ("train", {"losses": [1.0] * 40, "steps": [{"params": 1, "Xb": "a", "Yb": None}] * 40,
+                                   "final": 5}),
+                        ("manual_backward", {"raised": {"assigned": 7, "error": None}})):
+        case, truth = prepared_cases(exs[entry], public)[0]
+        comparisons = exs[entry].judge(case, junk, truth)
+        assert comparisons and not any(c.passed for c in comparisons if c.name not in ("loss",))

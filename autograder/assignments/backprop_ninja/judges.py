@@ -74,13 +74,14 @@ def local_verdict(fwd: Forward, name: str, got, outputs: dict,
 def not_reached(case: Case, raised: dict, outputs: dict) -> tuple[set, str, str]:
     """From the driver's record of an exception: the names not reached, the message for the first of them
     (the exception, once, at its line) and for the rest."""
-    assigned = set(raised.get("assigned") or ())
+    listed = raised.get("assigned")
+    assigned = {a for a in listed if isinstance(a, str)} if isinstance(listed, (list, tuple)) else set()
     missing = {name for name in GRADIENT_NAMES if ("d" + name) not in assigned and outputs.get(name) is None}
-    error = str(raised.get("error", "an exception"))
+    error = str(raised.get("error") or "an exception")
     if case.hidden:  # the student's message could print hidden inputs
         error = error.split(":", 1)[0]
     line = raised.get("line")
-    at = f" at line {line}" if line else ""
+    at = f" at line {line}" if isinstance(line, int) and not isinstance(line, bool) else ""
     code = str(raised.get("code") or "")
     first = f"raised {error}{at}" + (f": `{code}`" if code and not case.hidden else "")
     return missing, first, f"not reached: {error.split(':', 1)[0]}{at}"
@@ -204,7 +205,10 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
     graded in its own exercise), it keeps its points: "correct; depends on X, which is wrong"."""
     fwd: Forward = case.info["forward"]
     raised = outputs.get("raised") if isinstance(outputs.get("raised"), dict) else None
-    locals_ = fb_locals(fwd, outputs)
+    try:
+        locals_ = fb_locals(fwd, outputs)
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError, IndexError):
+        locals_ = {}  # records not shaped as the driver gives them: judged globally only
     comparisons = []
     calls = outputs.get("calls") if isinstance(outputs.get("calls"), dict) else {}
     seen = {**{n: outputs.get(n) for n in STEP_ORDER[1:]},
@@ -213,10 +217,12 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
     for name in STEP_ORDER:
         got = outputs.get(name)
         if raised and got is None:
-            error = str(raised.get("error", "an exception"))
+            error = str(raised.get("error") or "an exception")
             error = error.split(":", 1)[0] if case.hidden else error
+            line = raised.get("line")
+            at = f" at line {line}" if isinstance(line, int) and not isinstance(line, bool) else ""
             comparisons.append(Comparison(name, ERROR, expected_shape=tuple(truth[name].shape), mistake="exception",
-                                          message=f"not reached: {error} at line {raised.get('line')}"))
+                                          message=f"not reached: {error}{at}"))
             continue
         c = compare(name, got, truth[name], scale=None if name == "loss" else global_scale(fwd, name),
                     tolerance=None if name == "loss" else tolerance)
@@ -249,6 +255,14 @@ TRAIN_TOLERANCE = Tolerance(rtol=2e-6, atol=1e-7)
 
 
 def loop_verdict(case: Case, outputs: dict) -> tuple[str, str]:
+    """See `_loop_verdict`; records that do not have the shape a driver gives are judged wrong, never raise."""
+    try:
+        return _loop_verdict(case, outputs)
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError, IndexError):
+        return WRONG, "train's steps could not be judged on your own gradients"
+
+
+def _loop_verdict(case: Case, outputs: dict) -> tuple[str, str]:
     """Local verdict of train: every step's update applied correctly to the student's own gradients (as
     their forward_backward returned them), on the right batch, with the losses reported as computed. A
     wrong backward does not fail this; a loop mistake (update sign, a skipped parameter, the learning rate
@@ -262,8 +276,9 @@ def loop_verdict(case: Case, outputs: dict) -> tuple[str, str]:
     losses = as_tensor(outputs.get("losses"))
     informative = False
     for k, (step, ix) in enumerate(zip(steps, _batches(x))):
-        if not (torch.equal(as_tensor(step.get("Xb")), x["X"][ix]) if as_tensor(step.get("Xb")) is not None else False) \
-                or not torch.equal(as_tensor(step.get("Yb")), x["Y"][ix]):
+        Xb, Yb = as_tensor(step.get("Xb")), as_tensor(step.get("Yb"))
+        if Xb is None or Yb is None or Xb.shape != x["X"][ix].shape or Yb.shape != x["Y"][ix].shape \
+                or not torch.equal(Xb, x["X"][ix]) or not torch.equal(Yb, x["Y"][ix]):
             return WRONG, f"step {k}: the batch is not X[ix], Y[ix] with ix drawn from the loop's generator (a stale batch?)"
         after = steps[k + 1]["params"] if k + 1 < len(steps) else final
         for name in PARAMETER_NAMES:
