@@ -332,3 +332,18 @@ def test_forward_backward_that_raises_keeps_the_gradients_it_had(runner, tmp_pat
     assert all(checks[k].passed for k in ("loss", "W2", "b2", "bngain", "bnbias", "W1", "b1"))
     assert checks["C"].verdict == "error" and checks["C"].message.startswith("not reached: ")
     assert ex.score == ex.max_score - 1 and ex.first_wrong_step == "C"
+
+
+def test_old_signatures_keep_working(runner, tmp_path):
+    """Submissions written for the earlier template: tanh_backward(h, dh), embedding_backward(Xb, demb,
+    num_embeddings): the drivers pass `hpreact` and `C` only to functions whose signature has them."""
+    code = '''
+    def tanh_backward(h, dh):
+        return (1 - h**2) * dh
+
+    def embedding_backward(Xb, demb, num_embeddings):
+        dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+        return dC.index_add_(0, Xb.reshape(-1), demb.reshape(-1, demb.shape[-1]))
+    '''
+    results = grade_entries(runner, submission(tmp_path, code), ("tanh_backward", "embedding_backward"), hidden=True)
+    assert all(ex.score == ex.max_score for ex in results.values())
