@@ -1,8 +1,10 @@
 """The comparison primitive: one returned value against one expected value.
 
 Verdicts follow the lecture's `cmp` helper (exact / approximate / maxdiff) and add what a grader needs:
-the shapes (a shape mismatch is wrong even where broadcasting would hide it), NaN/inf detection and a
-verdict for a stub. `exact` is information: `approx` earns the same credit.
+the shapes (a shape mismatch is wrong, except leading size-1 dimensions, which the lecture accepts:
+`(64,)` for a `(1, 64)` tensor passes with a note), NaN/inf detection and a verdict for a stub. An answer
+in a lower precision than its truth (float32 on a float64 case) is judged at its own precision, with a
+note. `exact` is information: `approx` earns the same credit.
 """
 from __future__ import annotations
 
@@ -107,16 +109,32 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | None =
                           message=f"returned a {type(got).__name__}, expected a tensor of shape {expected_shape}"
                           if expected_shape else f"returned a {type(got).__name__}, expected a number")
     shape = _shape(g)
+    notes = []
     if shape != expected_shape:
-        maxdiff = None
-        try:  # where broadcasting makes them comparable, say how far off the values are too
-            maxdiff = float((g.to(torch.float64) - exp.to(torch.float64)).abs().max())
-        except RuntimeError:
-            pass
-        return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
-                          message=f"shape {shape} but the tensor has shape {expected_shape}")
+        if _strip_leading_ones(shape) != _strip_leading_ones(expected_shape):
+            maxdiff = None
+            try:  # where broadcasting makes them comparable, say how far off the values are too
+                maxdiff = float((g.to(torch.float64) - exp.to(torch.float64)).abs().max())
+            except RuntimeError:
+                pass
+            return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
+                              message=f"shape {shape} but the tensor has shape {expected_shape}")
+        # The lecture's `cmp` accepts `(-dbndiff).sum(0)`, shape (64,), for the (1, 64) bnmeani: leading
+        # size-1 dimensions are the ones broadcasting adds or drops without changing any value's place.
+        notes.append(f"shape {shape} accepted for {expected_shape}: they differ only by leading size-1 "
+                     "dimensions, which broadcasting fills the same way")
+        g = g.reshape(expected_shape)
     g64, e64 = g.to(torch.float64), exp.to(torch.float64)
     tol = tolerance or tolerance_for(exp.dtype)
+    if g.is_floating_point() and exp.is_floating_point() and torch.finfo(g.dtype).eps > torch.finfo(exp.dtype).eps:
+        # A float32 answer (`torch.zeros(probs.shape)` makes one) on a float64 case carries float32 rounding:
+        # judge it at the precision it was computed in.
+        low = tolerance_for(g.dtype)
+        tol = Tolerance(rtol=max(tol.rtol, low.rtol), atol=max(tol.atol, low.atol))
+        notes.append(f"returned {g.dtype}, the tensor is {exp.dtype}: judged at {g.dtype} precision")
+    elif g.dtype != exp.dtype:
+        notes.append(f"returned {g.dtype}, the tensor is {exp.dtype}")
+    note = "; ".join(notes)
     if scale is None:
         finite = e64[torch.isfinite(e64)]
         scale = float(finite.abs().max()) if finite.numel() else 0.0
@@ -125,13 +143,12 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | None =
         n_nan = int(torch.isnan(g64).sum())
         n_inf = int(torch.isinf(g64).sum())
         return Comparison(name, WRONG, maxdiff=math.inf, shape=shape, expected_shape=expected_shape,
-                          message=f"contains {n_nan} NaN and {n_inf} inf values where the true gradient is finite",
-                          mistake="nan")
+                          message=_join(f"contains {n_nan} NaN and {n_inf} inf values where the true gradient is "
+                                        "finite", note), mistake="nan")
     same = (g64 == e64) | (torch.isnan(g64) & torch.isnan(e64))
     diff = torch.where(same, torch.zeros_like(g64), (g64 - e64).abs())
     diff = torch.nan_to_num(diff, nan=math.inf)  # a NaN where the truth is finite, or vice versa
     maxdiff = float(diff.max()) if diff.numel() else 0.0
-    note = f"returned {g.dtype}, the tensor is {exp.dtype}" if g.dtype != exp.dtype else ""
     if bool(same.all()):  # values identical (the lecture's `torch.all(dt == t.grad)`)
         return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
     within = diff <= tol.atol * scale + tol.rtol * e64.abs()
@@ -139,7 +156,20 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | None =
         return Comparison(name, APPROX, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
     n_bad = int((~within).sum())
     return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
-                      message=f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})")
+                      message=_join(f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})", note))
+
+
+def _strip_leading_ones(shape: tuple | None) -> tuple | None:
+    if shape is None:
+        return None
+    shape = tuple(shape)
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def cmp(name: str, dt: Any, t: torch.Tensor) -> None:

@@ -27,12 +27,14 @@ def close(got: Any, expected: Any, tol: Tolerance | None = None, scale: float | 
 
 
 def _pair(got: Any, expected: Any):
-    """Both in the expected's float dtype, so that `close` judges with that dtype's tolerance (in float64 a
-    float32 answer's rounding would look like a mistake)."""
+    """Both in one float dtype, the expected's or the answer's where that is less precise, so that `close`
+    judges with that dtype's tolerance (in float64 a float32 answer's rounding would look like a mistake)."""
     g, e = as_tensor(got), as_tensor(expected)
     if g is None or e is None:
         return None, None
     dtype = e.dtype if e.is_floating_point() else torch.float64
+    if g.is_floating_point() and torch.finfo(g.dtype).eps > torch.finfo(dtype).eps:
+        dtype = g.dtype
     return g.to(dtype), e.to(dtype)
 
 

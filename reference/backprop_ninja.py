@@ -10,12 +10,17 @@ PyTorch tensor code without autograd:
   exercise 4  `tanh_backward`, `embedding_backward`, then `forward_backward` and `train`: the whole
               training step with your backward, to train the model and sample names
 
+The names are the lecture's (`n`, `F`, `C`, `hpreact`, `logprobs`...), so its lines can be pasted as
+they are. Each function is graded on its own: a right `forward_backward` that calls a wrong helper keeps
+its points.
+
 Run this file (`python backprop_ninja.py`) to compare each of your gradients with PyTorch's, the way
 the lecture does with `cmp('logprobs', dlogprobs, logprobs)`.
 """
 from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 
 VOCAB_SIZE = 27   # '.' and a-z
 BLOCK_SIZE = 3    # characters of context
@@ -23,6 +28,7 @@ N_EMBD = 10       # embedding dimensions per character
 N_HIDDEN = 64     # neurons in the hidden layer
 BATCH_SIZE = 32
 BN_EPS = 1e-5
+vocab_size = VOCAB_SIZE  # the lecture's global name, for its lines that use it (`num_classes=vocab_size`)
 
 PARAMETER_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
 # Every tensor exercise 1 asks for, in the order of the backward pass.
@@ -91,34 +97,41 @@ def manual_backward(ctx):
     """The gradient of `ctx.loss` with respect to every tensor of GRADIENT_NAMES, keyed by name.
 
     `ctx` holds every tensor of the forward pass by its name (`ctx.probs`, `ctx.W2`...) and `ctx.n`,
-    `ctx.Xb`, `ctx.Yb`. Each gradient must have exactly the shape of its tensor.
+    `ctx.Xb`, `ctx.Yb`; they are bound below to the lecture's names, so the lecture's lines work as they
+    are. Each gradient must have the shape of its tensor.
     """
     n, Xb, Yb = ctx.n, ctx.Xb, ctx.Yb
+    C, W1, b1, W2, b2, bngain, bnbias = ctx.C, ctx.W1, ctx.b1, ctx.W2, ctx.b2, ctx.bngain, ctx.bnbias
+    emb, embcat, hprebn = ctx.emb, ctx.embcat, ctx.hprebn
+    bnmeani, bndiff, bndiff2, bnvar, bnvar_inv, bnraw = ctx.bnmeani, ctx.bndiff, ctx.bndiff2, ctx.bnvar, ctx.bnvar_inv, ctx.bnraw
+    hpreact, h, logits = ctx.hpreact, ctx.h, ctx.logits
+    logit_maxes, norm_logits, counts, counts_sum = ctx.logit_maxes, ctx.norm_logits, ctx.counts, ctx.counts_sum
+    counts_sum_inv, probs, logprobs, loss = ctx.counts_sum_inv, ctx.probs, ctx.logprobs, ctx.loss
     # loss = -logprobs[range(n), Yb].mean(): only the n picked entries matter, each with weight -1/n
     ### BEGIN SOLUTION stub: dlogprobs = None  # TODO
-    dlogprobs = torch.zeros_like(ctx.logprobs)
+    dlogprobs = torch.zeros_like(logprobs)
     dlogprobs[range(n), Yb] = -1.0 / n
     ### END SOLUTION
     # logprobs = probs.log()
     ### BEGIN SOLUTION stub: dprobs = None  # TODO
-    dprobs = (1.0 / ctx.probs) * dlogprobs
+    dprobs = (1.0 / probs) * dlogprobs
     ### END SOLUTION
     # probs = counts * counts_sum_inv: counts_sum_inv (n,1) was broadcast across the row, so sum it back
     ### BEGIN SOLUTION stub: dcounts_sum_inv = None  # TODO
-    dcounts_sum_inv = (ctx.counts * dprobs).sum(1, keepdim=True)
+    dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)
     ### END SOLUTION
     # counts_sum_inv = counts_sum**-1
     ### BEGIN SOLUTION stub: dcounts_sum = None  # TODO
-    dcounts_sum = (-ctx.counts_sum**-2) * dcounts_sum_inv
+    dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv
     ### END SOLUTION
     # counts is used twice: in probs = counts * counts_sum_inv and in counts_sum = counts.sum(1): add both
     ### BEGIN SOLUTION stub: dcounts = None  # TODO
-    dcounts = ctx.counts_sum_inv * dprobs
-    dcounts += torch.ones_like(ctx.counts) * dcounts_sum
+    dcounts = counts_sum_inv * dprobs
+    dcounts += torch.ones_like(counts) * dcounts_sum
     ### END SOLUTION
     # counts = norm_logits.exp()
     ### BEGIN SOLUTION stub: dnorm_logits = None  # TODO
-    dnorm_logits = ctx.counts * dcounts
+    dnorm_logits = counts * dcounts
     ### END SOLUTION
     # norm_logits = logits - logit_maxes: logit_maxes (n,1) was broadcast
     ### BEGIN SOLUTION stub: dlogit_maxes = None  # TODO
@@ -127,48 +140,48 @@ def manual_backward(ctx):
     # logits is used twice: in norm_logits directly, and through the max (which routes to the argmax)
     ### BEGIN SOLUTION stub: dlogits = None  # TODO
     dlogits = dnorm_logits.clone()
-    dlogits += torch.nn.functional.one_hot(ctx.logits.max(1).indices, num_classes=ctx.logits.shape[1]) * dlogit_maxes
+    dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1]) * dlogit_maxes
     ### END SOLUTION
     # logits = h @ W2 + b2
     ### BEGIN SOLUTION stub: dh = None  # TODO
-    dh = dlogits @ ctx.W2.T
+    dh = dlogits @ W2.T
     ### END SOLUTION
     ### BEGIN SOLUTION stub: dW2 = None  # TODO
-    dW2 = ctx.h.T @ dlogits
+    dW2 = h.T @ dlogits
     ### END SOLUTION
     ### BEGIN SOLUTION stub: db2 = None  # TODO
     db2 = dlogits.sum(0)
     ### END SOLUTION
     # h = tanh(hpreact)
     ### BEGIN SOLUTION stub: dhpreact = None  # TODO
-    dhpreact = (1.0 - ctx.h**2) * dh
+    dhpreact = (1.0 - h**2) * dh
     ### END SOLUTION
     # hpreact = bngain * bnraw + bnbias: bngain and bnbias (1,64) were broadcast over the batch
     ### BEGIN SOLUTION stub: dbngain = None  # TODO
-    dbngain = (ctx.bnraw * dhpreact).sum(0, keepdim=True)
+    dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
     ### END SOLUTION
     ### BEGIN SOLUTION stub: dbnbias = None  # TODO
     dbnbias = dhpreact.sum(0, keepdim=True)
     ### END SOLUTION
     ### BEGIN SOLUTION stub: dbnraw = None  # TODO
-    dbnraw = ctx.bngain * dhpreact
+    dbnraw = bngain * dhpreact
     ### END SOLUTION
     # bnraw = bndiff * bnvar_inv: bnvar_inv (1,64) was broadcast
     ### BEGIN SOLUTION stub: dbnvar_inv = None  # TODO
-    dbnvar_inv = (ctx.bndiff * dbnraw).sum(0, keepdim=True)
+    dbnvar_inv = (bndiff * dbnraw).sum(0, keepdim=True)
     ### END SOLUTION
     # bnvar_inv = (bnvar + 1e-5)**-0.5
     ### BEGIN SOLUTION stub: dbnvar = None  # TODO
-    dbnvar = (-0.5 * (ctx.bnvar + BN_EPS)**-1.5) * dbnvar_inv
+    dbnvar = (-0.5 * (bnvar + 1e-5)**-1.5) * dbnvar_inv
     ### END SOLUTION
     # bnvar = 1/(n-1) * bndiff2.sum(0, keepdim=True): a sum in the forward is a broadcast in the backward
     ### BEGIN SOLUTION stub: dbndiff2 = None  # TODO
-    dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(ctx.bndiff2) * dbnvar
+    dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar
     ### END SOLUTION
     # bndiff is used twice: in bnraw and in bndiff2 = bndiff**2
     ### BEGIN SOLUTION stub: dbndiff = None  # TODO
-    dbndiff = ctx.bnvar_inv * dbnraw
-    dbndiff += (2 * ctx.bndiff) * dbndiff2
+    dbndiff = bnvar_inv * dbnraw
+    dbndiff += (2 * bndiff) * dbndiff2
     ### END SOLUTION
     # bndiff = hprebn - bnmeani: bnmeani (1,64) was broadcast
     ### BEGIN SOLUTION stub: dbnmeani = None  # TODO
@@ -177,25 +190,25 @@ def manual_backward(ctx):
     # hprebn is used twice: in bndiff directly, and through the mean
     ### BEGIN SOLUTION stub: dhprebn = None  # TODO
     dhprebn = dbndiff.clone()
-    dhprebn += (1.0 / n) * torch.ones_like(ctx.hprebn) * dbnmeani
+    dhprebn += (1.0 / n) * torch.ones_like(hprebn) * dbnmeani
     ### END SOLUTION
     # hprebn = embcat @ W1 + b1
     ### BEGIN SOLUTION stub: dembcat = None  # TODO
-    dembcat = dhprebn @ ctx.W1.T
+    dembcat = dhprebn @ W1.T
     ### END SOLUTION
     ### BEGIN SOLUTION stub: dW1 = None  # TODO
-    dW1 = ctx.embcat.T @ dhprebn
+    dW1 = embcat.T @ dhprebn
     ### END SOLUTION
     ### BEGIN SOLUTION stub: db1 = None  # TODO
     db1 = dhprebn.sum(0)
     ### END SOLUTION
     # embcat = emb.view(n, -1): undo the view
     ### BEGIN SOLUTION stub: demb = None  # TODO
-    demb = dembcat.view(ctx.emb.shape)
+    demb = dembcat.view(emb.shape)
     ### END SOLUTION
     # emb = C[Xb]: every row of C picked by Xb gets its gradient added (a row picked twice gets two)
     ### BEGIN SOLUTION stub: dC = None  # TODO
-    dC = torch.zeros_like(ctx.C)
+    dC = torch.zeros_like(C)
     dC.index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))
     ### END SOLUTION
     return dict(logprobs=dlogprobs, probs=dprobs, counts_sum_inv=dcounts_sum_inv, counts_sum=dcounts_sum,
@@ -209,12 +222,13 @@ def manual_backward(ctx):
 
 def cross_entropy_backward(logits, Yb):
     """dloss/dlogits for loss = F.cross_entropy(logits, Yb) (the mean over the batch)."""
-    ### BEGIN SOLUTION
     n = logits.shape[0]
-    dlogits = torch.softmax(logits, 1)
+    ### BEGIN SOLUTION stub: dlogits = None  # TODO
+    dlogits = F.softmax(logits, 1)
     dlogits[range(n), Yb] -= 1
-    return dlogits / n
+    dlogits /= n
     ### END SOLUTION
+    return dlogits
 
 
 # -- exercise 3: batchnorm backward in one go ---------------------------------------------------------------
@@ -222,28 +236,31 @@ def cross_entropy_backward(logits, Yb):
 def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
     """dloss/dhprebn through hpreact = bngain * (hprebn - mean) / sqrt(var + eps) + bnbias, where var is
     the Bessel-corrected batch variance (divided by n-1), as in the forward pass."""
-    ### BEGIN SOLUTION
     n = dhpreact.shape[0]
-    return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+    ### BEGIN SOLUTION stub: dhprebn = None  # TODO
+    dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
     ### END SOLUTION
+    return dhprebn
 
 
 # -- exercise 4: the pieces of a whole training step ---------------------------------------------------------
 
-def tanh_backward(h, dh):
-    """dloss/dhpreact for h = tanh(hpreact), given h and dloss/dh."""
-    ### BEGIN SOLUTION
-    return (1.0 - h**2) * dh
+def tanh_backward(h, dh, hpreact=None):
+    """dloss/dhpreact for h = tanh(hpreact), given h, dloss/dh and hpreact."""
+    ### BEGIN SOLUTION stub: dhpreact = None  # TODO
+    dhpreact = (1.0 - h**2) * dh
     ### END SOLUTION
+    return dhpreact
 
 
-def embedding_backward(Xb, demb, num_embeddings):
-    """dloss/dC for emb = C[Xb], where C has `num_embeddings` rows. A row picked several times sums them."""
-    ### BEGIN SOLUTION
-    dC = torch.zeros((num_embeddings, demb.shape[-1]), dtype=demb.dtype)
+def embedding_backward(Xb, demb, C):
+    """dloss/dC for emb = C[Xb] (`C` is given for its shape and dtype: `torch.zeros_like(C)`). A row
+    picked several times gets the sum of their gradients."""
+    ### BEGIN SOLUTION stub: dC = None  # TODO
+    dC = torch.zeros_like(C)
     dC.index_add_(0, Xb.reshape(-1), demb.reshape(-1, demb.shape[-1]))
-    return dC
     ### END SOLUTION
+    return dC
 
 
 def forward_backward(params, Xb, Yb):
@@ -263,13 +280,13 @@ def forward_backward(params, Xb, Yb):
     hpreact = bngain * bnraw + bnbias
     h = torch.tanh(hpreact)
     logits = h @ W2 + b2
-    loss = torch.nn.functional.cross_entropy(logits, Yb)
+    loss = F.cross_entropy(logits, Yb)
     ### BEGIN SOLUTION
     dlogits = cross_entropy_backward(logits, Yb)
     dh = dlogits @ W2.T
     dW2 = h.T @ dlogits
     db2 = dlogits.sum(0)
-    dhpreact = tanh_backward(h, dh)
+    dhpreact = tanh_backward(h, dh, hpreact)
     dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
     dbnbias = dhpreact.sum(0, keepdim=True)
     dhprebn = batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv)
@@ -277,7 +294,7 @@ def forward_backward(params, Xb, Yb):
     dW1 = embcat.T @ dhprebn
     db1 = dhprebn.sum(0)
     demb = dembcat.view(emb.shape)
-    dC = embedding_backward(Xb, demb, C.shape[0])
+    dC = embedding_backward(Xb, demb, C)
     ### END SOLUTION
     return loss, dict(C=dC, W1=dW1, b1=db1, W2=dW2, b2=db2, bngain=dbngain, bnbias=dbnbias)
 

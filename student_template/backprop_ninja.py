@@ -10,12 +10,17 @@ PyTorch tensor code without autograd:
   exercise 4  `tanh_backward`, `embedding_backward`, then `forward_backward` and `train`: the whole
               training step with your backward, to train the model and sample names
 
+The names are the lecture's (`n`, `F`, `C`, `hpreact`, `logprobs`...), so its lines can be pasted as
+they are. Each function is graded on its own: a right `forward_backward` that calls a wrong helper keeps
+its points.
+
 Run this file (`python backprop_ninja.py`) to compare each of your gradients with PyTorch's, the way
 the lecture does with `cmp('logprobs', dlogprobs, logprobs)`.
 """
 from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 
 VOCAB_SIZE = 27   # '.' and a-z
 BLOCK_SIZE = 3    # characters of context
@@ -23,6 +28,7 @@ N_EMBD = 10       # embedding dimensions per character
 N_HIDDEN = 64     # neurons in the hidden layer
 BATCH_SIZE = 32
 BN_EPS = 1e-5
+vocab_size = VOCAB_SIZE  # the lecture's global name, for its lines that use it (`num_classes=vocab_size`)
 
 PARAMETER_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
 # Every tensor exercise 1 asks for, in the order of the backward pass.
@@ -91,9 +97,16 @@ def manual_backward(ctx):
     """The gradient of `ctx.loss` with respect to every tensor of GRADIENT_NAMES, keyed by name.
 
     `ctx` holds every tensor of the forward pass by its name (`ctx.probs`, `ctx.W2`...) and `ctx.n`,
-    `ctx.Xb`, `ctx.Yb`. Each gradient must have exactly the shape of its tensor.
+    `ctx.Xb`, `ctx.Yb`; they are bound below to the lecture's names, so the lecture's lines work as they
+    are. Each gradient must have the shape of its tensor.
     """
     n, Xb, Yb = ctx.n, ctx.Xb, ctx.Yb
+    C, W1, b1, W2, b2, bngain, bnbias = ctx.C, ctx.W1, ctx.b1, ctx.W2, ctx.b2, ctx.bngain, ctx.bnbias
+    emb, embcat, hprebn = ctx.emb, ctx.embcat, ctx.hprebn
+    bnmeani, bndiff, bndiff2, bnvar, bnvar_inv, bnraw = ctx.bnmeani, ctx.bndiff, ctx.bndiff2, ctx.bnvar, ctx.bnvar_inv, ctx.bnraw
+    hpreact, h, logits = ctx.hpreact, ctx.h, ctx.logits
+    logit_maxes, norm_logits, counts, counts_sum = ctx.logit_maxes, ctx.norm_logits, ctx.counts, ctx.counts_sum
+    counts_sum_inv, probs, logprobs, loss = ctx.counts_sum_inv, ctx.probs, ctx.logprobs, ctx.loss
     # loss = -logprobs[range(n), Yb].mean(): only the n picked entries matter, each with weight -1/n
     dlogprobs = None  # TODO
     # logprobs = probs.log()
@@ -151,8 +164,9 @@ def manual_backward(ctx):
 
 def cross_entropy_backward(logits, Yb):
     """dloss/dlogits for loss = F.cross_entropy(logits, Yb) (the mean over the batch)."""
-    # YOUR CODE HERE
-    raise NotImplementedError()
+    n = logits.shape[0]
+    dlogits = None  # TODO
+    return dlogits
 
 
 # -- exercise 3: batchnorm backward in one go ---------------------------------------------------------------
@@ -160,22 +174,24 @@ def cross_entropy_backward(logits, Yb):
 def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
     """dloss/dhprebn through hpreact = bngain * (hprebn - mean) / sqrt(var + eps) + bnbias, where var is
     the Bessel-corrected batch variance (divided by n-1), as in the forward pass."""
-    # YOUR CODE HERE
-    raise NotImplementedError()
+    n = dhpreact.shape[0]
+    dhprebn = None  # TODO
+    return dhprebn
 
 
 # -- exercise 4: the pieces of a whole training step ---------------------------------------------------------
 
-def tanh_backward(h, dh):
-    """dloss/dhpreact for h = tanh(hpreact), given h and dloss/dh."""
-    # YOUR CODE HERE
-    raise NotImplementedError()
+def tanh_backward(h, dh, hpreact=None):
+    """dloss/dhpreact for h = tanh(hpreact), given h, dloss/dh and hpreact."""
+    dhpreact = None  # TODO
+    return dhpreact
 
 
-def embedding_backward(Xb, demb, num_embeddings):
-    """dloss/dC for emb = C[Xb], where C has `num_embeddings` rows. A row picked several times sums them."""
-    # YOUR CODE HERE
-    raise NotImplementedError()
+def embedding_backward(Xb, demb, C):
+    """dloss/dC for emb = C[Xb] (`C` is given for its shape and dtype: `torch.zeros_like(C)`). A row
+    picked several times gets the sum of their gradients."""
+    dC = None  # TODO
+    return dC
 
 
 def forward_backward(params, Xb, Yb):
@@ -195,7 +211,7 @@ def forward_backward(params, Xb, Yb):
     hpreact = bngain * bnraw + bnbias
     h = torch.tanh(hpreact)
     logits = h @ W2 + b2
-    loss = torch.nn.functional.cross_entropy(logits, Yb)
+    loss = F.cross_entropy(logits, Yb)
     # YOUR CODE HERE
     raise NotImplementedError()
     return loss, dict(C=dC, W1=dW1, b1=db1, W2=dW2, b2=db2, bngain=dbngain, bnbias=dbnbias)

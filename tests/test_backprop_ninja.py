@@ -76,8 +76,8 @@ def test_one_step_at_a_time(runner, tmp_path):
     from autograder.templating import strip_solutions
     source = strip_solutions(REFERENCE).replace(
         "    dlogprobs = None  # TODO\n",
-        "    dlogprobs = torch.zeros_like(ctx.logprobs)\n    dlogprobs[range(n), Yb] = -1.0 / n\n").replace(
-        "    dprobs = None  # TODO\n", "    dprobs = dlogprobs / ctx.probs\n")
+        "    dlogprobs = torch.zeros_like(logprobs)\n    dlogprobs[range(n), Yb] = -1.0 / n\n").replace(
+        "    dprobs = None  # TODO\n", "    dprobs = dlogprobs / probs\n")
     ex = grade_entry(runner, write(tmp_path, source), "manual_backward", hidden=False)
     verdicts = {c.name: c.verdict for c in ex.checks}
     assert verdicts["logprobs"] in PASSING and verdicts["probs"] in PASSING
@@ -91,39 +91,39 @@ def test_one_step_at_a_time(runner, tmp_path):
 # the generic diagnosis). Each keeps shapes where later steps consume the value, so the run goes on.
 STEP_MISTAKES = {
     "logprobs": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0", "scale"),
-    "probs": ("dprobs = (1.0 / ctx.probs) * dlogprobs", "dprobs = (-1.0 / ctx.probs) * dlogprobs", "sign"),
-    "counts_sum_inv": ("dcounts_sum_inv = (ctx.counts * dprobs).sum(1, keepdim=True)",
-                       "dcounts_sum_inv = (ctx.counts * dprobs).sum(1, keepdim=True) / n", "scale"),
-    "counts_sum": ("dcounts_sum = (-ctx.counts_sum**-2) * dcounts_sum_inv",
-                   "dcounts_sum = (ctx.counts_sum**-2) * dcounts_sum_inv", "sign"),
-    "counts": ("    dcounts += torch.ones_like(ctx.counts) * dcounts_sum\n", "", "missing_branch"),
-    "norm_logits": ("dnorm_logits = ctx.counts * dcounts", "dnorm_logits = dcounts", None),
+    "probs": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = (-1.0 / probs) * dlogprobs", "sign"),
+    "counts_sum_inv": ("dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
+                       "dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True) / n", "scale"),
+    "counts_sum": ("dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv",
+                   "dcounts_sum = (counts_sum**-2) * dcounts_sum_inv", "sign"),
+    "counts": ("    dcounts += torch.ones_like(counts) * dcounts_sum\n", "", "missing_branch"),
+    "norm_logits": ("dnorm_logits = counts * dcounts", "dnorm_logits = dcounts", None),
     "logit_maxes": ("dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)",
                     "dlogit_maxes = (-dcounts).sum(1, keepdim=True)", None),
-    "logits": ("dlogits = dnorm_logits.clone()", "dlogits = torch.zeros_like(dnorm_logits)", "missing_branch"),
-    "h": ("dh = dlogits @ ctx.W2.T", "dh = dlogits @ ctx.W2.T / n", "scale"),
-    "W2": ("dW2 = ctx.h.T @ dlogits", "dW2 = (ctx.h.T @ dlogits).T", "transposed"),
+    "logits": ("dlogits = dnorm_logits.clone()", "dlogits = 2 * dnorm_logits", "scale"),
+    "h": ("dh = dlogits @ W2.T", "dh = dlogits @ W2.T / n", "scale"),
+    "W2": ("dW2 = h.T @ dlogits", "dW2 = (h.T @ dlogits).T", "transposed"),
     "b2": ("db2 = dlogits.sum(0)", "db2 = dlogits", "not_reduced"),
-    "hpreact": ("dhpreact = (1.0 - ctx.h**2) * dh", "dhpreact = (1.0 - ctx.hpreact**2) * dh", "tanh_derivative"),
-    "bngain": ("dbngain = (ctx.bnraw * dhpreact).sum(0, keepdim=True)", "dbngain = (ctx.bnraw * dhpreact).sum(0)",
-               "keepdim"),
+    "hpreact": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - hpreact**2) * dh", "tanh_derivative"),
+    "bngain": ("dbngain = (bnraw * dhpreact).sum(0, keepdim=True)", "dbngain = (bnraw * dhpreact).sum(1, keepdim=True)",
+               "wrong_axis"),
     "bnbias": ("dbnbias = dhpreact.sum(0, keepdim=True)", "dbnbias = dhpreact", "not_reduced"),
-    "bnraw": ("dbnraw = ctx.bngain * dhpreact", "dbnraw = dhpreact", None),
-    "bnvar_inv": ("dbnvar_inv = (ctx.bndiff * dbnraw).sum(0, keepdim=True)",
-                  "dbnvar_inv = (ctx.bndiff * dbnraw).sum(0)", "keepdim"),
-    "bnvar": ("dbnvar = (-0.5 * (ctx.bnvar + BN_EPS)**-1.5) * dbnvar_inv", "dbnvar = (-0.5 * ctx.bnvar**-1.5) * dbnvar_inv",
+    "bnraw": ("dbnraw = bngain * dhpreact", "dbnraw = dhpreact", "bngain_missing"),
+    "bnvar_inv": ("dbnvar_inv = (bndiff * dbnraw).sum(0, keepdim=True)",
+                  "dbnvar_inv = (bndiff * dbnraw).sum(0, keepdim=True) / n", "scale"),
+    "bnvar": ("dbnvar = (-0.5 * (bnvar + 1e-5)**-1.5) * dbnvar_inv", "dbnvar = (-0.5 * bnvar**-1.5) * dbnvar_inv",
               "epsilon"),
-    "bndiff2": ("dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(ctx.bndiff2) * dbnvar",
-                "dbndiff2 = (1.0 / n) * torch.ones_like(ctx.bndiff2) * dbnvar", "bessel"),
-    "bndiff": ("    dbndiff += (2 * ctx.bndiff) * dbndiff2\n", "", "missing_branch"),
+    "bndiff2": ("dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
+                "dbndiff2 = (1.0 / n) * torch.ones_like(bndiff2) * dbnvar", "bessel"),
+    "bndiff": ("    dbndiff += (2 * bndiff) * dbndiff2\n", "", "missing_branch"),
     "bnmeani": ("dbnmeani = (-dbndiff).sum(0, keepdim=True)", "dbnmeani = dbndiff.sum(0, keepdim=True)", "sign"),
-    "hprebn": ("    dhprebn += (1.0 / n) * torch.ones_like(ctx.hprebn) * dbnmeani\n", "", "missing_branch"),
-    "embcat": ("dembcat = dhprebn @ ctx.W1.T", "dembcat = -dhprebn @ ctx.W1.T", "sign"),
-    "W1": ("dW1 = ctx.embcat.T @ dhprebn", "dW1 = (ctx.embcat.T @ dhprebn).T", "transposed"),
+    "hprebn": ("    dhprebn += (1.0 / n) * torch.ones_like(hprebn) * dbnmeani\n", "", "missing_branch"),
+    "embcat": ("dembcat = dhprebn @ W1.T", "dembcat = -dhprebn @ W1.T", "sign"),
+    "W1": ("dW1 = embcat.T @ dhprebn", "dW1 = (embcat.T @ dhprebn).T", "transposed"),
     "b1": ("db1 = dhprebn.sum(0)", "db1 = dhprebn", "not_reduced"),
-    "emb": ("demb = dembcat.view(ctx.emb.shape)",
-            "demb = dembcat.view(n, ctx.emb.shape[2], ctx.emb.shape[1]).transpose(1, 2).contiguous()", None),
-    "C": ("    dC = torch.zeros_like(ctx.C)\n    dC.index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))\n",
+    "emb": ("demb = dembcat.view(emb.shape)",
+            "demb = dembcat.view(n, emb.shape[2], emb.shape[1]).transpose(1, 2).contiguous()", None),
+    "C": ("    dC = torch.zeros_like(C)\n    dC.index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))\n",
           "    dC = torch.einsum('nbk,nbd->kd', torch.nn.functional.one_hot(Xb).to(demb.dtype), demb)\n",
           "onehot_num_classes"),
 }
@@ -172,8 +172,8 @@ def test_downstream_of_a_mistake_is_correct_step_wrong_upstream(runner, tmp_path
 def test_shape_mistakes_of_intermediates(runner, tmp_path):
     """keepdim / not_reduced on a tensor a later step consumes: named, even though later steps then fail."""
     cases = {
-        "counts_sum_inv": ("dcounts_sum_inv = (ctx.counts * dprobs).sum(1, keepdim=True)",
-                           "dcounts_sum_inv = (ctx.counts * dprobs)", "not_reduced"),
+        "counts_sum_inv": ("dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
+                           "dcounts_sum_inv = (counts * dprobs)", "not_reduced"),
         "logit_maxes": ("dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)",
                         "dlogit_maxes = (-dnorm_logits).sum(1).view(-1, 1).squeeze(1)", "keepdim"),
     }
@@ -238,11 +238,13 @@ MORE_MISTAKES = {
     "logprobs": ([("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[:, Yb] = -1.0 / n")], "wrong_index"),
     "C": ([("    dC.index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))\n", "    dC[Xb] = demb\n")],
           "missing_branch"),
-    "b1": ([("db1 = dhprebn.sum(0)", "db1 = dhprebn.sum(0, keepdim=True)")], "keepdim"),
-    "hpreact": ([("dhpreact = (1.0 - ctx.h**2) * dh", "dhpreact = (1.0 - ctx.h)**2 * dh")], "tanh_derivative"),
+    # db1 = dhprebn.sum(0, keepdim=True) is right (leading size-1 dimension): see test_lecture_solutions
+    "b2": ([("db2 = dlogits.sum(0)", "db2 = dlogits.sum(1)")], "wrong_axis"),
+    "probs": ([("dprobs = (1.0 / probs) * dlogprobs", "dprobs = 1.0 / probs")], "chain_rule"),
+    "hpreact": ([("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h)**2 * dh")], "tanh_derivative"),
     # with a wrong dlogit_maxes upstream, routing it to Yb instead of the argmax is visible
     "logits": ([STEP_MISTAKES["logit_maxes"][:2],
-                ("ctx.logits.max(1).indices, num_classes", "Yb, num_classes")], "wrong_index"),
+                ("logits.max(1).indices, num_classes", "Yb, num_classes")], "wrong_index"),
 }
 
 

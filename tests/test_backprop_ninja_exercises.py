@@ -62,7 +62,7 @@ def manual_backward(c):
     dW1 = c.embcat.T @ dhprebn
     db1 = dhprebn.sum(0)
     demb = dembcat.view(c.emb.shape)
-    dC = EMBEDDING(c.Xb, demb, c.C.shape[0])
+    dC = EMBEDDING(c.Xb, demb, c.C)
     return dict(logprobs=dlogprobs, probs=dprobs, counts_sum_inv=dcounts_sum_inv, counts_sum=dcounts_sum,
                 counts=dcounts, norm_logits=dnorm_logits, logit_maxes=dlogit_maxes, logits=dlogits, h=dh, W2=dW2,
                 b2=db2, hpreact=dhpreact, bngain=dbngain, bnbias=dbnbias, bnraw=dbnraw, bnvar_inv=dbnvar_inv,
@@ -72,26 +72,26 @@ def manual_backward(c):
 
 EMBEDDINGS = {
     "loop": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            dC = torch.zeros(C.shape)  # float32 as in the lecture, also on the float64 cases
             for i in range(Xb.shape[0]):
                 for j in range(Xb.shape[1]):
                     dC[Xb[i, j]] += demb[i, j]
             return dC
         ''',
     "onehot_matmul": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            onehot = torch.nn.functional.one_hot(Xb.view(-1), num_classes=num_embeddings).to(demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            onehot = torch.nn.functional.one_hot(Xb.view(-1), num_classes=C.shape[0]).to(demb.dtype)
             return onehot.T @ demb.view(-1, demb.shape[-1])
         ''',
     "einsum": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            onehot = torch.nn.functional.one_hot(Xb, num_embeddings).to(demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            onehot = torch.nn.functional.one_hot(Xb, C.shape[0]).to(demb.dtype)
             return torch.einsum("nbk,nbd->kd", onehot, demb)
         ''',
     "index_put_accumulate": '''
-        def embedding_backward(Xb, demb, num_embeddings):
-            dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+        def embedding_backward(Xb, demb, C):
+            dC = torch.zeros_like(C)
             return dC.index_put_((Xb.reshape(-1),), demb.reshape(-1, demb.shape[-1]), accumulate=True)
         ''',
 }
@@ -107,8 +107,8 @@ OTHER_VARIANTS = [
         return bngain * bnvar_inv * (dhpreact - dhpreact.mean(0, keepdim=True)
                                      - bnraw * (dhpreact * bnraw).sum(0, keepdim=True) / (n - 1))
 
-    def tanh_backward(h, dh):
-        return (1 - h) * (1 + h) * dh
+    def tanh_backward(h, dh, hpreact):
+        return (1 - torch.tanh(hpreact)**2) * dh
     ''',
     '''
     def cross_entropy_backward(logits, Yb):
@@ -128,7 +128,7 @@ OTHER_VARIANTS = [
         dbndiff = bnvar_inv * dbnraw + 2 * bndiff * dbnvar / (n - 1)
         return dbndiff - dbndiff.mean(0, keepdim=True)
 
-    def tanh_backward(h, dh):
+    def tanh_backward(h, dh, hpreact=None):
         return dh - h * h * dh
     ''',
 ]
@@ -199,6 +199,11 @@ MISTAKES = [
             n = dhpreact.shape[0]
             return bngain * bnvar_inv * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
         '''),
+    ("batchnorm_backward", "bngain_missing", '''
+        def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+            n = dhpreact.shape[0]
+            return bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+        '''),
     ("tanh_backward", "chain_rule", '''
         def tanh_backward(h, dh):
             return 1 - h**2
@@ -245,7 +250,8 @@ def test_forward_backward_wrong_batchnorm_step(runner, tmp_path):
     verdicts = {c.name: c.passed for c in ex.checks}
     assert verdicts == {"loss": True, "W2": True, "b2": True, "bngain": True, "bnbias": True,
                         "W1": False, "b1": True, "C": False}  # db1 is 0 either way: batchnorm cancels b1
-    assert ex.first_wrong_step == "W1"
+    # wrong globally, right on the student's own batchnorm_backward: its points are kept
+    assert ex.score == ex.max_score and ex.first_wrong_step is None
 
 
 def test_autograd_in_forward_backward_is_refused(runner, tmp_path):
@@ -261,22 +267,83 @@ def test_autograd_in_forward_backward_is_refused(runner, tmp_path):
     assert ex.score == 0 and {c.mistake for c in ex.checks} == {"autograd_used"}
 
 
-def test_train_with_a_wrong_update_does_not_lower_the_loss(runner, tmp_path):
-    code = REFERENCE[REFERENCE.index("def train("):REFERENCE.index("# -- given: evaluate")].replace(
-        "p -= lr * grads[name]", "p += lr * grads[name]")
-    ex = grade_entries(runner, submission(tmp_path, code), ("train",), hidden=False)["train"]
-    checks = {c.name: c for c in ex.checks}
-    assert not checks["losses"].passed and not checks["lowers_loss"].passed
-    assert "does not go down" in checks["lowers_loss"].message
-    assert ex.score == 0
+# -- each function on its own: forward_backward and train keep their points when a helper is wrong -----------
 
-
-def test_forward_backward_names_the_function_at_fault(runner, tmp_path):
+def test_forward_backward_that_calls_a_wrong_helper_keeps_its_points(runner, tmp_path):
     code = '''
     def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
         return bngain * bnvar_inv * dhpreact  # the direct path only
     '''
+    results = grade_entries(runner, submission(tmp_path, code), ("forward_backward", "batchnorm_backward"), hidden=False)
+    fb, bn = results["forward_backward"], results["batchnorm_backward"]
+    assert bn.score == 0  # the helper loses its own points
+    assert fb.score == fb.max_score and fb.first_wrong_step is None
+    w1 = next(c for c in fb.checks if c.name == "W1")
+    assert w1.verdict == "wrong" and w1.local_verdict in ("exact", "approx")
+    assert "depends on batchnorm_backward, which is wrong" in w1.message and w1.mistake == "depends_on"
+
+
+def test_forward_backward_with_its_own_mistake_loses_it(runner, tmp_path):
+    code = REFERENCE[REFERENCE.index("def forward_backward("):REFERENCE.index("def train(")].replace(
+        "    dh = dlogits @ W2.T\n", "    dh = dlogits @ W2.T * 2\n")
     ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
-    w1 = next(c for c in ex.checks if c.name == "W1")
-    assert w1.mistake == "located" and "batchnorm_backward" in w1.hint
-    assert ex.first_wrong_step == "W1"
+    checks = {c.name: c for c in ex.checks}
+    assert checks["W2"].passed and checks["b2"].passed
+    assert all(not checks[k].passed and checks[k].local_verdict not in ("exact", "approx")
+               for k in ("bngain", "bnbias", "W1", "C"))
+
+
+LOOP_MISTAKES = {
+    "sign": ("p -= lr * grads[name]", "p += lr * grads[name]"),
+    "skipped": ("p -= lr * grads[name]", "p -= lr * grads[name] if name != 'b2' else 0"),
+    "lr": ("p -= lr * grads[name]", "p -= 0.5 * lr * grads[name]"),
+    "stale_batch": ("        loss, grads = forward_backward(params, X[ix], Y[ix])",
+                    "        ix = ix if _ == 0 else ix0\n        ix0 = ix\n        loss, grads = forward_backward(params, X[ix], Y[ix])"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOOP_MISTAKES))
+def test_train_loop_mistakes_cost_train(runner, tmp_path, kind):
+    old, new = LOOP_MISTAKES[kind]
+    train_src = REFERENCE[REFERENCE.index("def train("):REFERENCE.index("# -- given: evaluate")]
+    assert old in train_src
+    ex = grade_entries(runner, submission(tmp_path, train_src.replace(old, new)), ("train",), hidden=False)["train"]
+    losses = next(c for c in ex.checks if c.name == "losses")
+    assert not losses.passed and losses.local_verdict == "wrong" and "the loop" in losses.message
+    assert ex.score < ex.max_score
+
+
+def test_train_with_a_wrong_backward_keeps_its_points(runner, tmp_path):
+    """n/(n-1) dropped in batchnorm_backward: the curve differs by ~2e-5 relative (not the true trajectory),
+    the loop is right on the student's own gradients, so train keeps its points."""
+    code = MISTAKES[5][2]  # batchnorm_backward without Bessel's correction
+    ex = grade_entries(runner, submission(tmp_path, code), ("train",), hidden=True)["train"]
+    losses = next(c for c in ex.checks if c.name == "losses")
+    assert losses.verdict == "wrong"  # the global verdict is tight enough to see it
+    assert losses.local_verdict == "exact" and ex.score == ex.max_score
+
+
+def test_forward_backward_that_raises_keeps_the_gradients_it_had(runner, tmp_path):
+    """An exception late in forward_backward (here in the embedding step) costs only what it did not reach."""
+    code = REFERENCE[REFERENCE.index("def forward_backward("):REFERENCE.index("def train(")].replace(
+        "    dC = embedding_backward(Xb, demb, C)\n", "    dC = embedding_backward(Xb, demb.view(-1), C)\n")
+    ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=True)["forward_backward"]
+    checks = {c.name: c for c in ex.checks}
+    assert all(checks[k].passed for k in ("loss", "W2", "b2", "bngain", "bnbias", "W1", "b1"))
+    assert checks["C"].verdict == "error" and checks["C"].message.startswith("not reached: ")
+    assert ex.score == ex.max_score - 1 and ex.first_wrong_step == "C"
+
+
+def test_old_signatures_keep_working(runner, tmp_path):
+    """Submissions written for the earlier template: tanh_backward(h, dh), embedding_backward(Xb, demb,
+    num_embeddings): the drivers pass `hpreact` and `C` only to functions whose signature has them."""
+    code = '''
+    def tanh_backward(h, dh):
+        return (1 - h**2) * dh
+
+    def embedding_backward(Xb, demb, num_embeddings):
+        dC = torch.zeros(num_embeddings, demb.shape[-1], dtype=demb.dtype)
+        return dC.index_add_(0, Xb.reshape(-1), demb.reshape(-1, demb.shape[-1]))
+    '''
+    results = grade_entries(runner, submission(tmp_path, code), ("tanh_backward", "embedding_backward"), hidden=True)
+    assert all(ex.score == ex.max_score for ex in results.values())

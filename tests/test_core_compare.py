@@ -41,12 +41,40 @@ def test_one_wrong_element_is_wrong():
     assert compare("t", g, t).verdict == WRONG
 
 
-def test_shape_mismatch_is_wrong_even_when_broadcasting_hides_it():
+def test_leading_size_one_dimensions_pass_with_a_note():
+    # The lecture's `dbnmeani = (-dbndiff).sum(0)`: (64,) for a (1, 64) tensor; and `db1 = x.sum(0, keepdim=True)`.
     t = torch.randn(1, 64)
-    c = compare("bngain", t.reshape(64), t)
-    assert c.verdict == WRONG and c.shape == (64,) and c.expected_shape == (1, 64)
-    assert c.maxdiff == 0.0  # the values are right; the shape is not
-    assert "shape" in c.message
+    c = compare("bnmeani", t.reshape(64), t)
+    assert c.verdict == EXACT and c.shape == (64,) and c.expected_shape == (1, 64)
+    assert "shape (64,) accepted for (1, 64)" in c.message and "leading size-1" in c.message
+    b = torch.randn(64)
+    c = compare("b1", b.reshape(1, 64), b)
+    assert c.passed and "accepted" in c.message
+    # Right shape, wrong values: still wrong, and the note stays.
+    c = compare("bnmeani", 2 * t.reshape(64), t)
+    assert c.verdict == WRONG and "accepted" in c.message
+
+
+@pytest.mark.parametrize("got_shape, want_shape", [((64, 1), (1, 64)), ((32,), (32, 1)), ((1, 64), (64, 1)),
+                                                   ((2, 64), (1, 64)), ((64,), (1, 1, 32))])
+def test_every_other_shape_difference_is_wrong(got_shape, want_shape):
+    t = torch.randn(want_shape)
+    c = compare("t", torch.randn(got_shape), t)
+    assert c.verdict == WRONG and "shape" in c.message
+    if t.numel() == torch.Size(got_shape).numel():  # even with the right numbers in another layout
+        c = compare("t", t.reshape(got_shape), t)
+        assert c.verdict == WRONG and "shape" in c.message
+
+
+def test_float32_answer_on_float64_case_is_judged_at_float32_precision():
+    x = torch.randn(57, 64, dtype=torch.float64)
+    right32 = x.to(torch.float32)  # what `torch.zeros(probs.shape)` + float64 arithmetic ends as
+    c = compare("t", right32, x)
+    assert c.passed and "returned torch.float32" in c.message and "float32 precision" in c.message
+    c = compare("t", (x * (1 + 1e-3)).to(torch.float32), x)  # a real mistake is still wrong at float32 precision
+    assert c.verdict == WRONG and "float32 precision" in c.message
+    # float64 answers on float64 cases keep the tight tolerance
+    assert compare("t", x * (1 + 1e-7), x).verdict == WRONG
 
 
 def test_nan_is_detected():

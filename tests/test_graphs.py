@@ -169,7 +169,8 @@ def test_max_tie_keeps_the_non_tie_credit(runner, tmp_path, reference):
 
 
 def test_wrong_shape_values_are_named_even_when_right(runner, tmp_path, reference):
-    sub = variant(tmp_path, reference, ("dx = W.T @ dq", "dx = (W.T @ dq)[None, :]"))
+    # (2, 1) for (2,): a trailing size-1 dimension is wrong (a leading one passes with a note, DESIGN 6)
+    sub = variant(tmp_path, reference, ("dx = W.T @ dq", "dx = (W.T @ dq)[:, None]"))
     found = checks(graded(runner, sub, "graphs.l2_of_matvec"))["dx"]
     assert found.mistake == "shape" and "values are right" in found.hint
 

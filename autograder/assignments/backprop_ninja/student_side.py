@@ -1,10 +1,24 @@
 """backprop_ninja, the student's side: drivers that call the student's functions on one case's inputs and
 return plain results. Runs in the student's process: it imports nothing of the grader (no truth,
-tolerance or hint lives here)."""
+tolerance or hint lives here).
+
+What the drivers record besides the answers, so that each function is graded on its own (the grader
+judges the records, this module does not):
+- an exception inside `manual_backward` or `forward_backward`: the gradients the function had already
+  computed (its frame's `d<name>` locals at the exception) and where it raised (`raised`);
+- `forward_backward`: the inputs and output of each helper it calls (`calls`), so a right step that was
+  fed a wrong helper's output can be told from a wrong step;
+- `train`: each step's parameters, batch, loss and gradients as its `forward_backward` saw and returned
+  them, and the parameters at the end (`steps`, `final`), so the loop is judged on the student's own
+  gradients.
+"""
 from __future__ import annotations
 
+import inspect
+import linecache
 from types import SimpleNamespace
 
+import torch
 
 PARAMETER_NAMES = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
 
@@ -14,11 +28,54 @@ GRADIENT_NAMES = ("logprobs", "probs", "counts_sum_inv", "counts_sum", "counts",
                   "logits", "h", "W2", "b2", "hpreact", "bngain", "bnbias", "bnraw", "bnvar_inv", "bnvar",
                   "bndiff2", "bndiff", "bnmeani", "hprebn", "embcat", "W1", "b1", "emb", "C")
 
+HELPERS = ("cross_entropy_backward", "tanh_backward", "batchnorm_backward", "embedding_backward")
+
+
+def _passes_through(exc: BaseException) -> bool:
+    """Exceptions that are the runtime's business, not the student's arithmetic: blocked imports, memory,
+    recursion, a stub's NotImplementedError (the worker names them), and everything not an `Exception`
+    (autograd tripwires, exit, interrupts)."""
+    return not isinstance(exc, Exception) or type(exc).__name__ == "BlockedImport" \
+        or isinstance(exc, (MemoryError, RecursionError, NotImplementedError))
+
+
+def _raised_in(exc: BaseException, fn) -> tuple[dict, dict] | None:
+    """The locals of `fn`'s frame when `exc` went through it, and where: ({name: value}, {error, line, code})."""
+    try:  # the function itself, also under a decorator (`@torch.no_grad()` wraps it)
+        codes = {getattr(fn, "__code__", None), getattr(inspect.unwrap(fn), "__code__", None)} - {None}
+    except ValueError:
+        codes = {getattr(fn, "__code__", None)} - {None}
+    tb, hit = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code in codes:
+            hit = tb  # the innermost: the student's own frame, not a decorator's
+        tb = tb.tb_next
+    if hit is None:
+        return None
+    text = str(exc)
+    text = text[:300] + "..." if len(text) > 300 else text
+    line = hit.tb_lineno
+    source = linecache.getline(hit.tb_frame.f_code.co_filename, line).strip()[:200]
+    where = {"error": f"{type(exc).__name__}: {text}" if text else type(exc).__name__, "line": line, "code": source,
+             "assigned": sorted(k for k in hit.tb_frame.f_locals if isinstance(k, str))}
+    return dict(hit.tb_frame.f_locals), where
+
 
 def drive_manual_backward(module, inputs: dict) -> dict:
     """In the student's process: call manual_backward(ctx) and return its gradients by name."""
     ctx = SimpleNamespace(**inputs)
-    grads = module.manual_backward(ctx)
+    fn = module.manual_backward
+    try:
+        grads = fn(ctx)
+    except BaseException as exc:
+        if _passes_through(exc):
+            raise
+        found = _raised_in(exc, fn)
+        if found is None:
+            raise
+        frame, where = found
+        # What was computed before the exception is graded; the rest is "not reached".
+        return {**{name: frame.get("d" + name) for name in GRADIENT_NAMES}, "raised": where}
     if not isinstance(grads, dict):
         raise TypeError(f"manual_backward must return a dict of gradients keyed by tensor name "
                         f"('logprobs', 'probs', ...), not a {type(grads).__name__}")
@@ -36,24 +93,110 @@ def drive_batchnorm(module, inputs):
 
 
 def drive_tanh(module, inputs):
-    return {"hpreact": module.tanh_backward(inputs["h"], inputs["dh"])}
+    fn = module.tanh_backward
+    try:
+        accepts = "hpreact" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        return {"hpreact": fn(inputs["h"], inputs["dh"], hpreact=inputs["hpreact"])}
+    return {"hpreact": fn(inputs["h"], inputs["dh"])}
 
 
 def drive_embedding(module, inputs):
-    return {"C": module.embedding_backward(inputs["Xb"], inputs["demb"], inputs["num_embeddings"])}
+    """`embedding_backward(Xb, demb, C)` (the template) or `(Xb, demb, num_embeddings)` (older ones)."""
+    fn = module.embedding_backward
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        params = []
+    if "C" in params:
+        out = fn(inputs["Xb"], inputs["demb"], C=inputs["C"]) if params.index("C") != 2 else \
+            fn(inputs["Xb"], inputs["demb"], inputs["C"])
+    else:
+        out = fn(inputs["Xb"], inputs["demb"], inputs["num_embeddings"])
+    return {"C": out}
+
+
+def _snapshot(value):
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
+
+def _record_helpers(module, calls: dict) -> dict:
+    """Replace the module's helpers by recording wrappers (the student's `forward_backward` looks them up
+    as globals at call time). Returns the originals, to put back."""
+    originals = {}
+    for name in HELPERS:
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            continue
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = None
+
+        def wrapper(*args, _fn=fn, _name=name, _signature=signature, **kwargs):
+            out = _fn(*args, **kwargs)
+            named = {}
+            if _signature is not None:
+                try:
+                    named = dict(_signature.bind(*args, **kwargs).arguments)
+                except TypeError:
+                    named = {}
+            calls[_name] = {"args": {k: _snapshot(v) for k, v in named.items() if isinstance(v, torch.Tensor)},
+                            "out": _snapshot(out)}
+            return out
+        originals[name] = fn
+        setattr(module, name, wrapper)
+    return originals
 
 
 def drive_forward_backward(module, inputs):
-    result = module.forward_backward(inputs["params"], inputs["Xb"], inputs["Yb"])
+    calls: dict = {}
+    originals = _record_helpers(module, calls)
+    fn = module.forward_backward
+    try:
+        result = fn(inputs["params"], inputs["Xb"], inputs["Yb"])
+    except BaseException as exc:
+        if _passes_through(exc):
+            raise
+        found = _raised_in(exc, fn)
+        if found is None:
+            raise
+        frame, where = found
+        return {"loss": frame.get("loss"), **{name: frame.get("d" + name) for name in PARAMETER_NAMES},
+                "calls": calls, "raised": where}
+    finally:
+        for name, original in originals.items():
+            setattr(module, name, original)
     if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], dict):
         raise TypeError("forward_backward must return (loss, grads) with grads a dict keyed like params")
     loss, grads = result
-    return {"loss": loss, **{name: grads.get(name) for name in PARAMETER_NAMES}}
+    return {"loss": loss, **{name: grads.get(name) for name in PARAMETER_NAMES}, "calls": calls}
 
 
 def drive_train(module, inputs):
+    """Call train; record every call of the student's forward_backward (the parameters it was given, the
+    batch, the loss and gradients it returned) and the parameters at the end."""
     params = inputs["params"]
-    losses = module.train(params, inputs["X"], inputs["Y"], inputs["steps"], inputs["lr"],
-                          batch_size=inputs["batch_size"], seed=inputs["seed"])
-    return {"losses": [float(x) for x in losses] if isinstance(losses, (list, tuple)) else losses}
+    steps: list = []
+    original = getattr(module, "forward_backward", None)
 
+    def recording(p, Xb, Yb, *args, **kwargs):
+        before = {k: _snapshot(v) for k, v in p.items()} if isinstance(p, dict) else {}
+        result = original(p, Xb, Yb, *args, **kwargs)
+        loss, grads = (result if isinstance(result, tuple) and len(result) == 2 else (None, None))
+        steps.append({"params": before, "Xb": _snapshot(Xb), "Yb": _snapshot(Yb), "loss": _snapshot(loss),
+                      "grads": {k: _snapshot(v) for k, v in grads.items()} if isinstance(grads, dict) else {}})
+        return result
+
+    if callable(original):
+        module.forward_backward = recording
+    try:
+        losses = module.train(params, inputs["X"], inputs["Y"], inputs["steps"], inputs["lr"],
+                              batch_size=inputs["batch_size"], seed=inputs["seed"])
+    finally:
+        if callable(original):
+            module.forward_backward = original
+    return {"losses": [float(x) for x in losses] if isinstance(losses, (list, tuple)) else losses,
+            "steps": steps, "final": {k: _snapshot(v) for k, v in params.items()}}
