@@ -164,8 +164,6 @@ def test_the_lecture_solved_notebook_scores_full_marks_public_and_hidden(runner,
     assert "accepted" in bnmeani.message  # the (64,) for (1, 64) is accepted, and said so
 
 
-@pytest.mark.xfail(strict=False, reason="`with torch.no_grad():` is accepted by guard's change (issue 10); "
-                   "this branch still has the tripwire that refuses it")
 def test_the_lecture_exercise_4_with_its_no_grad_scores_full_marks(runner, tmp_path):
     result = grade_all(runner, lecture_submission(tmp_path, ex4=LECTURE_EX4), ("forward_backward", "train"))
     assert result.score == result.max_score
