@@ -16,8 +16,8 @@ The autograd guard has layers, because any one of them can be bypassed from insi
 3. an audit hook (which Python cannot remove) that refuses new processes and programs (a new
    interpreter has no guard at all), native code through `ctypes` or a compiled extension from outside
    the Python installation, `gc`'s object walks (the way to the originals the tripwires replaced) and
-   `/proc/*/mem`; threads (a new thread starts with grad mode on and no hooks) are refused by tripwires
-   on `threading` and `_thread`;
+   `/proc/*/mem`; a new thread (which would start with grad mode on and no hooks) starts with grad mode
+   off and the saved-tensor hooks pushed, and one still running when a case ends counts as tampering;
 4. after each case, `after_case()` checks that the guards are intact (grad mode and forward AD off,
    the saved-tensor hooks ours, every tripwire in place, no extra thread) and restores them.
 What is found is appended to `_autograd_calls` (a route per entry, e.g. "torch.ops.aten.tanh_backward
@@ -222,14 +222,29 @@ def trip_autograd() -> None:
     for name in ("saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks"):
         wire(graph, name, f"torch.autograd.graph.{name} (the guard switched off)")
 
-    # 3. what no exercise needs and every bypass does: threads, processes, native code, gc walks
+    # 3. threads start guarded: grad mode is per thread (on in a new one) and so are the saved-tensor hooks,
+    # so every new thread gets both before it runs anything (a recursion in a big-stack thread is fair use).
     import _thread
     import threading
-    wire(threading.Thread, "start", "threading.Thread.start() (a new thread has grad mode on and no guard)")
+    start_new_thread = _thread.start_new_thread
+
+    def guarded_start_new_thread(function, args, kwargs=None):
+        def run(*a, **k):
+            set_grad(False)
+            originals["set_fwd"](False)
+            originals["push_hooks"](packed, unpacked)
+            return function(*a, **k)
+        return start_new_thread(run, args, kwargs or {})
+
     for module in (_thread, threading):
-        for name in ("start_new_thread", "start_new", "_start_new_thread", "start_joinable_thread",
-                     "_start_joinable_thread"):
+        for name in ("start_new_thread", "start_new", "_start_new_thread"):
+            if hasattr(module, name):
+                wire(module, name, "", guarded_start_new_thread)
+    for module in (_thread, threading):  # newer Pythons' entry points, not wrapped here: refused
+        for name in ("start_joinable_thread", "_start_joinable_thread"):
             wire(module, name, f"_thread.{name.lstrip('_')}() (a new thread has grad mode on and no guard)")
+
+    # processes, native code, gc walks: what no exercise needs and every bypass does
 
     def audit(event, args):
         if event == "open" and args and isinstance(args[0], (str, bytes)):
@@ -273,7 +288,7 @@ def trip_autograd() -> None:
             tampered.append("backward kernels restored")
         now = _thread_count()
         if now > threads >= 0:
-            tampered.append("threads started")
+            tampered.append("threads still running after the case")
         return tampered
 
     _state["check"] = check

@@ -12,7 +12,7 @@ What is flagged, directly or as a string built to reach it (`getattr(torch, "aut
 `.next_functions`, `_execution_engine`, `_ImperativeEngine`, grad mode switched on), `torch.func` /
 functorch / forward-mode AD, PyTorch's backward kernels (`torch.ops.aten.tanh_backward`,
 `torch._log_softmax_backward_data`, any `*_backward` the file does not define itself), the grader's
-dispatch mode switched off, libraries that differentiate (sympy...), threads and processes, ctypes, and
+dispatch mode switched off, libraries that differentiate (sympy...), processes, ctypes, and
 `exec`/`eval`/`__import__` of strings the scan cannot read.
 """
 from __future__ import annotations
@@ -41,8 +41,7 @@ AUTOGRAD_NAMES = {
                      "_registration_handles"), "the grader's guard switched off"),
     **dict.fromkeys(("_autograd_calls", "after_case", "trip_autograd", "guard", "_sticky", "_kernels", "__closure__",
                      "cell_contents"), "the grader's guard tampered with"),
-    # what the guard refuses at run time: threads, processes, native code, gc walks
-    "start_new_thread": "a thread", "start_joinable_thread": "a thread",
+    # what the guard refuses at run time: processes, native code, gc walks (threads start guarded: not a route)
     **dict.fromkeys(("get_objects", "get_referrers", "get_referents"), "gc object walks"),
     **dict.fromkeys(("fork", "forkpty", "posix_spawn", "posix_spawnp"), "a new process"),
 }
@@ -50,7 +49,7 @@ AUTOGRAD_NAMES = {
 TORCH_ONLY = {"func": "torch.func", "grad": "autograd (grad)", "library": "torch.library (kernels replaced)"}
 # Modules that are a route wherever they are imported.
 ROUTE_MODULES = {
-    "threading": "a thread", "_thread": "a thread", "concurrent": "a thread pool", "multiprocessing": "a new process",
+    "multiprocessing": "a new process",
     "subprocess": "a new process", "ctypes": "native code (ctypes)", "cffi": "native code (cffi)",
     "sympy": "a library that differentiates", "mpmath": "a library that differentiates",
     "functorch": "functorch", "jax": "a library that differentiates", "jaxlib": "a library that differentiates",

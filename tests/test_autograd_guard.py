@@ -177,36 +177,38 @@ HOSTILE = [
         def tanh_backward(h, dh):
             import threading
             out = []
-            def work():  # a new thread starts with grad mode on and no dispatch mode
+            def work():  # a new thread would start with grad mode on and no hooks: it starts guarded
                 x = torch.atanh(h).requires_grad_()
                 out.append(torch.autograd.grad(torch.tanh(x), x, dh)[0])
             t = threading.Thread(target=work)
             t.start()
             t.join()
             return out[0]
-        """, "thread"),
+        """, "autograd"),
     ("raw_thread", "tanh_backward", """
         def tanh_backward(h, dh):
             import _thread, time
             out = []
             def work():
-                x = torch.atanh(h).requires_grad_()
-                y = torch.tanh(x)
-                out.append(y.grad_fn(dh))
+                with torch.enable_grad():
+                    x = torch.atanh(h).requires_grad_()
+                    y = torch.tanh(x)
+                    out.append(y.grad_fn(dh))
             _thread.start_new_thread(work, ())
             time.sleep(0.5)
             return out[0]
-        """, "thread"),
+        """, "enable_grad"),
     ("thread_pool", "tanh_backward", """
         def tanh_backward(h, dh):
             from concurrent.futures import ThreadPoolExecutor
             def work():
+                torch._C._set_grad_enabled(True)
                 x = torch.atanh(h).requires_grad_()
                 y = torch.tanh(x)
                 return y.grad_fn(dh)
             with ThreadPoolExecutor(1) as pool:
                 return pool.submit(work).result()
-        """, "thread"),
+        """, "_set_grad_enabled"),
     ("helper_function", "tanh_backward", """
         def _local_derivative(h, dh):
             return torch.ops.aten.tanh_backward(dh, h)

@@ -189,7 +189,7 @@ def test_the_classic_overwrite_scores_the_same_in_five_separate_runs(tmp_path):
     outputs = [r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-2000:] for r in runs]
     assert all(r.returncode == 0 for r in runs), outputs
     assert len(set(outputs)) == 1, "\n".join(outputs)
-    assert json.loads(outputs[0])[0] > 0
+    assert Fraction(json.loads(outputs[0])[0]) > 0
 
 
 # -- exercise ids are written once -------------------------------------------------------------------------------
