@@ -247,7 +247,7 @@ def test_catalogue_mistakes(runner, tmp_path, entry, mistake, code):
 def test_forward_backward_wrong_batchnorm_step(runner, tmp_path):
     code = MISTAKES[5][2]  # batchnorm_backward without Bessel's correction
     ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
-    verdicts = {c.name: c.passed for c in ex.checks}
+    verdicts = {c.name: c.correct for c in ex.checks}  # right against the true gradient
     assert verdicts == {"loss": True, "W2": True, "b2": True, "bngain": True, "bnbias": True,
                         "W1": False, "b1": True, "C": False}  # db1 is 0 either way: batchnorm cancels b1
     # wrong globally, right on the student's own batchnorm_backward: its points are kept
