@@ -50,7 +50,7 @@ RUNTIME_FILES = ("worker.py", "wire.py", "verdicts.py", "guard.py")  # the stude
 SANDBOX_UID = 65534                   # the uid inside bubblewrap
 INSIDE = "/sandbox"                   # where the runtime and the submission appear inside bubblewrap
 STARTUP_TIMEOUT = float(os.environ.get("AUTOGRADER_STARTUP_TIMEOUT", "120"))  # torch import, busy machine
-CONTROL_TIMEOUT = 15.0                # the server's answer to one control message
+CONTROL_TIMEOUT = 5.0                 # the server's answer to one control message
 MAX_PROCESSES = 256                   # RLIMIT_NPROC of a child (per uid: the sandbox's own)
 MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
 MAX_SUBMISSION_FILES = 2000
@@ -129,7 +129,9 @@ def _hidden_paths(extra=()) -> list[str]:
 
 def _bwrap_argv(home: Path, protect=()) -> list[str]:
     bwrap = shutil.which("bwrap")
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+    # --as-pid-1: the server is the pid namespace's init, so its children can neither signal it (init takes
+    # no signal it has no handler for) nor outlive it, and no other process of bwrap's shares the sandbox.
+    argv = [bwrap, "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -237,7 +239,7 @@ def choose_mechanism(mode: str | None = None, protect=()) -> Mechanism:
         return Mechanism("none", f"none ({SANDBOX_ENV}={mode!r} is not auto, bwrap, user or none)", False,
                          problem=f"unknown {SANDBOX_ENV}={mode!r}")
     if mode == "none":
-        return Mechanism("none", f"none ({SANDBOX_ENV}=none: resource limits only)", False,
+        return Mechanism("none", f"none: not isolated ({SANDBOX_ENV}=none); resource limits only", False,
                          problem=f"{SANDBOX_ENV}=none")
     problems = []
     if mode in ("auto", "bwrap"):

@@ -118,6 +118,45 @@ def _set_limits(request: dict) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
+_SECCOMP_ARCH = {"x86_64": (0xC000003E, 56, (57, 58)), "aarch64": (0xC00000B7, 220, ())}  # arch, clone, fork+vfork
+
+
+def _forbid_new_processes() -> bool:
+    """A seccomp filter: from here on this process may start threads but no process (fork, vfork, clone
+    without CLONE_THREAD fail with EPERM; clone3 with ENOSYS, so the C library falls back to clone). A fork
+    bomb is impossible rather than merely limited; threads stay bounded by the address-space limit.
+    False where the machine has no seccomp (the process limit, where it applies, still holds)."""
+    import platform
+    import struct as st
+    arch = _SECCOMP_ARCH.get(platform.machine())
+    if arch is None:
+        return False
+    audit_arch, clone, forks = arch
+    ld_w_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    prog = [(ld_w_abs, 0, 0, 4)]                                  # A = arch
+    body = [(ld_w_abs, 0, 0, 0),                                  # A = syscall number
+            (jge, 0, 1, 0x40000000), (ret, 0, 0, eperm)]          # the x32 ABI's numbers: refused
+    for nr in forks:
+        body += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
+    body += [(jeq, 0, 1, 435), (ret, 0, 0, enosys),               # clone3
+             (jeq, 0, 3, clone), (ld_w_abs, 0, 0, 16),            # clone: A = flags (low word)
+             (jset, 1, 0, 0x00010000), (ret, 0, 0, eperm),        # CLONE_THREAD or refused
+             (ret, 0, 0, allow)]
+    prog += [(jeq, 0, len(body), audit_arch)] + body + [(ret, 0, 0, eperm)]  # another arch: refused
+    raw = b"".join(st.pack("<HBBI", *ins) for ins in prog)
+    buf = ctypes.create_string_buffer(raw)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(prog), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return False
+    return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+
+
 def _child(request: dict, fds: list[int]) -> None:
     """In the forked child: limits, import, then one case at a time from the case pipe, one reply each.
     Never returns."""
@@ -154,6 +193,7 @@ def _child(request: dict, fds: list[int]) -> None:
         if blocked:
             block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
         marker = ("\0" + request["marker"] + "\0").encode()
+        _forbid_new_processes()
         cases_in = os.fdopen(CASE_FD, "rb")
         out = os.fdopen(RESULT_FD, "wb")
         module, import_error = None, None
