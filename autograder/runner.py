@@ -156,7 +156,10 @@ def _bwrap_argv(home: Path, protect=()) -> list[str]:
     argv += ["--ro-bind", str(home / "runtime"), f"{INSIDE}/runtime",
              "--ro-bind", str(home / "submission"), f"{INSIDE}/submission",
              "--size", str(256 * 1024 * 1024), "--tmpfs", "/tmp",
-             "--dev", "/dev", "--proc", "/proc", "--chdir", f"{INSIDE}/runtime", "--"]
+             "--dev", "/dev", "--proc", "/proc",
+             # Nothing but /tmp (wiped after every child) is writable: what a child writes elsewhere would
+             # outlive it, into the next case or the next submission.
+             "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", f"{INSIDE}/runtime", "--"]
     return argv
 
 
@@ -191,10 +194,11 @@ for path in hidden:
 for path in readonly:
     if os.access(path, os.W_OK):
         bad.append([path, "writable"])
-try:
-    import torch  # noqa: the user must be able to run the runtime at all
-except BaseException as exc:
-    bad.append([sys.executable, f"cannot import torch as this user ({type(exc).__name__}: {exc})"])
+import importlib.util
+for name in ("torch", "numpy"):  # the user must be able to run the runtime at all (found, not imported: fast)
+    spec = importlib.util.find_spec(name)
+    if spec is None or not os.access(spec.origin or "", os.R_OK):
+        bad.append([sys.executable, f"cannot find {name} as this user"])
 print(json.dumps(bad))
 """
 
@@ -457,7 +461,7 @@ class Runner:
         argv = [sys.executable, "-s", "-B", "-m", "autograder.worker", str(theirs.fileno())]
         kwargs = {}
         if self.mechanism.name == "bwrap":
-            env.update(HOME="/tmp", TMPDIR="/tmp", AUTOGRADER_SCRATCH="/tmp")
+            env.update(HOME="/tmp", TMPDIR="/tmp", AUTOGRADER_SCRATCH="/tmp", AUTOGRADER_SHARED_TMP="1")
             argv = _bwrap_argv(self._home, self._protect) + argv
             cwd = "/"
         else:

@@ -290,7 +290,7 @@ def _wipe(scratch: str, shared_tmp: bool) -> None:
     if not shared_tmp:
         return
     me = os.getuid()
-    for place in ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"):
+    for place in ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock"):
         try:
             entries = os.listdir(place)
         except OSError:

@@ -381,7 +381,8 @@ def test_the_secret_is_nowhere_in_its_environment(mechanism, world):
 
 def test_hidden_inputs_do_not_come_out(mechanism, world):
     result, text = grade_hostile(mechanism, world, "exfiltrate_hidden")
-    assert "(details withheld for hidden cases)" in text
+    hidden = [case for check in _addgate(result)["checks"] for case in check["cases"] if case["hidden"]]
+    assert hidden and all(case["verdict"] == "error" for case in hidden)  # it ran (and raised) on them too
 
 
 # -- the refusals -------------------------------------------------------------------------------------------
