@@ -55,8 +55,8 @@ MAX_PROCESSES = 256                   # RLIMIT_NPROC of a child (per uid: the sa
 MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
 MAX_SUBMISSION_FILES = 2000
 OUTPUT_LIMIT = 64 * 1024              # bytes of a case's printed output kept for the report
-SKIP_DIRS = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv", "__MACOSX",
-             "node_modules"}
+SKIP_DIRS = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv", "env", "__MACOSX",
+             "node_modules", "site-packages", ".mypy_cache", ".tox"}
 
 _LIVE_SERVERS: set[int] = set()       # pids of this process's fork servers (see _reap_strays)
 
@@ -311,7 +311,8 @@ def _driver_file(module_name: str) -> Path:
 def _fingerprint(root: Path) -> str:
     h = hashlib.sha256(str(root).encode())
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not os.path.exists(
+            os.path.join(dirpath, d, "pyvenv.cfg")))
         for name in sorted(filenames):
             try:
                 st = os.lstat(os.path.join(dirpath, name))
@@ -326,7 +327,8 @@ def _copy_submission(source: Path, target: Path) -> None:
     files = total = 0
     for dirpath, dirnames, filenames in os.walk(source):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not (here / d).is_symlink())
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not (here / d).is_symlink()
+                             and not (here / d / "pyvenv.cfg").exists())  # a virtualenv, whatever its name
         dest = target / here.relative_to(source)
         dest.mkdir(parents=True, exist_ok=True)
         for name in sorted(filenames):

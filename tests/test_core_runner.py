@@ -1,5 +1,6 @@
 """The student's process: whatever it does costs that case only, and the grader reads only JSON."""
 import io
+import json
 import os
 import textwrap
 
@@ -232,3 +233,113 @@ def test_cases_share_one_process_but_a_fatal_case_costs_only_itself(runner, tmp_
     values = {r.outputs["out"] for r in results if r.status == "ok"}
     assert len(values) == 1  # same random draw in every case, in the first child and after restarts
     assert [r.output.strip() for r in results] == [f"case {m}" for m in modes]
+
+
+# -- the trust boundary ---------------------------------------------------------------------------------
+
+RUNTIME_MODULES = {"autograder", "autograder.wire", "autograder.verdicts", "autograder.guard"}
+
+
+def test_the_students_process_holds_nothing_of_the_grader(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import importlib, sys
+        def f():
+            held = sorted(m for m in sys.modules if m.startswith(("autograder", "tests", "reference")))
+            imported = []
+            for name in ("autograder.assignments", "autograder.compare", "autograder.pipeline", "autograder.exercise",
+                         "autograder.runner", "tests.core_drivers", "reference"):
+                try:
+                    importlib.import_module(name)
+                    imported.append(name)
+                except ImportError:
+                    pass
+            return {"held": held, "imported": imported}
+    """)
+    out = runner.run(sub, "mod", "tests.core_drivers:call_dict", {}, time_limit=10, memory_mb=2048).outputs
+    assert set(out["held"]) <= RUNTIME_MODULES and out["imported"] == []
+
+
+def test_a_stopped_server_costs_a_restart_not_a_hang(tmp_path):
+    """SIGSTOP to the fork server (here without a sandbox, where the signal reaches it): the next wait on
+    it times out, it is killed and a new one grades the next case."""
+    from autograder.runner import Runner
+    stop = submit(tmp_path, "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGSTOP)\n    return 1.0\n")
+    ok = submit(tmp_path, "def f():\n    return 2.0\n", name="ok")
+    with Runner("none") as r:
+        r.start()
+        first = r._proc
+        run(r, stop)
+        assert run(r, ok).outputs == {"out": 2.0}
+        assert r._proc is not first and first.poll() is not None  # the stopped one is gone
+
+
+def test_public_and_hidden_cases_never_share_a_process(runner, tmp_path):
+    from autograder.compare import compare
+    from autograder.exercise import Case, Exercise, Seeds
+    from autograder.pipeline import grade
+    seen = []
+
+    def judge(case, outputs, truth):
+        seen.append((case.hidden, outputs["out"]))
+        return [compare("out", torch.tensor(1.0), torch.tensor(1.0))]
+
+    cases = lambda seeds: [Case(f"c{i}", i % 2 == 1, {"args": {}}) for i in range(4)]  # noqa: E731
+    ex = Exercise(id="toy.pids", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                  truth=lambda case: {"out": torch.tensor(1.0)}, judge=judge)
+    grade(submit(tmp_path, "import os\ndef f():\n    return os.getpid()\n"), [ex], hidden=True, runner=runner,
+          seeds=Seeds(hidden=True, secret="x"))
+    public = {pid for hidden, pid in seen if not hidden}
+    hidden = {pid for hidden, pid in seen if hidden}
+    assert len(seen) == 4 and public and hidden and not public & hidden
+
+
+def test_a_judge_that_raises_costs_that_exercise_only(runner, tmp_path):
+    from autograder.exercise import Case, Exercise, Seeds
+    from autograder.pipeline import JUDGE_FAILED, grade
+
+    def judge(case, outputs, truth):
+        raise KeyError("the judge trips on an odd answer")
+
+    cases = lambda seeds: [Case("public-0", False, {"args": {}})]  # noqa: E731
+    fragile = Exercise(id="toy.fragile", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                       truth=lambda case: {"out": torch.tensor(1.0)}, judge=judge)
+    sturdy = Exercise(id="toy.sturdy", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                      truth=lambda case: {"out": torch.tensor(1.0)})
+    result = grade(submit(tmp_path, "import torch\ndef f():\n    return torch.tensor(1.0)\n"), [fragile, sturdy],
+                   hidden=False, runner=runner, seeds=Seeds(hidden=False))
+    broken, fine = result.exercises
+    assert broken.score == 0 and broken.checks[0].verdict == "error" and JUDGE_FAILED in broken.checks[0].message
+    assert fine.score == 1
+
+
+def test_hidden_failures_show_only_their_kind(runner, tmp_path):
+    from autograder.exercise import Case, Exercise, Seeds
+    from autograder.pipeline import grade
+    secret_value = 0.7391827364
+    cases = lambda seeds: [Case("hidden-0", True, {"args": {"x": secret_value}})]  # noqa: E731
+    for body in ("raise ValueError(repr(x))", "import sys; sys.exit(repr(x))",
+                 "raise type('E' + repr(x).replace('.', '_'), (Exception,), {})()",
+                 "exec(compile('\\n' * int(x * 1000) + 'raise ValueError()', 'mod.py', 'exec'))"):
+        ex = Exercise(id="toy.h", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                      truth=lambda case: {"out": torch.tensor(1.0)})
+        sub = submit(tmp_path, f"def f(x):\n    {body}\n", name=f"s{abs(hash(body))}")
+        result = grade(sub, [ex], hidden=True, runner=runner, seeds=Seeds(hidden=True, secret="x"))
+        text = json.dumps(result.to_dict())
+        assert "7391" not in text and "739" not in text, text
+        assert "withheld" in result.exercises[0].checks[0].message
+
+
+def test_replies_are_validated_and_plain():
+    from autograder.runner import _to_result, plain
+    assert plain("\x1b[2J\x1b[31mred\x1b[0m \x1b]0;title\x07ok\r\x9b2J") == "red ok"
+    deep = {"__list__": [1]}
+    for _ in range(100):
+        deep = {"__list__": [deep]}
+    for outputs in (deep, {"__tensor__": {"dtype": "float32", "shape": [1 << 40], "data": ""}},
+                    {"__pickle__": "x"}, {"__float__": "__import__('os')"}, [1, 2]):
+        r = _to_result({"status": "ok", "outputs": outputs}, "")
+        assert r.status == "error" and r.kind == "malformed", outputs
+    r = _to_result({"status": "ok", "outputs": {"__dict__": [["msg", "\x1b[32mTotal: 87/87"]]}, "kind": "x"}, "")
+    assert r.status == "ok" and r.outputs == {"msg": "Total: 87/87"}
+    assert _to_result({"status": "error", "kind": "\x1b[2Jforged", "message": "\x1b[2Jm"}, "").kind == "exception"
+    assert _to_result({"status": "great"}, "").kind == "malformed"
