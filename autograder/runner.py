@@ -172,7 +172,7 @@ def _bwrap_works() -> str:
     try:
         (home / "runtime").mkdir()
         (home / "submission").mkdir()
-        done = subprocess.run(_bwrap_argv(home) + [sys.executable, "-s", "-c", "import os; os.getuid()"],
+        done = subprocess.run(_bwrap_argv(home) + [sys.executable, "-I", "-S", "-c", ""],
                               capture_output=True, timeout=60, cwd="/")
         if done.returncode != 0:
             return "bubblewrap does not run here (" + (done.stderr.decode(errors="replace").strip()[:200]

@@ -32,7 +32,8 @@ HOSTILE = ROOT / "tests" / "hostile"
 TEMPLATE = ROOT / "student_template" / "graphs.py"
 TEST_USER = "autograder-test"
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandboxes are Linux's")
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandboxes are Linux's"),
+              pytest.mark.xdist_group("isolation")]  # one worker: the user fixture changes file modes
 
 
 @dataclass
