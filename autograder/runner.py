@@ -545,20 +545,22 @@ class Runner:
             results: list[RunResult] = []
             restarts = 0
             while len(results) < len(cases):
-                got, fatal = self._run_group(request, encoded[len(results):], time_limit)
+                got, fatal, started = self._run_group(request, encoded[len(results):], time_limit)
                 results += got
-                if fatal is not None:
+                if fatal is not None and not started:  # the server failed before any student code ran
+                    restarts += 1
+                    if restarts > 2:  # it keeps failing: give up on the rest
+                        results += [fatal] * (len(cases) - len(results))
+                elif fatal is not None:
                     results.append(fatal)
-                    if fatal.kind == "server":
-                        restarts += 1
-                        if restarts > 2:  # it keeps dying before running anything: give up on the rest
-                            results += [fatal] * (len(cases) - len(results))
             if self.mechanism.name == "user":
                 _reap_strays(self.mechanism.uid)
             return results[:len(cases)]
 
-    def _run_group(self, request: dict, cases: list[bytes], time_limit: float) -> tuple[list[RunResult], RunResult | None]:
-        """Run `cases` in one child until one fails fatally: (results so far, the fatal case's result or None)."""
+    def _run_group(self, request: dict, cases: list[bytes],
+                   time_limit: float) -> tuple[list[RunResult], RunResult | None, bool]:
+        """Run `cases` in one child until one fails fatally: (results so far, the fatal case's result or None,
+        whether a child started at all)."""
         results: list[RunResult] = []
         marker = os.urandom(8).hex()
         case_r, case_w = os.pipe()
@@ -576,7 +578,7 @@ class Runner:
                 os.close(fd)
             self.close_server()
             return results, RunResult("error", kind="server", message=plain(
-                f"the grading process failed while running this code ({exc})", 300))
+                f"the grading process failed before running this code ({exc})", 300)), False
         for fd in (case_r, result_w, output_w):
             os.close(fd)
         stream = _Stream(marker.encode(), result_r, output_r)
@@ -617,7 +619,7 @@ class Runner:
             if case_w >= 0:
                 os.close(case_w)
             stream.close()
-        return results, fatal
+        return results, fatal, True
 
     # -- closing -----------------------------------------------------------------------------------------
 

@@ -118,34 +118,72 @@ def _set_limits(request: dict) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
-_SECCOMP_ARCH = {"x86_64": (0xC000003E, 56, (57, 58)), "aarch64": (0xC00000B7, 220, ())}  # arch, clone, fork+vfork
+# Syscall numbers per machine: the audit arch, then those the filter below refuses or inspects.
+_SYSCALLS = {
+    "x86_64": dict(arch=0xC000003E, clone=56, clone3=435, fork=57, vfork=58, kill=62, tkill=200, tgkill=234,
+                   rt_sigqueueinfo=129, rt_tgsigqueueinfo=297, pidfd_send_signal=424, pidfd_open=434,
+                   ptrace=101, process_vm_readv=310, process_vm_writev=311),
+    "aarch64": dict(arch=0xC00000B7, clone=220, clone3=435, kill=129, tkill=130, tgkill=131,
+                    rt_sigqueueinfo=138, rt_tgsigqueueinfo=240, pidfd_send_signal=424, pidfd_open=434,
+                    ptrace=117, process_vm_readv=270, process_vm_writev=271),
+}
 
 
-def _forbid_new_processes() -> bool:
-    """A seccomp filter: from here on this process may start threads but no process (fork, vfork, clone
-    without CLONE_THREAD fail with EPERM; clone3 with ENOSYS, so the C library falls back to clone). A fork
-    bomb is impossible rather than merely limited; threads stay bounded by the address-space limit.
-    False where the machine has no seccomp (the process limit, where it applies, still holds)."""
+def _seccomp_program(nr: dict, me: int) -> list[tuple]:
+    """The filter, as (code, jt, jf, k) with jumps to labels resolved. Refused (EPERM): starting a process
+    (fork, vfork, clone without CLONE_THREAD; clone3 gets ENOSYS so the C library falls back to clone),
+    signalling any process but this one (the server, other gradings under the same uid), ptrace and
+    another process's memory; the x32 ABI's numbers and any other architecture's."""
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    arg0_lo, arg0_hi = 16, 20
+    code: list = [(ld, 0, 0, 4), (jeq, 0, "deny", nr["arch"]), (ld, 0, 0, 0), (jge, "deny", 0, 0x40000000)]
+    for name in ("fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
+                 "pidfd_send_signal"):
+        if name in nr:
+            code.append((jeq, "deny", 0, nr[name]))
+    code += [(jeq, 0, "not_clone3", nr["clone3"]), (ret, 0, 0, enosys), "not_clone3",
+             (jeq, 0, "not_clone", nr["clone"]), (ld, 0, 0, arg0_lo), (jset, "allow", "deny", 0x00010000),
+             "not_clone"]
+    for name, own_group in (("kill", True), ("rt_sigqueueinfo", False), ("tgkill", False),
+                            ("rt_tgsigqueueinfo", False), ("tkill", False)):
+        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg0_lo), (jeq, "allow", 0, me)]
+        if own_group:  # kill(0, sig): its own process group (a child is its own group's leader)
+            code.append((jeq, "allow", 0, 0))
+        code += [(ret, 0, 0, eperm), f"not_{name}"]
+    code += [(ret, 0, 0, allow), "allow", (ret, 0, 0, allow), "deny", (ret, 0, 0, eperm)]
+    labels, pc = {}, 0
+    for item in code:
+        if isinstance(item, str):
+            labels[item] = pc
+        else:
+            pc += 1
+    out, pc = [], 0
+    for item in code:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        jt = labels[jt] - pc - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - pc - 1 if isinstance(jf, str) else jf
+        if not (0 <= jt < 256 and 0 <= jf < 256):
+            raise ValueError("seccomp jump out of range")
+        out.append((op, jt, jf, k))
+        pc += 1
+    return out
+
+
+def _confine() -> bool:
+    """Install the seccomp filter (see `_seccomp_program`) on this process. A fork bomb is then impossible
+    rather than limited (threads stay bounded by the address-space limit), and the student's code can signal
+    nothing but itself. False where the machine has no seccomp (the process limit, where it applies, holds)."""
     import platform
     import struct as st
-    arch = _SECCOMP_ARCH.get(platform.machine())
-    if arch is None:
+    nr = _SYSCALLS.get(platform.machine())
+    if nr is None:
         return False
-    audit_arch, clone, forks = arch
-    ld_w_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
-    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
-    prog = [(ld_w_abs, 0, 0, 4)]                                  # A = arch
-    body = [(ld_w_abs, 0, 0, 0),                                  # A = syscall number
-            (jge, 0, 1, 0x40000000), (ret, 0, 0, eperm)]          # the x32 ABI's numbers: refused
-    for nr in forks:
-        body += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
-    body += [(jeq, 0, 1, 435), (ret, 0, 0, enosys),               # clone3
-             (jeq, 0, 3, clone), (ld_w_abs, 0, 0, 16),            # clone: A = flags (low word)
-             (jset, 1, 0, 0x00010000), (ret, 0, 0, eperm),        # CLONE_THREAD or refused
-             (ret, 0, 0, allow)]
-    prog += [(jeq, 0, len(body), audit_arch)] + body + [(ret, 0, 0, eperm)]  # another arch: refused
-    raw = b"".join(st.pack("<HBBI", *ins) for ins in prog)
-    buf = ctypes.create_string_buffer(raw)
+    prog = _seccomp_program(nr, os.getpid())
+    buf = ctypes.create_string_buffer(b"".join(st.pack("<HBBI", *ins) for ins in prog))
 
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
@@ -193,7 +231,7 @@ def _child(request: dict, fds: list[int]) -> None:
         if blocked:
             block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
         marker = ("\0" + request["marker"] + "\0").encode()
-        _forbid_new_processes()
+        _confine()
         cases_in = os.fdopen(CASE_FD, "rb")
         out = os.fdopen(RESULT_FD, "wb")
         module, import_error = None, None
