@@ -700,7 +700,7 @@ class _Stream:
                     view = view[len(view):]
             for fd in readable:
                 self._read(fd)
-            if view and self.result_fd not in self.open:
+            if self.why or (view and self.result_fd not in self.open):
                 return None
 
     def _read(self, fd: int) -> None:
