@@ -456,7 +456,8 @@ class Runner:
             return
         self.close_server()
         self._prepare_home()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        kind = getattr(socket, "SOCK_SEQPACKET", None) if sys.platform.startswith("linux") else None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, kind or socket.SOCK_STREAM)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
@@ -497,12 +498,19 @@ class Runner:
         ready, _, _ = select.select([self._sock], [], [], timeout)
         if not ready:
             raise _ServerGone("the grading worker stopped answering")
-        try:
-            data = self._sock.recv(65536)
-        except OSError as exc:
-            raise _ServerGone(f"the grading worker's channel failed ({exc})") from None
-        if not data:
-            raise _ServerGone("the grading worker ended")
+        deadline = time.monotonic() + timeout
+        data = b""
+        # A stream socket (no SOCK_SEQPACKET, e.g. macOS) may deliver a frame in pieces: read to its end.
+        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "little") <= 65536:
+            if data and not select.select([self._sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise _ServerGone("the grading worker stopped answering")
+            try:
+                more = self._sock.recv(65536)
+            except OSError as exc:
+                raise _ServerGone(f"the grading worker's channel failed ({exc})") from None
+            if not more:
+                raise _ServerGone("the grading worker ended")
+            data += more
         try:
             return wire.unframe(data, 65536)
         except ValueError as exc:

@@ -180,7 +180,7 @@ def _confine() -> bool:
     import platform
     import struct as st
     nr = _SYSCALLS.get(platform.machine())
-    if nr is None:
+    if nr is None or not sys.platform.startswith("linux"):
         return False
     prog = _seccomp_program(nr, os.getpid())
     buf = ctypes.create_string_buffer(b"".join(st.pack("<HBBI", *ins) for ins in prog))
@@ -358,7 +358,13 @@ def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
     data, fds, _, _ = socket.recv_fds(sock, CONTROL_MAX, 4)
     if not data:
         return None, fds
-    return wire.unframe(data), fds
+    # A stream socket (where there is no SOCK_SEQPACKET, e.g. macOS) may deliver a frame in pieces.
+    while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "little") <= CONTROL_MAX:
+        more = sock.recv(CONTROL_MAX)
+        if not more:
+            return None, fds
+        data += more
+    return wire.unframe(data, CONTROL_MAX), fds
 
 
 def _end_child(pid: int, kill: bool, grace: float) -> int:
