@@ -262,12 +262,6 @@ def choose_mechanism(mode: str | None = None, protect=()) -> Mechanism:
     return Mechanism("none", f"none: not isolated ({problem}); resource limits only", False, problem=problem)
 
 
-def sandbox_prefix(mode: str = "auto") -> tuple[tuple[str, ...], str]:
-    """Compatibility: (command prefix, description) of the mechanism `mode` would use."""
-    mechanism = choose_mechanism(mode)
-    return (), mechanism.description
-
-
 # -- the runner -----------------------------------------------------------------------------------------
 
 def _set_subreaper() -> None:
