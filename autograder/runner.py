@@ -256,7 +256,7 @@ def choose_mechanism(mode: str | None = None, protect=()) -> Mechanism:
         uid, gid, why = verify_user(sandbox_user(), protect)
         if not why:
             return Mechanism("user", f"dedicated user {sandbox_user()} (uid {uid}; the grader's files "
-                                     "unreadable to it; no network isolation)", True, uid=uid, gid=gid)
+                                     "unreadable to it; sockets refused by seccomp)", True, uid=uid, gid=gid)
         problems.append(why)
     problem = "; ".join(problems) or "no isolation mechanism"
     return Mechanism("none", f"none: not isolated ({problem}); resource limits only", False, problem=problem)

@@ -122,10 +122,10 @@ def _set_limits(request: dict) -> None:
 _SYSCALLS = {
     "x86_64": dict(arch=0xC000003E, clone=56, clone3=435, fork=57, vfork=58, kill=62, tkill=200, tgkill=234,
                    rt_sigqueueinfo=129, rt_tgsigqueueinfo=297, pidfd_send_signal=424, pidfd_open=434,
-                   ptrace=101, process_vm_readv=310, process_vm_writev=311),
+                   ptrace=101, process_vm_readv=310, process_vm_writev=311, socket=41, io_uring_setup=425),
     "aarch64": dict(arch=0xC00000B7, clone=220, clone3=435, kill=129, tkill=130, tgkill=131,
                     rt_sigqueueinfo=138, rt_tgsigqueueinfo=240, pidfd_send_signal=424, pidfd_open=434,
-                    ptrace=117, process_vm_readv=270, process_vm_writev=271),
+                    ptrace=117, process_vm_readv=270, process_vm_writev=271, socket=198, io_uring_setup=425),
 }
 
 
@@ -133,18 +133,22 @@ def _seccomp_program(nr: dict, me: int) -> list[tuple]:
     """The filter, as (code, jt, jf, k) with jumps to labels resolved. Refused (EPERM): starting a process
     (fork, vfork, clone without CLONE_THREAD; clone3 gets ENOSYS so the C library falls back to clone),
     signalling any process but this one (the server, other gradings under the same uid), ptrace and
-    another process's memory; the x32 ABI's numbers and any other architecture's."""
+    another process's memory, sockets but AF_UNIX ones (no network, even where the mechanism has no
+    network namespace: a hidden case's inputs cannot be sent home), io_uring; the x32 ABI's numbers and
+    any other architecture's."""
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
     arg0_lo, arg0_hi = 16, 20
     code: list = [(ld, 0, 0, 4), (jeq, 0, "deny", nr["arch"]), (ld, 0, 0, 0), (jge, "deny", 0, 0x40000000)]
     for name in ("fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
-                 "pidfd_send_signal"):
+                 "pidfd_send_signal", "io_uring_setup"):
         if name in nr:
             code.append((jeq, "deny", 0, nr[name]))
     code += [(jeq, 0, "not_clone3", nr["clone3"]), (ret, 0, 0, enosys), "not_clone3",
              (jeq, 0, "not_clone", nr["clone"]), (ld, 0, 0, arg0_lo), (jset, "allow", "deny", 0x00010000),
-             "not_clone"]
+             "not_clone",
+             (jeq, 0, "not_socket", nr["socket"]), (ld, 0, 0, arg0_lo), (jeq, "allow", "deny", 1),  # AF_UNIX
+             "not_socket"]
     for name, own_group in (("kill", True), ("rt_sigqueueinfo", False), ("tgkill", False),
                             ("rt_tgsigqueueinfo", False), ("tkill", False)):
         code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
@@ -175,8 +179,8 @@ def _seccomp_program(nr: dict, me: int) -> list[tuple]:
 
 def _confine() -> bool:
     """Install the seccomp filter (see `_seccomp_program`) on this process. A fork bomb is then impossible
-    rather than limited (threads stay bounded by the address-space limit), and the student's code can signal
-    nothing but itself. False where the machine has no seccomp (the process limit, where it applies, holds)."""
+    rather than limited (threads stay bounded by the address-space limit), the student's code can signal
+    nothing but itself, and it has no network. False where the machine has no seccomp (the process limit, where it applies, holds)."""
     import platform
     import struct as st
     nr = _SYSCALLS.get(platform.machine())

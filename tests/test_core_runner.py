@@ -353,3 +353,23 @@ def test_replies_are_validated_and_plain():
     assert r.status == "ok" and r.outputs == {"msg": "Total: 87/87"}
     assert _to_result({"status": "error", "kind": "\x1b[2Jforged", "message": "\x1b[2Jm"}, "").kind == "exception"
     assert _to_result({"status": "great"}, "").kind == "malformed"
+
+
+def test_no_network_even_without_a_sandbox(tmp_path):
+    """The seccomp filter refuses every socket but AF_UNIX ones, whatever the mechanism (the dedicated-user
+    one has no network namespace): a hidden case's inputs cannot be sent home."""
+    from autograder.runner import Runner
+    sub = submit(tmp_path, """
+        import socket
+        def f():
+            refused = []
+            for family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    socket.socket(family, socket.SOCK_DGRAM).close()
+                except PermissionError:
+                    refused.append(family.name)
+            socket.socketpair()  # local pairs are harmless
+            return len(refused)
+    """)
+    with Runner("none") as r:
+        assert run(r, sub).outputs == {"out": 2}
