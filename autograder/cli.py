@@ -64,10 +64,21 @@ def _progress(console):
 
 
 def cmd_grade(args) -> int:
+    from .exercise import Seeds, SecretMissing
     from .render import FORMATS
-    with _started_runner() as runner:
+    from .runner import IsolationMissing, credit_runner
+    protect = [Path(args.output).resolve().parent] if args.output else []
+    try:
+        seeds = Seeds.for_credit(args.public_only)
+        runner = credit_runner(args.unsandboxed, protect=protect)
+    except (SecretMissing, IsolationMissing) as exc:
+        print(f"autograder grade: refusing to grade for credit: {exc}", file=sys.stderr)
+        return 2
+    with runner:
+        runner.start()
         from .submission import grade_path
-        result = grade_path(Path(args.path), args.assignment, hidden=not args.public_only, runner=runner)
+        result = grade_path(Path(args.path), args.assignment, hidden=not args.public_only, runner=runner,
+                            seeds=seeds)
     text = FORMATS[args.format](result)
     if args.output:
         out = Path(args.output)
@@ -110,7 +121,9 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("-f", "--format", default="json", choices=sorted(FORMATS))
     p.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
     p.add_argument("-a", "--assignment", action="append", choices=NAMES, help="only this assignment (repeatable)")
-    p.add_argument("--public-only", action="store_true", help="skip the hidden cases")
+    p.add_argument("--public-only", action="store_true", help="skip the hidden cases (no AUTOGRADER_SECRET needed)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade even where no isolation mechanism works (every result says so)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("templates", help="generate student_template/ from reference/")

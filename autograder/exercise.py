@@ -63,7 +63,9 @@ class Seeds:
 
     @classmethod
     def from_env(cls, hidden: bool) -> "Seeds":
-        return cls(hidden=hidden, secret=os.environ.get(SECRET_ENV, "backprop-lab-default-secret"))
+        """Public seeds, or (hidden) the hidden ones from AUTOGRADER_SECRET: SecretMissing when it is unset
+        (there is no default secret: one in the public code would let anyone compute the hidden cases)."""
+        return cls.for_credit(public_only=not hidden)
 
     @classmethod
     def for_credit(cls, public_only: bool = False) -> "Seeds":

@@ -23,10 +23,22 @@ HIDDEN_REDACTED = "(details withheld for hidden cases)"
 
 # -- cases and run ------------------------------------------------------------------------------------
 
+_HIDDEN_TEXT = {"exception": "raised an exception", "exit": "exited (sys.exit or os._exit)",
+                "memory": "ran out of memory (memory limit)", "recursion": "RecursionError: maximum recursion depth exceeded",
+                "blocked_import": "imported a module that is not allowed here", "autograd_used": "used autograd",
+                "crash": "the process was killed (memory or time limit, or a crash)"}
+
+
 def _run_message(run: RunResult, case: Case) -> str:
+    """The one-line reason a run failed. On a hidden case nothing the student's process chose is shown (its
+    messages, exception names and even line numbers could carry the hidden inputs out): only the kind."""
+    if case.hidden:
+        if run.status == "timeout":
+            return run.message
+        if run.status == "not_implemented":
+            return "raises NotImplementedError"
+        return f"{_HIDDEN_TEXT.get(run.kind, 'failed')} {HIDDEN_REDACTED}"
     where = f" ({run.where})" if run.where else ""
-    if case.hidden and run.kind == "exception":  # the student's own message could print hidden inputs
-        return f"{run.message.split(':', 1)[0]}{where} {HIDDEN_REDACTED}"
     return f"{run.message}{where}"
 
 
@@ -39,6 +51,31 @@ def _failed_run(run: RunResult, case: Case, truth: dict) -> list[Comparison]:
     message = _run_message(run, case)
     return [Comparison(name, verdict, expected_shape=_shape_of(exp), message=message, mistake=mistake)
             for name, exp in truth.items()]
+
+
+JUDGE_FAILED = "the grader could not judge this answer"
+
+
+def _judged(exercise: Exercise, case: Case, run: RunResult, truth: dict) -> list[Comparison]:
+    """The judge's comparisons for one case. A judge that raises on what the student returned costs this case
+    an error verdict on every check, never the grade; a diagnosis that raises costs only its hint."""
+    try:
+        comparisons = list(exercise.judge(case, run.outputs, truth))
+        if not all(isinstance(c, Comparison) for c in comparisons):
+            raise TypeError("the judge returned something that is not a Comparison")
+    except Exception as exc:  # noqa: the student's values reach the judge; nothing may escape it
+        why = "" if case.hidden else f" ({type(exc).__name__})"
+        return [Comparison(name, ERROR, expected_shape=_shape_of(exp), message=JUDGE_FAILED + why)
+                for name, exp in truth.items()]
+    for comparison in comparisons:
+        got = run.outputs.get(comparison.name) if isinstance(run.outputs, dict) else None
+        if comparison.name in truth:
+            try:
+                diagnose(comparison, got, truth[comparison.name], case, exercise.mistakes,
+                         context={"outputs": run.outputs, "truth": truth})
+            except Exception:  # noqa: a hint is a bonus; its failure must not cost the verdict
+                pass
+    return comparisons
 
 
 def _shape_of(value) -> tuple | None:
@@ -132,10 +169,20 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     if missing:
         runs = [RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")] * len(cases)
     else:
-        runs = runner.run_cases(submission, exercise.module, exercise.driver, [c.inputs for c in cases],
-                                time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
-                                blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
-                                forbid_autograd=exercise.forbid_autograd)
+        runs = [None] * len(cases)
+        # Public and hidden cases never share a process: a public case's output is shown to the student.
+        for hidden in (False, True):
+            group = [i for i, case in enumerate(cases) if case.hidden == hidden]
+            if not group:
+                continue
+            got = runner.run_cases(submission, exercise.module, exercise.driver, [cases[i].inputs for i in group],
+                                   time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
+                                   blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
+                                   forbid_autograd=exercise.forbid_autograd)
+            for i, run in zip(group, got):
+                runs[i] = run
+        runs = [run if isinstance(run, RunResult) else RunResult("error", kind="internal", message="no result")
+                for run in runs]
     # Autograd found in any case (the worker's guard) or in the source (the static scan) costs the exercise.
     autograd_routes = static + sorted({call for run in runs for call in run.autograd_calls})
     for (case, truth), run in zip(prepared, runs):
@@ -144,12 +191,7 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
         if keep_outputs is not None and not case.hidden and run.status == "ok":
             keep_outputs.setdefault(exercise.id, []).append((case, run.outputs, truth))
         if run.status == "ok" and not run.autograd_calls:
-            comparisons = exercise.judge(case, run.outputs, truth)
-            for comparison in comparisons:
-                got = run.outputs.get(comparison.name) if isinstance(run.outputs, dict) else None
-                if comparison.name in truth:
-                    diagnose(comparison, got, truth[comparison.name], case, exercise.mistakes,
-                             context={"outputs": run.outputs, "truth": truth})
+            comparisons = _judged(exercise, case, run, truth)
         else:
             comparisons = _failed_run(run, case, truth)
             message = message or _run_message(run, case)
@@ -187,8 +229,8 @@ def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, ru
     submission = Path(submission)
     own_runner = runner is None
     runner = runner or Runner()
+    seeds = seeds or Seeds.from_env(hidden)  # before anything starts: no secret, no hidden grading
     runner.start()  # the worker imports torch while this process builds cases and truths
-    seeds = seeds or Seeds.from_env(hidden)
     try:
         results = []
         for exercise in exercises:

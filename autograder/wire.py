@@ -14,7 +14,11 @@ from typing import Any, BinaryIO
 from .verdicts import NOT_IMPLEMENTED_VALUE, NotImplementedMarker
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
-MAX_MESSAGE = 256 * 1024 * 1024  # bytes; a larger reply is refused, not read
+MAX_MESSAGE = 64 * 1024 * 1024  # bytes; a larger message is refused, not read
+MAX_DEPTH = 24                  # nesting of lists/dicts in a decoded value
+MAX_ITEMS = 200_000             # values in one decoded message
+MAX_STRING = 100_000            # characters of one string
+MAX_ELEMENTS = 16 * 1024 * 1024 # elements of one tensor
 
 
 class Unsupported:
@@ -64,39 +68,74 @@ def encode(value: Any, _depth: int = 0) -> Any:
 
 
 def decode(value: Any) -> Any:
-    if not isinstance(value, dict):
-        if isinstance(value, list):
-            raise ValueError("bare list on the wire")
+    """The value a message carries. Raises ValueError on anything the wire does not produce (unknown
+    tags, bare lists, nesting deeper than MAX_DEPTH, more than MAX_ITEMS values, oversized strings or
+    tensors): the other side is not trusted to have used `encode`."""
+    return _decode(value, 0, [0])
+
+
+def _decode(value: Any, depth: int, count: list) -> Any:
+    count[0] += 1
+    if count[0] > MAX_ITEMS:
+        raise ValueError(f"more than {MAX_ITEMS} values")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH}")
+    if value is None or isinstance(value, (bool, int, float)):
         return value
-    if "__tensor__" in value:
-        return _decode_tensor(value["__tensor__"])
-    if "__float__" in value:
-        return float(value["__float__"])
-    if "__not_implemented__" in value:
-        return NOT_IMPLEMENTED_VALUE
-    if "__list__" in value:
-        return [decode(v) for v in value["__list__"]]
-    if "__dict__" in value:
-        out = {}
-        for k, v in value["__dict__"]:
-            k = decode(k)
-            if not isinstance(k, (str, int, float, bool)) and k is not None:
-                k = repr(k)
-            out[k] = decode(v)
-        return out
-    if "__unsupported__" in value:
-        return Unsupported(str(value["__unsupported__"])[:80])
-    return {str(k): decode(v) for k, v in value.items()}  # a plain JSON object (messages)
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ValueError(f"a string of {len(value)} characters")
+        return value
+    if isinstance(value, list):
+        raise ValueError("bare list on the wire")
+    if not isinstance(value, dict):
+        raise ValueError(f"unexpected {type(value).__name__}")
+    if len(value) == 1:
+        (tag, body), = value.items()
+        if tag == "__tensor__":
+            return _decode_tensor(body)
+        if tag == "__float__":
+            if body not in ("inf", "-inf", "nan"):
+                raise ValueError(f"bad float {str(body)[:20]!r}")
+            return float(body)
+        if tag == "__not_implemented__":
+            return NOT_IMPLEMENTED_VALUE
+        if tag == "__list__":
+            if not isinstance(body, list):
+                raise ValueError("bad list")
+            return [_decode(v, depth + 1, count) for v in body]
+        if tag == "__dict__":
+            if not isinstance(body, list):
+                raise ValueError("bad dict")
+            out = {}
+            for pair in body:
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise ValueError("bad dict entry")
+                k = _decode(pair[0], depth + 1, count)
+                if not isinstance(k, (str, int, float, bool)) and k is not None:
+                    k = repr(k)[:100]
+                out[k] = _decode(pair[1], depth + 1, count)
+            return out
+        if tag == "__unsupported__":
+            return Unsupported(str(body)[:80])
+    if any(str(k).startswith("__") for k in value):
+        raise ValueError("unknown tag")
+    return {str(k)[:100]: _decode(v, depth + 1, count) for k, v in value.items()}  # a plain JSON object
 
 
 def _decode_tensor(spec: dict):
     import numpy as np
     import torch
+    if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data"} or not isinstance(spec["data"], str):
+        raise ValueError("bad tensor")
     dtype, shape = spec["dtype"], spec["shape"]
-    if dtype not in _DTYPES or not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-        raise ValueError(f"bad tensor header {dtype!r} {shape!r}")
-    raw = base64.b64decode(spec["data"], validate=True)
+    if dtype not in _DTYPES or not isinstance(shape, list) or len(shape) > 8 or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"bad tensor header {str(dtype)[:20]!r} {str(shape)[:60]}")
     count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"a tensor of {count} elements")
+    raw = base64.b64decode(spec["data"], validate=True)
     if dtype == "bfloat16":
         arr = np.frombuffer(raw, dtype=np.int16)
         if arr.size != count:
@@ -108,9 +147,35 @@ def _decode_tensor(spec: dict):
     return torch.from_numpy(arr.copy()).reshape(shape)
 
 
-def send(stream: BinaryIO, message: dict) -> None:
+def frame(message: dict) -> bytes:
     body = json.dumps(message).encode()
-    stream.write(struct.pack("<Q", len(body)) + body)
+    return struct.pack("<Q", len(body)) + body
+
+
+def unframe(data: bytes, limit: int = MAX_MESSAGE) -> dict:
+    """The message in `data` (exactly one frame). Raises ValueError otherwise."""
+    if len(data) < 8:
+        raise ValueError("message cut short")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > limit or len(data) != 8 + size:
+        raise ValueError("message size does not match its header")
+    return _loads(data[8:])
+
+
+def _loads(body: bytes) -> dict:
+    try:
+        message = json.loads(body)
+    except RecursionError:
+        raise ValueError("message nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise ValueError("message is not an object")
+    return message
+
+
+def send(stream: BinaryIO, message: dict) -> None:
+    stream.write(frame(message))
     stream.flush()
 
 
@@ -125,10 +190,7 @@ def recv(stream: BinaryIO) -> dict | None:
     body = _read_exactly(stream, size)
     if body is None:
         raise ValueError("reply cut short")
-    message = json.loads(body)
-    if not isinstance(message, dict):
-        raise ValueError("reply is not an object")
-    return message
+    return _loads(body)
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:

@@ -1,24 +1,30 @@
-"""The student's side: a fork server that runs one exercise case per forked child.
+"""The student's side: a fork server that runs the student's code in forked children.
 
-`python -m autograder.worker` is started by `runner.Runner`, inside whatever sandbox the machine offers.
-It imports torch once (the expensive part) and then, for each request, forks a child that imports the
-student's module afresh, runs the exercise's driver under time and memory limits, and writes one JSON
-reply. The server itself never runs a parallel torch op, so forked children can use torch safely (GNU
-OpenMP hangs in a child forked after the parent used its thread pool); children use one thread anyway.
+`python -m autograder.worker <control fd>` is started by `runner.Runner` inside the sandbox, from a private
+copy of the student's-process runtime (this file, wire.py, verdicts.py, guard.py): nothing else of the
+grader is importable here. It imports torch once (the expensive part), then serves requests on the control
+socket. A request names the submission copy, one driver file and the limits, and carries three pipes by
+SCM_RIGHTS; the server forks one child on them and never reads a case itself: the grader writes the
+inputs of one case at a time straight into the child's case pipe, and reads its replies and output
+straight from the other two. So the server's memory, which every later child inherits, never holds case
+inputs, and a child holds only the case it is running (plus those it already ran in the same group).
+
+The server never runs a parallel torch op, so forked children can use torch safely (GNU OpenMP hangs in a
+child forked after the parent used its thread pool); children use one thread anyway.
 
 The child is disposable: whatever it prints, patches, raises or exits with ends with it.
 """
 from __future__ import annotations
 
 import ctypes
-import importlib
+import fcntl
+import importlib.util
 import io
-import json
 import os
 import resource
-import select
+import shutil
 import signal
-import struct
+import socket
 import sys
 import tempfile
 import time
@@ -27,7 +33,16 @@ import traceback
 from . import wire
 from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, block_imports, prepare, trip_autograd
 
-OUTPUT_LIMIT = 64 * 1024  # bytes of a child's stdout/stderr kept for the report
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+CONTROL_MAX = 64 * 1024          # bytes of one control message
+CASE_FD, RESULT_FD = 4, 3        # in the child: the case pipe (read) and the result pipe (write)
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
+    except Exception:  # not Linux: best effort
+        pass
 
 
 def _where(exc: BaseException, root: str) -> str:
@@ -50,7 +65,7 @@ def _reply_for_exception(exc: BaseException, root: str) -> dict:
     if isinstance(exc, NotImplementedError):
         return {"status": "not_implemented", "message": "raises NotImplementedError", "where": where}
     if isinstance(exc, SystemExit):
-        return {"status": "error", "kind": "exit", "message": f"called sys.exit({exc.code!r})", "where": where}
+        return {"status": "error", "kind": "exit", "message": f"called sys.exit({exc.code!r})"[:300], "where": where}
     if isinstance(exc, MemoryError):
         return {"status": "error", "kind": "memory", "message": "ran out of memory (memory limit)", "where": where}
     if isinstance(exc, RecursionError):
@@ -62,7 +77,7 @@ def _reply_for_exception(exc: BaseException, root: str) -> dict:
     if len(text) > 300:
         text = text[:300] + "..."
     return {"status": "error", "kind": "exception", "message": f"{type(exc).__name__}: {text}" if text else type(exc).__name__,
-            "where": where}
+            "exception": type(exc).__name__[:80], "where": where}
 
 
 def _reset_random_state() -> None:
@@ -75,60 +90,167 @@ def _reset_random_state() -> None:
             getattr(module, seed)(0)
 
 
-def _child(request: dict, result_fd: int, output_fd: int) -> None:
-    """In the forked child: limits, import, then each case in turn, one reply per case. Never returns.
+_DRIVERS: dict[str, object] = {}
 
-    All of one exercise's cases share this process (one fork, not one per case); a case that times
-    out or kills the process costs that case, and the server runs the rest in a new child.
-    """
+
+def _load_driver(path: str):
+    """A driver file, loaded by file under a private name (never through its package)."""
+    if path not in _DRIVERS:
+        name = "_driver_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        _DRIVERS[path] = module
+    return _DRIVERS[path]
+
+
+def _set_limits(request: dict) -> None:
+    memory = int(request.get("memory_mb", 2048)) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = int(float(request.get("time_limit", 20)) * max(1, int(request.get("n_cases", 1)))) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    size = int(request.get("file_size_mb", 64)) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    nproc = int(request.get("max_processes", 0))
+    if nproc:  # counted per user: meaningful only for the sandbox's own uid
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+# Syscall numbers per machine: the audit arch, then those the filter below refuses or inspects.
+_SYSCALLS = {
+    "x86_64": dict(arch=0xC000003E, clone=56, clone3=435, fork=57, vfork=58, kill=62, tkill=200, tgkill=234,
+                   rt_sigqueueinfo=129, rt_tgsigqueueinfo=297, pidfd_send_signal=424, pidfd_open=434,
+                   ptrace=101, process_vm_readv=310, process_vm_writev=311, socket=41, io_uring_setup=425),
+    "aarch64": dict(arch=0xC00000B7, clone=220, clone3=435, kill=129, tkill=130, tgkill=131,
+                    rt_sigqueueinfo=138, rt_tgsigqueueinfo=240, pidfd_send_signal=424, pidfd_open=434,
+                    ptrace=117, process_vm_readv=270, process_vm_writev=271, socket=198, io_uring_setup=425),
+}
+
+
+def _seccomp_program(nr: dict, me: int) -> list[tuple]:
+    """The filter, as (code, jt, jf, k) with jumps to labels resolved. Refused (EPERM): starting a process
+    (fork, vfork, clone without CLONE_THREAD; clone3 gets ENOSYS so the C library falls back to clone),
+    signalling any process but this one (the server, other gradings under the same uid), ptrace and
+    another process's memory, sockets but AF_UNIX ones (no network, even where the mechanism has no
+    network namespace: a hidden case's inputs cannot be sent home), io_uring; the x32 ABI's numbers and
+    any other architecture's."""
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    arg0_lo, arg0_hi = 16, 20
+    code: list = [(ld, 0, 0, 4), (jeq, 0, "deny", nr["arch"]), (ld, 0, 0, 0), (jge, "deny", 0, 0x40000000)]
+    for name in ("fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
+                 "pidfd_send_signal", "io_uring_setup"):
+        if name in nr:
+            code.append((jeq, "deny", 0, nr[name]))
+    code += [(jeq, 0, "not_clone3", nr["clone3"]), (ret, 0, 0, enosys), "not_clone3",
+             (jeq, 0, "not_clone", nr["clone"]), (ld, 0, 0, arg0_lo), (jset, "allow", "deny", 0x00010000),
+             "not_clone",
+             (jeq, 0, "not_socket", nr["socket"]), (ld, 0, 0, arg0_lo), (jeq, "allow", "deny", 1),  # AF_UNIX
+             "not_socket"]
+    for name, own_group in (("kill", True), ("rt_sigqueueinfo", False), ("tgkill", False),
+                            ("rt_tgsigqueueinfo", False), ("tkill", False)):
+        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg0_lo), (jeq, "allow", 0, me)]
+        if own_group:  # kill(0, sig): its own process group (a child is its own group's leader)
+            code.append((jeq, "allow", 0, 0))
+        code += [(ret, 0, 0, eperm), f"not_{name}"]
+    code += [(ret, 0, 0, allow), "allow", (ret, 0, 0, allow), "deny", (ret, 0, 0, eperm)]
+    labels, pc = {}, 0
+    for item in code:
+        if isinstance(item, str):
+            labels[item] = pc
+        else:
+            pc += 1
+    out, pc = [], 0
+    for item in code:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        jt = labels[jt] - pc - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - pc - 1 if isinstance(jf, str) else jf
+        if not (0 <= jt < 256 and 0 <= jf < 256):
+            raise ValueError("seccomp jump out of range")
+        out.append((op, jt, jf, k))
+        pc += 1
+    return out
+
+
+def _confine() -> bool:
+    """Install the seccomp filter (see `_seccomp_program`) on this process. A fork bomb is then impossible
+    rather than limited (threads stay bounded by the address-space limit), the student's code can signal
+    nothing but itself, and it has no network. False where the machine has no seccomp (the process limit, where it applies, holds)."""
+    import platform
+    import struct as st
+    nr = _SYSCALLS.get(platform.machine())
+    if nr is None or not sys.platform.startswith("linux"):
+        return False
+    prog = _seccomp_program(nr, os.getpid())
+    buf = ctypes.create_string_buffer(b"".join(st.pack("<HBBI", *ins) for ins in prog))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(prog), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return False
+    return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+
+
+def _child(request: dict, fds: list[int]) -> None:
+    """In the forked child: limits, import, then one case at a time from the case pipe, one reply each.
+    Never returns."""
     try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setpgid(0, 0)
+        # Out of the way first: the received descriptors may sit on the numbers they are moved to.
+        case_fd, result_fd, output_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in fds)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
-        os.close(devnull)
-        # Only our two pipes stay open: the server's protocol pipes are not the student's to write to.
-        result_fd = os.dup2(result_fd, 3)
-        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        output_fd = 1
+        os.dup2(result_fd, RESULT_FD)
+        os.dup2(case_fd, CASE_FD)
+        # Only these stay open: the server's control socket is not the student's to talk on.
+        os.closerange(CASE_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True, errors="replace")
         sys.stderr = sys.stdout
         me = os.getpid()
-        cases = request["cases"]
-        memory = int(request.get("memory_mb", 2048)) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        cpu = int(float(request.get("time_limit", 20)) * len(cases)) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.chdir(tempfile.mkdtemp(prefix="student-"))
+        scratch = tempfile.mkdtemp(prefix="case-", dir=request["scratch"])
+        os.chdir(scratch)
+        os.environ.update(HOME=scratch, TMPDIR=scratch)
+        tempfile.tempdir = scratch
+        _set_limits(request)
         import torch
         torch.set_num_threads(1)
-        root = os.path.realpath(request["submission"])
-        driver_module, driver_name = request["driver"].split(":")
-        driver = getattr(importlib.import_module(driver_module), driver_name)
-        # The grader's own checkout (with reference/ in it) is no import root for the student's code.
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != package_root and p not in ("", ".")]
+        root = request["submission"]
+        driver = getattr(_load_driver(request["driver_file"]), request["driver"])
         sys.path.insert(0, root)
         sys.setrecursionlimit(int(request.get("recursion_limit", 1000) or 1000))
-        inputs = [wire.decode(c) for c in cases]
         blocked = request.get("blocked_imports") or []
         if request.get("forbid_autograd") or "torch" in blocked:  # torch is in memory even where it is refused
             trip_autograd()
         if blocked:
             block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
         marker = ("\0" + request["marker"] + "\0").encode()
-        out = os.fdopen(result_fd, "wb")
+        _confine()
+        cases_in = os.fdopen(CASE_FD, "rb")
+        out = os.fdopen(RESULT_FD, "wb")
         module, import_error = None, None
         try:
             module = importlib.import_module(request["module"])
         except BaseException as exc:  # noqa: a broken module fails every case the same way
             import_error = _reply_for_exception(exc, root)
-        for case_inputs in inputs:
+        index = 0
+        while True:
+            message = wire.recv(cases_in)
+            if message is None:
+                break
+            case_inputs = wire.decode(message["inputs"])
             _reset_random_state()
             del _autograd_calls[:]
-            start = time.perf_counter()
             if import_error:
                 reply = dict(import_error)
             else:
@@ -138,184 +260,134 @@ def _child(request: dict, result_fd: int, output_fd: int) -> None:
                     reply = _reply_for_exception(exc, root)
             if os.getpid() != me:  # a copy the student's code forked: it is no case runner
                 os._exit(0)
-            reply["seconds"] = time.perf_counter() - start
+            del case_inputs, message
+            reply["case"] = index
             if after_case():  # the guards intact, and what was found at import
                 reply["autograd_calls"] = sorted(set(_autograd_calls))
             try:
                 sys.stdout.flush()
             except BaseException:
                 pass
-            os.write(output_fd, marker)
+            os.write(1, marker)
             wire.send(out, reply)
+            index += 1
     except BaseException as exc:  # the reply itself failed (e.g. unencodable output, memory)
         try:
-            with os.fdopen(os.dup(result_fd), "wb") as out:
-                wire.send(out, {"status": "error", "kind": "internal", "message": f"could not send the result: {exc!r}"})
+            with os.fdopen(os.dup(RESULT_FD), "wb") as out:
+                wire.send(out, {"status": "error", "kind": "internal", "message": f"could not send the result: {exc!r}"[:300]})
         except BaseException:
             pass
     finally:
         os._exit(0)
 
 
-def _reap_orphans() -> None:
-    """Kill whatever a child left behind (we are a subreaper, so orphans are re-parented to us)."""
+def _children() -> list[int]:
     me = str(os.getpid())
+    out = []
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
-        return
+        return out
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
-            ppid = stat.rsplit(")", 1)[1].split()[1]
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                out.append(int(pid))
         except (OSError, IndexError):
             continue
-        if ppid == me:
+    return out
+
+
+def _reap_orphans() -> None:
+    """Kill whatever a child left behind (we are a subreaper, so orphans are re-parented to us)."""
+    for _ in range(3):
+        pids = _children()
+        if not pids:
+            return
+        for pid in pids:
             try:
-                os.kill(int(pid), signal.SIGKILL)
-                os.waitpid(int(pid), 0)
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
             except (OSError, ChildProcessError):
                 pass
 
 
-class _CaseStream:
-    """Splits what one child sends into per-case replies (result pipe) and per-case output (output pipe)."""
-
-    def __init__(self, marker: bytes):
-        self.marker = marker
-        self.results = bytearray()
-        self.output = bytearray()
-        self.replies: list[dict] = []
-        self.outputs: list[str] = []
-        self.malformed = ""
-
-    def feed_result(self, chunk: bytes) -> None:
-        self.results.extend(chunk)
-        while len(self.results) >= 8 and not self.malformed:
-            (size,) = struct.unpack("<Q", bytes(self.results[:8]))
-            if size > wire.MAX_MESSAGE:
-                self.malformed = "sent a reply larger than the limit"
-                return
-            if len(self.results) < 8 + size:
-                return
-            body = bytes(self.results[8:8 + size])
-            del self.results[:8 + size]
+def _wipe(scratch: str, shared_tmp: bool) -> None:
+    """Remove everything the last child could have written: its scratch and, where this uid is the sandbox's
+    own, whatever it left in the machine's shared temporary directories."""
+    for entry in os.listdir(scratch):
+        path = os.path.join(scratch, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             try:
-                reply = json.loads(body)
-                if not isinstance(reply, dict):
-                    raise ValueError("not an object")
-            except ValueError as exc:
-                self.malformed = f"sent a malformed result ({exc})"
-                return
-            self.replies.append(reply)
-
-    def feed_output(self, chunk: bytes) -> None:
-        self.output.extend(chunk)
-        while True:
-            at = self.output.find(self.marker)
-            if at < 0:
-                break
-            self.outputs.append(_capped(bytes(self.output[:at])))
-            del self.output[:at + len(self.marker)]
-        if len(self.output) > 4 * OUTPUT_LIMIT:  # keep the head; the marker may still come
-            keep = self.output[:OUTPUT_LIMIT] + self.output[-len(self.marker):]
-            self.output[:] = keep
-
-    def rest_of_output(self) -> str:
-        return _capped(bytes(self.output))
-
-
-def _capped(raw: bytes) -> str:
-    text = raw[:OUTPUT_LIMIT].decode("utf-8", "replace")
-    return text + "\n[output truncated]" if len(raw) > OUTPUT_LIMIT else text
-
-
-def _run_child(request: dict, stream: _CaseStream) -> tuple[bool, int]:
-    """Fork a child for `request["cases"]`; feed `stream` until it ends. (timed_out, wait status)."""
-    result_r, result_w = os.pipe()
-    output_r, output_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(result_r)
-        os.close(output_r)
-        _child(request, result_w, output_w)
-    os.close(result_w)
-    os.close(output_w)
-    limit = float(request.get("time_limit", 20))
-    deadline = time.monotonic() + limit
-    open_fds = [result_r, output_r]
-    timed_out = all_in = False
-    while open_fds and not stream.malformed:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = not all_in
-            break
-        ready, _, _ = select.select(open_fds, [], [], remaining)
-        for fd in ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                open_fds.remove(fd)
-            elif fd == output_r:
-                stream.feed_output(chunk)
-            else:
-                done = len(stream.replies)
-                stream.feed_result(chunk)
-                if len(stream.replies) > done:  # each case gets the whole time limit
-                    deadline = time.monotonic() + limit
-        if not all_in and len(stream.replies) == len(request["cases"]):
-            # Done; the rest of the output follows at once unless something left behind holds the pipe.
-            all_in, deadline = True, min(deadline, time.monotonic() + 0.5)
-    if timed_out or stream.malformed or open_fds:
-        for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-            try:
-                kill()
+                os.unlink(path)
             except OSError:
                 pass
-    _, status = os.waitpid(pid, 0)
-    _reap_orphans()
-    for fd in (result_r, output_r):
-        os.close(fd)
-    return timed_out, status
+    if not shared_tmp:
+        return
+    me = os.getuid()
+    for place in ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock"):
+        try:
+            entries = os.listdir(place)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(place, entry)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if st.st_uid != me or os.path.realpath(path) == os.path.realpath(scratch):
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
 
-def _death_reply(status: int) -> dict:
-    """Why a child ended without replying for its current case."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        why = {"SIGXCPU": "CPU time limit exceeded", "SIGKILL": "killed (memory or time limit)",
-               "SIGSEGV": "crashed (segmentation fault; often the memory limit)"}.get(name, f"killed by {name}")
-        return {"status": "timeout" if name == "SIGXCPU" else "error", "kind": "crash", "message": why}
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-    return {"status": "error", "kind": "exit",
-            "message": f"the process exited (status {code}) without returning a result, e.g. os._exit()"}
+def _send(sock: socket.socket, message: dict) -> None:
+    sock.sendall(wire.frame(message))
 
 
-def run_cases(request: dict) -> list[dict]:
-    """One reply per case. Cases run in one child; after a case that times out or kills it, the
-    remaining cases run in a fresh child, so that case costs only itself."""
-    cases = request["cases"]
-    replies: list[dict] = []
-    while len(replies) < len(cases):
-        marker = os.urandom(8).hex()
-        stream = _CaseStream(("\0" + marker + "\0").encode())
-        started = time.monotonic()
-        timed_out, status = _run_child({**request, "cases": cases[len(replies):], "marker": marker}, stream)
-        for i, reply in enumerate(stream.replies):
-            reply["output"] = stream.outputs[i] if i < len(stream.outputs) else ""
-            replies.append(reply)
-        if len(replies) == len(cases):
+def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
+    data, fds, _, _ = socket.recv_fds(sock, CONTROL_MAX, 4)
+    if not data:
+        return None, fds
+    # A stream socket (where there is no SOCK_SEQPACKET, e.g. macOS) may deliver a frame in pieces.
+    while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "little") <= CONTROL_MAX:
+        more = sock.recv(CONTROL_MAX)
+        if not more:
+            return None, fds
+        data += more
+    return wire.unframe(data, CONTROL_MAX), fds
+
+
+def _end_child(pid: int, kill: bool, grace: float) -> int:
+    """Wait for the child to end (up to `grace` s unless `kill`), kill it and its group otherwise. Wait status."""
+    deadline = time.monotonic() + (0 if kill else grace)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
             break
-        if timed_out:
-            failed = {"status": "timeout", "message": f"did not finish within {float(request.get('time_limit', 20)):g} s"}
-        elif stream.malformed:
-            failed = {"status": "error", "kind": "malformed", "message": stream.malformed}
-        else:
-            failed = _death_reply(status)
-        failed.update(output=stream.rest_of_output(), seconds=time.monotonic() - started)
-        replies.append(failed)
-    return replies
+        if time.monotonic() >= deadline:
+            for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                try:
+                    target()
+                except OSError:
+                    pass
+            _, status = os.waitpid(pid, 0)
+            break
+        time.sleep(0.005)
+    return status
 
 
 def _collapse_to_huge_pages() -> None:
@@ -344,36 +416,68 @@ def _collapse_to_huge_pages() -> None:
             libc.madvise(start, end - start, madv_collapse)
 
 
-def serve() -> None:
-    # The protocol owns the original stdout; anything else printed goes to stderr.
-    proto_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    proto_in = os.fdopen(os.dup(0), "rb")
-    try:
-        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans come back to us
-    except Exception:
-        pass
-    import torch  # noqa: F401  preloaded once: every forked child starts warm
+
+def _only_standard_imports() -> None:
+    """Forget import hooks that site-packages installed (an editable install's finder maps `autograder` to
+    the grader's checkout): only the runtime copy on sys.path[0] and the interpreter's own paths remain."""
+    standard = ("_frozen_importlib", "_frozen_importlib_external", "zipimport")
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__module__", "") in standard]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__module__", "") in standard]
+    sys.path_importer_cache.clear()
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sys.path.insert(0, os.getcwd())  # the runtime copy (the runner starts us there)
+    for name in [m for m in sys.modules if m.startswith("__editable__")]:
+        del sys.modules[name]
+
+
+def serve(control_fd: int) -> None:
+    sock = socket.socket(fileno=control_fd)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader died: so do we
+    _prctl(PR_SET_DUMPABLE, 0)  # a child (same uid) may not read or write our memory through /proc
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to us, to be killed
+    os.umask(0o077)
+    sys.stdout = sys.stderr  # anything printed goes to stderr (discarded by the grader)
+    _only_standard_imports()
     import numpy  # noqa: F401
-    for name in os.environ.get("AUTOGRADER_PRELOAD", "").split(","):
-        if name:
-            importlib.import_module(name)
+    import torch  # noqa: F401  preloaded once: every forked child starts warm
     prepare()  # PyTorch's backward kernels refuse in every child (~25 ms, once here rather than per fork)
     _collapse_to_huge_pages()
-    wire.send(proto_out, {"status": "ready", "pid": os.getpid()})
+    scratch = os.environ.get("AUTOGRADER_SCRATCH") or tempfile.gettempdir()
+    shared_tmp = os.environ.get("AUTOGRADER_SHARED_TMP") == "1"
+    _send(sock, {"op": "ready", "pid": os.getpid()})
+    child = 0
     while True:
         try:
-            request = wire.recv(proto_in)
-        except ValueError:
+            message, fds = _recv(sock)
+        except (OSError, ValueError):
             return
-        if request is None:
+        if message is None:
             return
+        op = message.get("op")
         try:
-            reply = {"status": "ok", "replies": run_cases(request)}
+            if op == "run" and len(fds) == 3 and not child:
+                request = dict(message["request"], scratch=scratch)
+                _load_driver(request["driver_file"])  # once per server, not per child
+                child = os.fork()
+                if child == 0:
+                    sock.close()
+                    _child(request, fds)
+                for fd in fds:
+                    os.close(fd)
+                _send(sock, {"op": "started"})
+            elif op == "end" and child:
+                status = _end_child(child, bool(message.get("kill")), float(message.get("grace", 0.5)))
+                child = 0
+                _reap_orphans()
+                _wipe(scratch, shared_tmp)
+                _send(sock, {"op": "ended", "status": status})
+            else:
+                for fd in fds:
+                    os.close(fd)
+                _send(sock, {"op": "error", "message": f"unexpected request {op!r}"})
         except Exception as exc:  # a bug of ours: report it, keep serving
-            reply = {"status": "error", "kind": "internal", "message": f"grader worker failed: {exc!r}"}
-        wire.send(proto_out, reply)
+            _send(sock, {"op": "error", "message": f"grader worker failed: {exc!r}"[:500]})
 
 
 if __name__ == "__main__":
-    serve()
+    serve(int(sys.argv[1]))

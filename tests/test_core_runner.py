@@ -1,6 +1,8 @@
 """The student's process: whatever it does costs that case only, and the grader reads only JSON."""
 import io
+import json
 import os
+import re
 import textwrap
 
 import pytest
@@ -67,10 +69,23 @@ def test_infinite_loop_times_out_and_the_next_case_runs(runner, tmp_path):
     assert run(runner, ok).outputs == {"out": 1.5}
 
 
-def test_killing_the_grading_process_costs_this_case_only(runner, tmp_path):
-    sub = submit(tmp_path, "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 1.0\n")
-    r = run(runner, sub)
-    assert r.status == "error"
+def test_the_student_code_can_signal_only_itself(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import os, signal, time
+        def f():
+            refused = []
+            for pid, sig in ((os.getppid(), signal.SIGKILL), (os.getppid(), signal.SIGSTOP), (-1, signal.SIGKILL),
+                             (1, signal.SIGTERM)):
+                try:
+                    os.kill(pid, sig)
+                except PermissionError:
+                    refused.append(pid)
+            signal.signal(signal.SIGUSR1, lambda *_: refused.append("self"))
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.1)
+            return len(refused)
+    """)
+    assert run(runner, sub).outputs == {"out": 5}
     ok = submit(tmp_path, "def f():\n    return 2.5\n", name="ok")
     assert run(runner, ok).outputs == {"out": 2.5}
 
@@ -98,20 +113,26 @@ def _worker_processes(runner) -> int:
     return count
 
 
-def test_left_behind_processes_are_killed(runner, tmp_path):
+def test_student_code_cannot_start_processes_and_leaves_none(runner, tmp_path):
     sub = submit(tmp_path, """
-        import os, time
+        import os, subprocess, threading
         def f():
-            for _ in range(3):
-                if os.fork() == 0:
-                    os.setsid()
-                    time.sleep(60)
-                    os._exit(0)
-            return 1.0
+            refused = 0
+            for start in (os.fork, lambda: subprocess.Popen(["sleep", "60"]),
+                          lambda: os.posix_spawn("/bin/sleep", ["sleep", "60"], {})):
+                try:
+                    if start() == 0:
+                        os._exit(0)
+                except OSError:
+                    refused += 1
+            t = threading.Thread(target=lambda: None)  # threads are fine
+            t.start()
+            t.join()
+            return refused
     """)
     result = run(runner, sub)
-    assert result.status == "ok", result
-    assert _worker_processes(runner) == 1  # the server alone: the sleepers are gone
+    assert result.status == "ok" and result.outputs == {"out": 3}, result
+    assert _worker_processes(runner) == 1  # the server alone
     assert run(runner, submit(tmp_path, "def f():\n    return 2.0\n", name="ok")).outputs == {"out": 2.0}
 
 
@@ -222,3 +243,133 @@ def test_cases_share_one_process_but_a_fatal_case_costs_only_itself(runner, tmp_
     values = {r.outputs["out"] for r in results if r.status == "ok"}
     assert len(values) == 1  # same random draw in every case, in the first child and after restarts
     assert [r.output.strip() for r in results] == [f"case {m}" for m in modes]
+
+
+# -- the trust boundary ---------------------------------------------------------------------------------
+
+RUNTIME_MODULES = {"autograder", "autograder.wire", "autograder.verdicts", "autograder.guard"}
+
+
+def test_the_students_process_holds_nothing_of_the_grader(runner, tmp_path):
+    sub = submit(tmp_path, """
+        import importlib, sys
+        def f():
+            held = sorted(m for m in sys.modules if m.startswith(("autograder", "tests", "reference")))
+            imported = []
+            for name in ("autograder.assignments", "autograder.compare", "autograder.pipeline", "autograder.exercise",
+                         "autograder.runner", "tests.core_drivers", "reference"):
+                try:
+                    importlib.import_module(name)
+                    imported.append(name)
+                except ImportError:
+                    pass
+            return {"held": held, "imported": imported}
+    """)
+    out = runner.run(sub, "mod", "tests.core_drivers:call_dict", {}, time_limit=10, memory_mb=2048).outputs
+    assert set(out["held"]) <= RUNTIME_MODULES and out["imported"] == []
+
+
+def test_a_stopped_server_costs_a_restart_not_a_hang(tmp_path):
+    """A fork server that stops answering (SIGSTOP; the student's code cannot send it, but a grader must not
+    rely on that): the next wait on it times out, it is killed and a new one grades the next case."""
+    import signal
+    from autograder.runner import Runner
+    ok = submit(tmp_path, "def f():\n    return 2.0\n", name="ok")
+    with Runner("none") as r:
+        assert run(r, ok).outputs == {"out": 2.0}
+        first = r._proc
+        os.kill(first.pid, signal.SIGSTOP)  # without a sandbox, the Popen is the server itself
+        assert run(r, ok).outputs == {"out": 2.0}
+        assert r._proc is not first and first.poll() is not None  # the stopped one is gone
+
+
+def test_public_and_hidden_cases_never_share_a_process(runner, tmp_path):
+    from autograder.compare import compare
+    from autograder.exercise import Case, Exercise, Seeds
+    from autograder.pipeline import grade
+    seen = []
+
+    def judge(case, outputs, truth):
+        seen.append((case.hidden, outputs["out"]))
+        return [compare("out", torch.tensor(1.0), torch.tensor(1.0))]
+
+    cases = lambda seeds: [Case(f"c{i}", i % 2 == 1, {"args": {}}) for i in range(4)]  # noqa: E731
+    ex = Exercise(id="toy.pids", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                  truth=lambda case: {"out": torch.tensor(1.0)}, judge=judge)
+    grade(submit(tmp_path, "import os\ndef f():\n    return os.getpid()\n"), [ex], hidden=True, runner=runner,
+          seeds=Seeds(hidden=True, secret="x"))
+    public = {pid for hidden, pid in seen if not hidden}
+    hidden = {pid for hidden, pid in seen if hidden}
+    assert len(seen) == 4 and public and hidden and not public & hidden
+
+
+def test_a_judge_that_raises_costs_that_exercise_only(runner, tmp_path):
+    from autograder.exercise import Case, Exercise, Seeds
+    from autograder.pipeline import JUDGE_FAILED, grade
+
+    def judge(case, outputs, truth):
+        raise KeyError("the judge trips on an odd answer")
+
+    cases = lambda seeds: [Case("public-0", False, {"args": {}})]  # noqa: E731
+    fragile = Exercise(id="toy.fragile", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                       truth=lambda case: {"out": torch.tensor(1.0)}, judge=judge)
+    sturdy = Exercise(id="toy.sturdy", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                      truth=lambda case: {"out": torch.tensor(1.0)})
+    result = grade(submit(tmp_path, "import torch\ndef f():\n    return torch.tensor(1.0)\n"), [fragile, sturdy],
+                   hidden=False, runner=runner, seeds=Seeds(hidden=False))
+    broken, fine = result.exercises
+    assert broken.score == 0 and broken.checks[0].verdict == "error" and JUDGE_FAILED in broken.checks[0].message
+    assert fine.score == 1
+
+
+def test_hidden_failures_show_only_their_kind(runner, tmp_path):
+    from autograder.exercise import Case, Exercise, Seeds
+    from autograder.pipeline import grade
+    secret_value = 0.7391827364
+    cases = lambda seeds: [Case("hidden-0", True, {"args": {"x": secret_value}})]  # noqa: E731
+    for body in ("raise ValueError(repr(x))", "import sys; sys.exit(repr(x))",
+                 "raise type('E' + repr(x).replace('.', '_'), (Exception,), {})()",
+                 "exec(compile('\\n' * int(x * 1000) + 'raise ValueError()', 'mod.py', 'exec'))"):
+        ex = Exercise(id="toy.h", module="mod", entry="f", points=1, cases=cases, driver=DRIVER,
+                      truth=lambda case: {"out": torch.tensor(1.0)})
+        sub = submit(tmp_path, f"def f(x):\n    {body}\n", name=f"s{abs(hash(body))}")
+        result = grade(sub, [ex], hidden=True, runner=runner, seeds=Seeds(hidden=True, secret="x"))
+        text = json.dumps(result.to_dict())
+        assert "7391827" not in text and "7_391827" not in text and not re.search(r"line 7[34]\d", text), text
+        assert "withheld" in result.exercises[0].checks[0].message
+
+
+def test_replies_are_validated_and_plain():
+    from autograder.runner import _to_result, plain
+    assert plain("\x1b[2J\x1b[31mred\x1b[0m \x1b]0;title\x07ok\r\x9b2J") == "red ok"
+    deep = {"__list__": [1]}
+    for _ in range(100):
+        deep = {"__list__": [deep]}
+    for outputs in (deep, {"__tensor__": {"dtype": "float32", "shape": [1 << 40], "data": ""}},
+                    {"__pickle__": "x"}, {"__float__": "__import__('os')"}, [1, 2]):
+        r = _to_result({"status": "ok", "outputs": outputs}, "")
+        assert r.status == "error" and r.kind == "malformed", outputs
+    r = _to_result({"status": "ok", "outputs": {"__dict__": [["msg", "\x1b[32mTotal: 87/87"]]}, "kind": "x"}, "")
+    assert r.status == "ok" and r.outputs == {"msg": "Total: 87/87"}
+    assert _to_result({"status": "error", "kind": "\x1b[2Jforged", "message": "\x1b[2Jm"}, "").kind == "exception"
+    assert _to_result({"status": "great"}, "").kind == "malformed"
+
+
+def test_no_network_even_without_a_sandbox(tmp_path):
+    """The seccomp filter refuses every socket but AF_UNIX ones, whatever the mechanism (the dedicated-user
+    one has no network namespace): a hidden case's inputs cannot be sent home."""
+    from autograder.runner import Runner
+    sub = submit(tmp_path, """
+        import socket
+        def f():
+            refused = []
+            for family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    socket.socket(family, socket.SOCK_DGRAM).close()
+                except PermissionError:
+                    refused.append(family.name)
+            socket.socketpair()  # local pairs are harmless
+            return len(refused)
+    """)
+    with Runner("none") as r:
+        assert run(r, sub).outputs == {"out": 2}

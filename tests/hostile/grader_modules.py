@@ -1,0 +1,17 @@
+def attack(gate, dout):
+    """Look for the grader (truths, judges, cases) in this process, then try to import it."""
+    import importlib
+    import sys
+    runtime = {"autograder", "autograder.wire", "autograder.verdicts", "autograder.guard", "autograder.worker"}
+    held = sorted(m for m in sys.modules if m.startswith(("autograder", "reference", "tests")) and m not in runtime)
+    imported = []
+    for name in ("autograder.assignments", "autograder.assignments.graphs", "autograder.compare",
+                 "autograder.pipeline", "autograder.truth", "autograder.exercise", "autograder.runner",
+                 "reference", "reference.graphs", "graphs_reference"):
+        try:
+            importlib.import_module(name)
+            imported.append(name)
+        except BaseException:
+            pass
+    print(f"ATTACK-RAN held={held} imported={imported}")
+    raise RuntimeError("nothing of the grader here")
