@@ -84,7 +84,9 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("-f", "--format", default="json", choices=sorted(FORMATS))
     p.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
     p.add_argument("-a", "--assignment", action="append", help="only this assignment (repeatable)")
-    p.add_argument("--public-only", action="store_true", help="skip the hidden cases")
+    p.add_argument("--public-only", action="store_true", help="skip the hidden cases (no AUTOGRADER_SECRET needed)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade even where no isolation mechanism works (every result says so)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("templates", help="generate student_template/ from reference/")
