@@ -303,7 +303,7 @@ def open_submission(path: Path, workdir: Path) -> Path:
 
 
 def grade_path(path: Path, assignments: list[str] | None, *, hidden: bool, runner=None,
-               exercise_filter=None) -> GradeResult:
+               exercise_filter=None, seeds=None) -> GradeResult:
     """Grade a submission as it arrived. `exercise_filter(exercises) -> exercises` may adjust what is
     graded (batch grading caps time limits with it)."""
     from .assignments import detect, exercises
@@ -326,7 +326,7 @@ def grade_path(path: Path, assignments: list[str] | None, *, hidden: bool, runne
                 f"cannot read the submission ({type(exc).__name__}: {exc})"
             return GradeResult(submission=str(path), score=0.0, max_score=_max_score(assignments),
                                exercises=[], hidden=hidden, sandbox="-", error=message)
-        result = grade(directory, exs, hidden=hidden, runner=runner)
+        result = grade(directory, exs, hidden=hidden, runner=runner, seeds=seeds)
         result.submission = str(path)
         return result
 
