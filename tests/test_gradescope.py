@@ -162,10 +162,23 @@ def test_constraints_resolve_for_each_supported_python(root, python, tmp_path):
     kept = [line.split(";")[0] for line in pins
             if (req := Requirement(line)).marker is None or req.marker.evaluate(target)]
     assert len({Requirement(line).name.lower() for line in kept}) == len(kept)  # one pin per package
+    if python == "%d.%d" % sys.version_info[:2]:
+        # This interpreter's own environment was installed with `-c constraints.txt` (make): it is the
+        # resolution for this Python. (pip's resolver on this machine's local indexes would download
+        # whole CUDA wheels to read their metadata.)
+        from importlib.metadata import PackageNotFoundError, version
+        from packaging.version import Version
+        for line in kept:
+            name, pin = line.split("==")
+            try:
+                assert Version(version(name)).public == pin.strip(), name  # torch 2.13.0+cpu is 2.13.0
+            except PackageNotFoundError:
+                pass  # a pin for a package of another extra
+        return
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("\n".join(kept) + "\n")
     report = tmp_path / "report.json"
-    run = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+    run = subprocess.run([sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed", "--quiet",
                           "--python-version", python, "--only-binary=:all:", "--report", str(report),
                           "-c", str(constraints), *deps], capture_output=True, text=True, timeout=280)
     if run.returncode != 0 and ("NewConnectionError" in run.stderr or "Network is unreachable" in run.stderr):
