@@ -18,6 +18,9 @@ and again by the preprocessor) moves AUTOGRADER_SECRET out of the environment nb
 with, into this module, and scrubs it from the process's initial environment block too (a kernel may
 read its parent's /proc/<pid>/environ).
 
+The kernel runs in bubblewrap where it works (`SandboxedExecute`): read-only filesystem, own pid
+namespace, so a cell can neither write the gradebook nor leave a process behind to do it later.
+
 Grade cells themselves do nothing under `nbgrader autograde` (see `nbgrader_tools.notebook_grade`): they
 print that the cell is graded outside the kernel and score 0, so a course config without this
 preprocessor gives no points rather than the kernel's.
@@ -211,10 +214,72 @@ def _render(result, out) -> None:
     to_terminal(result, console)
 
 
+# -- the kernel, sandboxed where bubblewrap works ----------------------------------------------------------
+
+def kernel_sandbox_prefix() -> list[str]:
+    """bubblewrap for the kernel: the whole filesystem read-only (so no gradebook, course file or result
+    can be written), a private /var/tmp for scratch, its own pid namespace (nothing it starts outlives it), no new
+    privileges. The network stays: the kernel talks to nbgrader over loopback TCP. [] where bubblewrap
+    does not work here."""
+    import shutil
+    import subprocess
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return []
+    # /tmp stays visible (read-only): the course, and so the notebook's folder, may be under it.
+    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/var/tmp",
+           "--setenv", "TMPDIR", "/var/tmp", "--setenv", "IPYTHONDIR", "/var/tmp/ipython",
+           "--setenv", "MPLCONFIGDIR", "/var/tmp/matplotlib",
+           "--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--"]
+    try:
+        ok = subprocess.run(cmd + ["true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return cmd if ok else []
+
+
+def _sandboxed_kernel_manager():
+    from jupyter_client.manager import AsyncKernelManager
+
+    class SandboxedKernelManager(AsyncKernelManager):
+        """The kernel's command behind `kernel_sandbox_prefix()`."""
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            # A signal from out here does not reach the kernel in its own session and pid namespace:
+            # nbclient's interrupt (a cell's timeout) goes as a message on the control channel instead.
+            self.kernel_spec.interrupt_mode = "message"
+            return _KERNEL_PREFIX + super().format_kernel_cmd(extra_arguments)
+
+    return SandboxedKernelManager
+
+
+_KERNEL_PREFIX: list[str] = []
+
+
+def _sandboxed_execute():
+    from nbgrader.preprocessors import Execute
+
+    class SandboxedExecute(Execute):
+        """nbgrader's Execute with the kernel in bubblewrap (where it works): a cell cannot write the
+        gradebook or leave a process behind to do it later."""
+
+        def __init__(self, *args, **kwargs):
+            global _KERNEL_PREFIX
+            if not _KERNEL_PREFIX:
+                _KERNEL_PREFIX = kernel_sandbox_prefix()
+            if _KERNEL_PREFIX:
+                kwargs.setdefault("kernel_manager_class", _sandboxed_kernel_manager())
+            super().__init__(*args, **kwargs)
+
+    return SandboxedExecute
+
+
 def autograde_preprocessors() -> list:
-    """nbgrader's autograde pipeline with GradeOutsideKernel right before SaveAutoGrades."""
+    """nbgrader's autograde pipeline with the kernel sandboxed (where bubblewrap works) and GradeOutsideKernel
+    right before SaveAutoGrades."""
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import SaveAutoGrades
+    from nbgrader.preprocessors import Execute, SaveAutoGrades
     default = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    default = [_sandboxed_execute() if p is Execute else p for p in default]
     at = default.index(SaveAutoGrades)
     return default[:at] + [GradeOutsideKernel] + default[at:]

@@ -27,7 +27,12 @@ POINTS = {grade_id(ex.id): float(ex.points) for ex in exercises(ASSIGNMENT)}
 
 # Replaces what the grade cells call, in the kernel, and hides every cell's value: the old in-kernel
 # grading gave 12/12 for either.
-KERNEL_PATCH = ("\nimport autograder.nbgrader_tools as _t\n"
+KERNEL_PATCH = ("\nimport os, subprocess\n"
+                "for target in ('../../../gradebook.db', '../../../written-by-a-kernel.txt'):\n"
+                "    try:\n        open(target, 'ab').close()\n        print('WROTE', target)\n"
+                "    except OSError as exc:\n        print('REFUSED', target, exc)\n"
+                "subprocess.Popen(['sh', '-c', 'sleep 600'], start_new_session=True)\n"
+                "import autograder.nbgrader_tools as _t\n"
                 "_t.notebook_grade = lambda exercise_id, points=None, **kw: points\n"
                 "get_ipython().ast_node_interactivity = 'none'\n")
 # Prints the secret wherever the kernel could find it (its environment, its parent's).
@@ -73,6 +78,19 @@ def _cell(course, student, cell_id):
 
 def test_a_kernel_patch_of_the_grader_earns_nothing(course):
     assert course["scores"]["patched"] == {cell: 0.0 for cell in POINTS}
+
+
+def test_the_kernel_writes_nothing_and_leaves_no_process(course):
+    """Where bubblewrap works the kernel runs read-only in its own pid namespace: no course file is
+    written, and the process a cell started in its own session is gone with the kernel."""
+    import psutil
+    from autograder.nbgrader_preprocessor import kernel_sandbox_prefix
+    if not kernel_sandbox_prefix():
+        pytest.skip("bubblewrap does not work on this machine: the kernel runs unsandboxed")
+    text = "".join(o.get("text", "") for o in _cell(course, "patched", "graphs-part2").outputs)
+    assert "REFUSED ../../../gradebook.db" in text and "WROTE" not in text
+    assert not (course["path"] / "written-by-a-kernel.txt").exists()
+    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sh", "-c", "sleep 600"]]
 
 
 def test_correct_code_earns_full_marks_whatever_else_its_cells_do(course):
