@@ -3,7 +3,12 @@
 The source notebooks in source/<assignment>/ are generated from reference/ by `make templates`:
 edit the reference modules, not the notebooks.
 """
+from autograder.nbgrader_preprocessor import autograde_preprocessors, take_secret
 from autograder.nbgrader_tools import generate_assignment_preprocessors
+
+# The kernels nbgrader starts run the students' code with this process's environment: the grading secret
+# (hidden cases derive from it) leaves the environment now, before any kernel starts.
+take_secret()
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -14,8 +19,14 @@ c.CourseDirectory.course_id = "backprop-lab"
 c.GenerateAssignment.preprocessors = generate_assignment_preprocessors()
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-# A grade cell stops an exercise's cases after its first timeout (the exercise's time limit per case,
-# 20-30 s, or AUTOGRADER_NOTEBOOK_TIME_LIMIT), so an infinite loop costs one time limit. This bounds
-# everything else, e.g. an infinite loop at the top level of a student's cell (nbgrader interrupts the
-# cell and goes on; the grader leaves the interrupted cell out of the module).
+# Grading outside the kernel: after nbgrader has run the notebook (its outputs are the feedback), our
+# preprocessor grades the notebook's code in the sandboxed grader and writes every grade cell's table
+# and score, which is what the gradebook records. Nothing a cell does in the kernel changes a score.
+# It refuses without isolation or without AUTOGRADER_SECRET; the operator may say otherwise with
+# --GradeOutsideKernel.unsandboxed=True / --GradeOutsideKernel.public_only=True (the same choices as
+# `autograder grade --unsandboxed / --public-only`).
+c.Autograde.autograde_preprocessors = autograde_preprocessors()
+
+# The kernel's run of the notebook is only for the feedback's outputs: a cell stuck in a loop is
+# interrupted after this many seconds and the rest of the notebook still runs.
 c.Execute.timeout = 120

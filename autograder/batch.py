@@ -47,20 +47,52 @@ class Submission:
         return f"{self.student}.json"
 
 
+class BatchError(Exception):
+    """The batch cannot start as asked (e.g. two submissions would share one student id)."""
+
+
+def student_id(path: Path) -> str:
+    """A submission's student id: its name without .zip/.ipynb, made safe as a file name."""
+    stem = path.name[: -len(path.suffix)] if path.suffix in (".zip", ".ipynb") and path.is_file() else path.name
+    return _SAFE_ID.sub("_", stem) or "_"
+
+
 def find_submissions(root: Path, skip: tuple[Path, ...] = ()) -> list[Submission]:
-    """One submission per entry of ROOT (hidden entries and the output folder left out)."""
+    """One submission per entry of ROOT (hidden entries and the output folder left out). Two entries with
+    one student id (`bob smith/` and `bob_smith/`; `alice/` and `alice.zip`) are refused, naming both:
+    one would overwrite the other's result, or a student would get two rows."""
     root = Path(root)
     skipped = {p.resolve() for p in skip}
     entries = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.resolve() not in skipped)
-    out, seen = [], set()
+    by_id: dict[str, list[Path]] = {}
     for path in entries:
-        stem = path.name[: -len(path.suffix)] if path.suffix in (".zip", ".ipynb") and path.is_file() else path.name
-        student = _SAFE_ID.sub("_", stem) or "_"
-        if student in seen:  # alice/ and alice.zip: keep both, named apart
-            student = _SAFE_ID.sub("_", path.name)
-        seen.add(student)
-        out.append(Submission(student, path))
-    return out
+        by_id.setdefault(student_id(path), []).append(path)
+    clashes = {sid: paths for sid, paths in by_id.items() if len(paths) > 1}
+    if clashes:
+        lines = [f"  {sid}: " + ", ".join(str(p) for p in paths) for sid, paths in sorted(clashes.items())]
+        raise BatchError("these submissions would share a student id (rename or remove all but one of each; "
+                         "nothing was graded):\n" + "\n".join(lines))
+    return [Submission(sid, paths[0]) for sid, paths in by_id.items()]
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of a submission as it is on disk (a file's bytes; a folder's relative paths and bytes), so a
+    submission replaced since its grade is graded again."""
+    import hashlib
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink())
+    for file in files:
+        rel = file.relative_to(path).as_posix() if file != path else file.name
+        digest.update(rel.encode() + b"\0")
+        if file.is_symlink():
+            digest.update(b"link:" + os.readlink(file).encode())
+        else:
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def read_result(path: Path) -> dict | None:
@@ -74,26 +106,42 @@ def read_result(path: Path) -> dict | None:
 
 # -- in the worker process ------------------------------------------------------------------------------
 
-_RUNNER = None
+_RUNNERS: dict = {}
 _RUNNER_LOCK = threading.Lock()  # a Dask worker may run several tasks at once in threads
 
 
-def _runner():
-    """This process's fork server, started once and reused for every submission it grades."""
-    global _RUNNER
+def die_with_parent() -> None:
+    """This process gets SIGKILL when its parent dies (Linux): a `kill -9` of grade-all leaves no worker."""
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the line above
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _runner(unsandboxed: bool = False):
+    """This process's fork server, fit for credit, started once and reused for every submission it grades."""
     with _RUNNER_LOCK:
-        if _RUNNER is None:
-            from .runner import Runner
-            _RUNNER = Runner()
-            _RUNNER.start()
-            atexit.register(_RUNNER.close)
-    return _RUNNER
+        runner = _RUNNERS.get(unsandboxed)
+        if runner is None:
+            from .runner import credit_runner
+            runner = credit_runner(unsandboxed)
+            runner.start()
+            atexit.register(runner.close)
+            _RUNNERS[unsandboxed] = runner
+    return runner
 
 
-def _init_pool_worker() -> None:
+def _init_pool_worker(settings: dict | None = None, unsandboxed: bool = False) -> None:
+    die_with_parent()
+    os.environ.update(settings or {})
     import torch
     torch.set_num_threads(1)  # N pool workers on N cores: no oversubscription
-    _runner()
+    _runner(unsandboxed)
 
 
 def cap_time_limits(seconds: float | None, exercises: list) -> list:
@@ -103,14 +151,22 @@ def cap_time_limits(seconds: float | None, exercises: list) -> list:
     return [replace(ex, time_limit=min(ex.time_limit, seconds)) for ex in exercises]
 
 
-def grade_one(path: str, student: str, assignments: list[str] | None, hidden: bool,
-              time_limit: float | None) -> dict:
-    """Grade one submission in this worker; the dict written to OUTDIR/<student>.json."""
+# Settings of the grading process that travel with every task (a Dask worker has its own environment).
+SETTINGS_ENV = ("AUTOGRADER_SANDBOX_USER", "AUTOGRADER_SANDBOX")
+
+
+def grade_one(path: str, student: str, assignments: list[str] | None, seeds, time_limit: float | None,
+              unsandboxed: bool = False, settings: dict | None = None) -> dict:
+    """Grade one submission in this worker; the dict written to OUTDIR/<student>.json. `seeds` are built on
+    the client (the secret never has to be in the worker's environment); `path` is absolute."""
     from .render import json_dict
     from .submission import grade_path
-    result = grade_path(Path(path), assignments, hidden=hidden, runner=_runner(),
+    for key, value in (settings or {}).items():
+        os.environ.setdefault(key, value)
+    digest = content_hash(Path(path))
+    result = grade_path(Path(path), assignments, hidden=seeds.hidden, runner=_runner(unsandboxed), seeds=seeds,
                         exercise_filter=functools.partial(cap_time_limits, time_limit))
-    return {"student": student, **json_dict(result)}
+    return {"student": student, "content_sha256": digest, **json_dict(result)}
 
 
 # -- executors -------------------------------------------------------------------------------------------
@@ -118,15 +174,17 @@ def grade_one(path: str, student: str, assignments: list[str] | None, hidden: bo
 class PoolExecutor:
     """A process pool whose workers each keep one fork server; rebuilt if a worker dies."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, settings: dict | None = None, unsandboxed: bool = False):
         import multiprocessing
         self.jobs = jobs
         self._context = multiprocessing.get_context("spawn")
         self._pool = None
+        self._initargs = (settings or {}, unsandboxed)
 
     def submit(self, fn, *args) -> Future:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=self._context, initializer=_init_pool_worker)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=self._context, initializer=_init_pool_worker,
+                                             initargs=self._initargs)
         return self._pool.submit(fn, *args)
 
     def broken(self, exc: BaseException) -> bool:
@@ -228,22 +286,32 @@ def _clean_temporaries(outdir: Path) -> None:
 
 
 def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None = None,
-              assignments: list[str] | None = None, hidden: bool = True, time_limit: float | None = None,
-              regrade: bool = False, fancy: bool | None = None, progress: bool = True,
-              executor=None) -> BatchSummary:
+              assignments: list[str] | None = None, seeds=None, unsandboxed: bool = False,
+              time_limit: float | None = None, regrade: bool = False, fancy: bool | None = None,
+              progress: bool = True, executor=None) -> BatchSummary:
     """Grade every submission under `root` not yet graded in `outdir` (see the module's docstring).
     `fancy`: a progress bar (default: when stderr is a terminal); `progress=False`: no line per submission."""
     from .submission import write_json_atomic
+    from .exercise import Seeds
     started = time.perf_counter()
-    root, outdir = Path(root), Path(outdir)
+    # Absolute before any task leaves this process: a worker resolves a relative path from its own directory.
+    root, outdir = Path(root).resolve(), Path(outdir).resolve()
+    seeds = seeds if seeds is not None else Seeds.for_credit()
+    settings = {k: os.environ[k] for k in SETTINGS_ENV if k in os.environ}
+    submissions = find_submissions(root, skip=(outdir,))   # refuses id collisions before anything is written
     outdir.mkdir(parents=True, exist_ok=True)
     _clean_temporaries(outdir)
-    submissions = find_submissions(root, skip=(outdir,))
-    todo = [s for s in submissions if regrade or read_result(outdir / s.result_name) is None]
+    hashes = {s.student: content_hash(s.path) for s in submissions}
+
+    def done(s: Submission) -> bool:
+        old = read_result(outdir / s.result_name)
+        return old is not None and old.get("content_sha256") == hashes[s.student]
+
+    todo = [s for s in submissions if regrade or not done(s)]
     progress = _Progress(len(submissions), len(submissions) - len(todo), fancy, quiet=not progress)
     if len(todo) < len(submissions):
         progress.log(f"{len(submissions) - len(todo)} of {len(submissions)} already graded in {outdir}: skipped")
-    executor = executor or (DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs)))
+    executor = executor or (DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs), settings, unsandboxed))
     attempts = {s.student: 0 for s in todo}
     not_graded: dict[str, str] = {}
     graded = 0
@@ -253,7 +321,8 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
             futures = {}
             for s in pending:
                 attempts[s.student] += 1
-                futures[executor.submit(grade_one, str(s.path), s.student, assignments, hidden, time_limit)] = s
+                futures[executor.submit(grade_one, str(s.path), s.student, assignments, seeds, time_limit,
+                                        unsandboxed, settings)] = s
             pending = []
             for future in executor.as_completed(futures):
                 s = futures[future]
@@ -270,6 +339,8 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
                     not_graded[s.student] = why
                     progress.advance(s.student, None, why)
                     continue
+                if data.get("error") and not data.get("max_score"):
+                    data["max_score"] = _batch_max_score(outdir, submissions)
                 write_json_atomic(outdir / s.result_name, data)
                 graded += 1
                 progress.advance(s.student, data)
@@ -279,6 +350,15 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
     write_grades_csv(outdir, [s.student for s in submissions])
     return BatchSummary(len(submissions), len(submissions) - len(todo), graded, not_graded,
                         time.perf_counter() - started)
+
+
+def _batch_max_score(outdir: Path, submissions: list[Submission]) -> float:
+    """The points a submission that could not be graded at all was out of, when no assignment was named:
+    those of the batch's graded submissions (the most common maximum). 0 when none is graded yet."""
+    from collections import Counter
+    maxima = Counter(r["max_score"] for s in submissions if (r := read_result(outdir / s.result_name))
+                     and not r.get("error") and r.get("max_score"))
+    return maxima.most_common(1)[0][0] if maxima else 0.0
 
 
 def write_grades_csv(outdir: Path, students: list[str]) -> Path:
@@ -301,13 +381,26 @@ def write_grades_csv(outdir: Path, students: list[str]) -> Path:
 # -- the command -----------------------------------------------------------------------------------------
 
 def cmd_grade_all(args) -> int:
+    from .exercise import SecretMissing, Seeds
+    from .runner import IsolationMissing, credit_runner
     root = Path(args.root)
     if not root.is_dir():
         print(f"No such directory: {root}", file=sys.stderr)
         return 2
+    try:  # refuse here, before any worker starts, with the same words as `autograder grade`
+        seeds = Seeds.for_credit(args.public_only)
+        if not args.scheduler:  # (a cluster's workers check their own isolation)
+            credit_runner(args.unsandboxed).close()
+        find_submissions(root, skip=(Path(args.output),))
+    except (SecretMissing, IsolationMissing) as exc:
+        print(f"autograder grade-all: refusing to grade for credit: {exc}", file=sys.stderr)
+        return 2
+    except BatchError as exc:
+        print(f"autograder grade-all: {exc}", file=sys.stderr)
+        return 2
     summary = run_batch(root, Path(args.output), jobs=args.jobs, scheduler=args.scheduler,
-                        assignments=args.assignment, hidden=not args.public_only, time_limit=args.time_limit,
-                        regrade=args.regrade)
+                        assignments=args.assignment, seeds=seeds, unsandboxed=args.unsandboxed,
+                        time_limit=args.time_limit, regrade=args.regrade)
     per = summary.seconds / summary.graded if summary.graded else 0.0
     print(f"{summary.graded} graded, {summary.skipped} already done, {len(summary.not_graded)} not graded "
           f"of {summary.total} in {summary.seconds:.1f} s ({per:.2f} s per submission graded); "
@@ -324,7 +417,9 @@ def register(subparsers) -> None:
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="grading processes on this machine")
     p.add_argument("--scheduler", help="a Dask scheduler address (tcp://host:8786): grade on that cluster")
     p.add_argument("-a", "--assignment", action="append", help="only this assignment (repeatable)")
-    p.add_argument("--public-only", action="store_true", help="skip the hidden cases")
+    p.add_argument("--public-only", action="store_true", help="skip the hidden cases (no AUTOGRADER_SECRET needed)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade even where no isolation mechanism works (every result says so)")
     p.add_argument("--time-limit", type=float, help="cap every case's time limit (seconds)")
     p.add_argument("--regrade", action="store_true", help="grade again what earlier runs already graded")
     p.set_defaults(func=cmd_grade_all)

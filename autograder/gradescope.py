@@ -12,6 +12,7 @@ when they are set, so it can be run here against a temporary folder with the ins
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -26,45 +27,62 @@ BUILD_FILES = ("pyproject.toml", "README.md", "LICENSE")
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
 SETUP_SH = """#!/usr/bin/env bash
-# Gradescope runs this once while building the autograder image (Ubuntu): a virtual environment with
-# this package and its pinned dependencies (torch CPU wheels from PyTorch's index).
+# Gradescope runs this once while building the autograder image (Ubuntu 22.04, Python 3.10 by default):
+# a virtual environment with this package and its pinned dependencies (torch CPU wheels from PyTorch's
+# index), and the unprivileged user the student's code runs as.
 set -euxo pipefail
 cd /autograder/source
 if ! python3 -m venv --help >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
   apt-get update -qq
-  # python3-venv for the environment; bubblewrap sandboxes the student's code (the grader degrades without it)
+  # python3-venv for the environment; bubblewrap sandboxes the student's code where namespaces work
   apt-get install -y -qq python3 python3-venv python3-pip bubblewrap || apt-get install -y -qq python3 python3-venv python3-pip
 fi
+# Inside Docker user namespaces are usually unavailable: the student's code then runs as this user, who
+# can read neither the grader's files nor the secret, and cannot write the results.
+SANDBOX_USER="${{AUTOGRADER_SANDBOX_USER:-{sandbox_user}}}"
+id -u "$SANDBOX_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SANDBOX_USER"
 python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --quiet --upgrade pip
 /autograder/venv/bin/python -m pip install --quiet -c constraints.txt --extra-index-url {torch_index} {wheel}
-/autograder/venv/bin/autograder --help >/dev/null
+/autograder/venv/bin/python -I -m autograder --help >/dev/null
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this for every submission. It grades the submission (a folder, a zip or a notebook
-# in it) on the public and hidden cases and writes Gradescope's results.json. Whatever happens, a
-# results.json is written: a grader failure is reported with score 0 rather than as a broken run.
+# Gradescope runs this for every submission, as root, in a fresh container. The student's code runs in
+# the grader's sandbox (bubblewrap, or the unprivileged AUTOGRADER_SANDBOX_USER); before it runs, the
+# grader's files, the secret and the results folder are made the grader's alone. results.json is written
+# last, by a move from a private folder, once no process of the student's can run: a results.json the
+# student's code managed to write is replaced. Whatever happens, a results.json is written.
 set -uo pipefail
 SOURCE="${{AUTOGRADER_SOURCE:-/autograder/source}}"
 SUBMISSION="${{AUTOGRADER_SUBMISSION:-/autograder/submission}}"
 RESULTS="${{AUTOGRADER_RESULTS:-/autograder/results}}"
 BIN="${{AUTOGRADER_BIN:-/autograder/venv/bin}}"
+export AUTOGRADER_SANDBOX_USER="${{AUTOGRADER_SANDBOX_USER:-{sandbox_user}}}"
 mkdir -p "$RESULTS"
-if [ -f "$SOURCE/secret" ]; then export AUTOGRADER_SECRET="$(cat "$SOURCE/secret")"; fi
-rm -f "$RESULTS/results.json"
-"$BIN/autograder" grade "$SUBMISSION" --format gradescope -o "$RESULTS/results.json" {grade_args} 2>"$RESULTS/grader-stderr.txt"
-status=$?
-cat "$RESULTS/grader-stderr.txt" >&2
-if [ ! -s "$RESULTS/results.json" ]; then
-  "$BIN/python" - "$RESULTS" "$status" <<'PY' || printf '{{"score": 0, "output": "The autograder failed.", "tests": []}}\\n' > "$RESULTS/results.json"
-import json, pathlib, sys
-results = pathlib.Path(sys.argv[1])
-err = (results / "grader-stderr.txt").read_text(errors="replace")[-2000:]
-text = "The autograder failed (exit status %s); please tell your instructor.\\n\\n" % sys.argv[2] + err
-(results / "results.json").write_text(json.dumps({{"score": 0, "output": text, "tests": []}}))
-PY
+if [ "$(id -u)" = 0 ]; then
+  chown -R root:root "$SOURCE" "$RESULTS" 2>/dev/null
+  chmod -R go-rwx "$SOURCE" "$RESULTS" 2>/dev/null
 fi
+PRIVATE="$(mktemp -d)"   # mode 700: the grader's
+if [ -f "$SOURCE/secret" ]; then
+  export AUTOGRADER_SECRET="$(cat "$SOURCE/secret")"
+  rm -f "$SOURCE/secret"  # held by the grader's process only from now on (a fresh container per run)
+fi
+"$BIN/python" -I -m autograder.gradescope arrange "$SUBMISSION" "$PRIVATE/upload" {arrange_args} 2>"$PRIVATE/stderr.txt"
+(cd "$PRIVATE" && "$BIN/python" -I -m autograder grade "$PRIVATE/upload" --format gradescope -o "$PRIVATE/results.json" {grade_args}) 2>>"$PRIVATE/stderr.txt"
+status=$?
+unset AUTOGRADER_SECRET
+# No code of the student's may run past this point.
+if [ "$(id -u)" = 0 ] && id -u "$AUTOGRADER_SANDBOX_USER" >/dev/null 2>&1; then
+  pkill -KILL -u "$AUTOGRADER_SANDBOX_USER" 2>/dev/null
+fi
+cat "$PRIVATE/stderr.txt" >&2
+"$BIN/python" -I -m autograder.gradescope finalize "$PRIVATE" "$status" \\
+  || printf '{{"score": 0, "output": "The autograder failed; please tell your instructor.", "tests": []}}\\n' > "$PRIVATE/final.json"
+mv -f "$PRIVATE/final.json" "$RESULTS/results.json"
+chmod 644 "$RESULTS/results.json"
+rm -rf "$PRIVATE"
 exit 0
 """
 
@@ -103,10 +121,26 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes | str, executable: bool = F
     zf.writestr(info, data)
 
 
+def check_assignments(assignments: list[str] | None) -> list[str]:
+    """The assignments a package grades: one or more that exist, named (a typo would give everyone 0,
+    and grading whatever an upload holds would grade a whole-repository upload on every assignment)."""
+    from .assignments import NAMES
+    if not assignments:
+        raise PackageError(f"name the assignment this Gradescope autograder grades: -a NAME (one of {', '.join(NAMES)})")
+    unknown = [a for a in assignments if a not in NAMES]
+    if unknown:
+        raise PackageError(f"unknown assignment {', '.join(map(repr, unknown))}: the assignments are {', '.join(NAMES)}")
+    return list(dict.fromkeys(assignments))
+
+
 def build_package(output: Path, *, assignments: list[str] | None = None, public_only: bool = False,
                   secret: str | None = None, repo: Path = REPO_ROOT) -> Path:
+    from . import runner
+    sandbox_user = getattr(runner, "DEFAULT_SANDBOX_USER", "backprop-student")  # AUTOGRADER_SANDBOX_USER's default
     output = Path(output)
-    grade_args = " ".join(f"-a {shlex.quote(a)}" for a in assignments or [])
+    assignments = check_assignments(assignments)
+    grade_args = " ".join(f"-a {shlex.quote(a)}" for a in assignments)
+    arrange_args = grade_args
     if public_only:
         grade_args += " --public-only"
     with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
@@ -114,8 +148,10 @@ def build_package(output: Path, *, assignments: list[str] | None = None, public_
         output.parent.mkdir(parents=True, exist_ok=True)
         partial = output.with_name(f".{output.name}.tmp-{os.getpid()}")
         with zipfile.ZipFile(partial, "w") as zf:
-            _add(zf, "setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, wheel=f"dist/{wheel.name}"), executable=True)
-            _add(zf, "run_autograder", RUN_AUTOGRADER.format(grade_args=grade_args.strip()), executable=True)
+            _add(zf, "setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, wheel=f"dist/{wheel.name}",
+                                                 sandbox_user=sandbox_user), executable=True)
+            _add(zf, "run_autograder", RUN_AUTOGRADER.format(grade_args=grade_args.strip(), arrange_args=arrange_args,
+                                                             sandbox_user=sandbox_user), executable=True)
             _add(zf, f"dist/{wheel.name}", wheel.read_bytes())
             constraints = repo / "constraints.txt"
             pins = constraints.read_text() if constraints.is_file() else ""
@@ -128,11 +164,84 @@ def build_package(output: Path, *, assignments: list[str] | None = None, public_
     return output
 
 
+# -- in run_autograder ------------------------------------------------------------------------------------
+
+def arrange_upload(upload: Path, target: Path, assignments: list[str]) -> list[str]:
+    """Copy the upload to `target` with each file the assignments need where the grader looks for it: a
+    file uploaded elsewhere (micrograd's engine.py and nn.py at the upload's root, or in a folder of
+    their own) is placed at its path (micrograd/engine.py) when exactly one file has its name. Returns
+    notes for the student; the upload itself is never changed."""
+    from .assignments import exercises
+    from .submission import SKIP_DIRS, copy_tree, open_submission
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
+        try:  # an upload of one zip or notebook is unpacked as `grade` would
+            opened = open_submission(upload, Path(tmp))
+        except Exception:
+            opened = upload
+        copy_tree(opened, target)
+    needed = sorted({f for name in assignments for ex in exercises(name) for f in ex.required_files})
+    for rel in needed:
+        if (target / rel).is_file():
+            continue
+        name = Path(rel).name
+        found = [p for p in target.rglob(name) if p.is_file() and not SKIP_DIRS & set(p.relative_to(target).parts)]
+        if len(found) == 1:
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(found[0], target / rel)
+            notes.append(f"{found[0].relative_to(target)} graded as {rel}")
+        elif len(found) > 1:
+            notes.append(f"several files named {name} ({', '.join(str(p.relative_to(target)) for p in found)}): "
+                         f"upload exactly one, as {rel}")
+    return notes
+
+
+HIDDEN_NOTE = "Checks on hidden cases ({points} points) are shown when grades are published."
+
+
+def finalize(private: Path, status: int) -> Path:
+    """private/final.json: the grader's results.json with hidden points out of everything visible before
+    publication, or (the grader failed or wrote nothing usable) a results.json that says so with score 0."""
+    private = Path(private)
+    try:
+        data = json.loads((private / "results.json").read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
+            raise ValueError("not a results.json")
+    except (OSError, ValueError):
+        err = ""
+        try:
+            err = (private / "stderr.txt").read_text(errors="replace")[-2000:]
+        except OSError:
+            pass
+        data = {"score": 0, "tests": [], "output": f"The autograder failed (exit status {status}); please tell "
+                f"your instructor.\n\n{err}"}
+    else:
+        hidden = [t for t in data["tests"] if t.get("visibility") in ("after_published", "hidden", "after_due_date")]
+        visible = [t for t in data["tests"] if t not in hidden]
+        hidden_max = sum(float(t.get("max_score") or 0) for t in hidden)
+        if hidden:
+            for test in hidden:
+                test["visibility"] = "after_published"
+            got = sum(float(t.get("score") or 0) for t in visible)
+            out_of = sum(float(t.get("max_score") or 0) for t in visible)
+            data["output"] = (f"Checks on public cases: {got:g}/{out_of:g} points. "
+                              + HIDDEN_NOTE.format(points=f"{hidden_max:g}"))
+        data["stdout_visibility"] = "hidden"
+    notes = (private / "arrange-notes.txt")
+    if notes.is_file() and notes.read_text().strip():
+        data["output"] = f"{data.get('output', '')}\n\nYour upload: {notes.read_text().strip()}"
+    final = private / "final.json"
+    final.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return final
+
+
 def cmd_gradescope_package(args) -> int:
     secret = os.environ.get("AUTOGRADER_SECRET")
     if not secret and not args.public_only:
-        print("warning: AUTOGRADER_SECRET is not set, so hidden cases use the default secret, which is public; "
-              "set it while packaging to embed your own", file=sys.stderr)
+        print("error: AUTOGRADER_SECRET is not set: hidden cases derive from it. Set it while packaging (it is "
+              "embedded in the zip, which only instructors and Gradescope see), or pass --public-only",
+              file=sys.stderr)
+        return 2
     try:
         out = build_package(Path(args.output), assignments=args.assignment, public_only=args.public_only,
                             secret=secret)
@@ -146,6 +255,35 @@ def cmd_gradescope_package(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("gradescope-package", help="build a Gradescope autograder zip (setup.sh, run_autograder)")
     p.add_argument("-o", "--output", default="autograder.zip")
-    p.add_argument("-a", "--assignment", action="append", help="grade only this assignment (repeatable)")
+    p.add_argument("-a", "--assignment", action="append", required=True,
+                   help="the assignment this autograder grades (required; repeatable; one of micrograd, graphs, "
+                        "backprop_ninja): an upload is graded on these only, whatever else it holds")
     p.add_argument("--public-only", action="store_true", help="skip the hidden cases")
     p.set_defaults(func=cmd_gradescope_package)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m autograder.gradescope arrange UPLOAD TARGET -a NAME` / `finalize PRIVATE STATUS`: the
+    steps of run_autograder around `autograder grade`."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("arrange")
+    p.add_argument("upload")
+    p.add_argument("target")
+    p.add_argument("-a", "--assignment", action="append", required=True)
+    p = sub.add_parser("finalize")
+    p.add_argument("private")
+    p.add_argument("status", type=int)
+    args = parser.parse_args(argv)
+    if args.command == "arrange":
+        target = Path(args.target)
+        notes = arrange_upload(Path(args.upload), target, args.assignment)
+        (target.parent / "arrange-notes.txt").write_text("\n".join(notes))
+        return 0
+    finalize(Path(args.private), args.status)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

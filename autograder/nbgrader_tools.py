@@ -3,12 +3,14 @@
 In a notebook (see `notebooks.py` for how it is generated):
 - the setup cell calls `start_notebook(assignment, links)`: from then on every cell whose first line is
   `# file: <path> (part i of n)` is recorded as it runs (the latest run of each part wins);
-- a grade cell calls `notebook_grade(exercise_id, points)`: it writes the recorded parts to a temporary
-  submission directory, grades it with the normal pipeline (the student's code runs in the grader's
-  separate, sandboxed process, never in the kernel), prints the `cmp`-style table on stdout and returns
-  the points as a plain float in [0, points] (nbgrader reads the cell's last value as partial credit).
-  It never writes to stderr (nbgrader scores a grade cell 0 if it does) and never raises.
-  Under `nbgrader autograde` (NBGRADER_EXECUTION=autograde) the hidden cases run too.
+- a grade cell calls `notebook_grade(exercise_id, points)`: it turns the recorded cells into modules with
+  the one notebook conversion (`submission.notebook_to_modules`), grades them with the normal pipeline
+  (the student's code runs in the grader's separate, sandboxed process, never in the kernel) on the
+  public cases, prints the `cmp`-style table on stdout and returns the points. It never writes to
+  stderr and never raises. This is the student's own feedback while working.
+- Under `nbgrader autograde` (NBGRADER_EXECUTION=autograde) a grade cell does nothing (it scores 0):
+  the course's preprocessor (`nbgrader_preprocessor.GradeOutsideKernel`) grades the notebook's code
+  outside the kernel and writes every grade cell's outputs and score, so nothing the kernel does counts.
 
 Commands: `autograder nbgrader-autograde ASSIGNMENT --jobs N` autogrades the submitted notebooks of a
 course with N `nbgrader autograde` processes over disjoint sets of students (same gradebook, same
@@ -31,7 +33,6 @@ from .notebooks import HEADER_RE
 
 AUTOGRADE_ENV = "NBGRADER_EXECUTION"
 TIME_LIMIT_ENV = "AUTOGRADER_NOTEBOOK_TIME_LIMIT"   # seconds per case in a grade cell (default: the exercise's)
-INTERRUPTIONS = ("KeyboardInterrupt", "CellTimeoutError")   # how an interrupted cell's error output is named
 INTERRUPTED = "# (this cell was interrupted before it finished: it is left out of the module)\n"
 
 
@@ -70,14 +71,6 @@ class _Recorder:
     def post_run_cell(self, result) -> None:
         self.finished(isinstance(getattr(result, "error_in_exec", None), KeyboardInterrupt))
 
-    def modules(self) -> dict[str, str]:
-        """path -> module source: the links (imports of sibling modules), then the parts in order."""
-        out = {}
-        for path, parts in self.parts.items():
-            head = "".join(line + "\n" for line in self.links.get(path, []))
-            out[path] = head + "\n\n".join(parts[i].rstrip("\n") + "\n" for i in sorted(parts))
-        return out
-
     def missing(self) -> list[str]:
         notes = []
         for path, total in self.totals.items():
@@ -106,9 +99,19 @@ def start_notebook(assignment: str, links: dict | None = None) -> None:
     if shell is not None:
         shell.events.register("pre_run_cell", _recorder.pre_run_cell)
         shell.events.register("post_run_cell", _recorder.post_run_cell)
+    if _autograding():
+        return  # the grading happens outside this kernel (nbgrader_preprocessor)
     with _quiet():
         with contextlib.suppress(Exception):
             _shared_runner()  # torch loads in the worker while the student's cells run
+
+
+def _autograding() -> bool:
+    return os.environ.get(AUTOGRADE_ENV) == "autograde"
+
+
+GRADED_OUTSIDE = ("Under `nbgrader autograde` this cell is graded outside the notebook's kernel, by the course's "
+                  "preprocessor (autograder.nbgrader_preprocessor), which replaces this output and score.\n")
 
 
 def _ipython():
@@ -209,8 +212,12 @@ def notebook_grade(exercise_id: str, points: float | None = None, *, modules: di
                    hidden: bool | None = None) -> float:
     """A grade cell: grade the notebook's code on one exercise; print the table; return the points.
 
-    `modules` (path -> source) overrides what the notebook recorded; `hidden` overrides the choice made
-    from NBGRADER_EXECUTION. Always returns a plain float in [0, points]; never raises, never uses stderr."""
+    `modules` (path -> source) overrides what the notebook recorded; `hidden=True` also runs the hidden
+    cases (needs AUTOGRADER_SECRET; default: public cases, the student's own feedback). Always returns a plain float in [0, points]; never raises, never uses stderr.
+    Under `nbgrader autograde` it grades nothing and returns 0: the course's preprocessor sets the score."""
+    if _autograding() and modules is None:
+        sys.stdout.write(GRADED_OUTSIDE)
+        return 0.0
     text = io.StringIO()
     score = 0.0
     try:
@@ -243,45 +250,53 @@ def _find_exercise(exercise_id: str):
 
 
 def _grade(exercise_id: str, points: float | None, modules: dict | None, hidden: bool | None, out) -> float:
-    from rich.console import Console
+    from .exercise import Seeds
     from .pipeline import grade
-    from .render import to_terminal
     exercise = _find_exercise(exercise_id)
     notes: list[str] = []
-    if modules is None:
-        if _recorder is None:
-            out.write("Run the setup cell at the top of the notebook first.\n")
-            return 0.0
-        modules = _recorder.modules()
-        notes = _recorder.missing()
     if hidden is None:
-        hidden = os.environ.get(AUTOGRADE_ENV) == "autograde"
+        hidden = False  # the student's own feedback: public cases (grading for credit is the preprocessor's)
     time_limit = float(os.environ.get(TIME_LIMIT_ENV) or exercise.time_limit)
+    runner = _BudgetRunner(_shared_runner(), time_limit)
+    seeds = Seeds.for_credit() if hidden else Seeds(hidden=False)
     with tempfile.TemporaryDirectory(prefix="notebook-submission-") as tmp:
-        write_modules(Path(tmp), modules)
-        result = grade(tmp, [exercise], hidden=hidden, runner=_BudgetRunner(_shared_runner(), time_limit))
-    console = Console(file=out, width=110, color_system=None, force_terminal=False, force_jupyter=False,
-                      highlight=False, soft_wrap=False)
-    to_terminal(result, console)
-    fraction = earned_fraction(result)
+        if modules is None:
+            if _recorder is None:
+                out.write("Run the setup cell at the top of the notebook first.\n")
+                return 0.0
+            notes = _recorder.missing()
+            from .submission import SubmissionError
+            try:
+                directory = recorded_modules(_recorder, Path(tmp))
+            except SubmissionError as exc:
+                out.write(f"{exc}\n")
+                for note in notes:
+                    out.write(f"note: {note}\n")
+                return 0.0
+        else:
+            directory = Path(tmp)
+            write_modules(directory, modules)
+        result = grade(directory, [exercise], hidden=hidden, runner=runner, seeds=seeds)
+    from .nbgrader_preprocessor import _render, exercise_points
+    _render(result, out)
+    fraction = exercise_points(result.exercises[0]) if result.exercises else 0.0
     if fraction < 1:  # cells not run yet explain a missing function
         for note in notes:
             out.write(f"note: {note}\n")
     return round((points if points is not None else exercise.points) * fraction, 4)
 
 
-def earned_fraction(result) -> float:
-    """The fraction of the exercise earned, from the cases each check passed (the pipeline rounds each
-    check's points to 6 decimals: three thirds would sum to 0.999999)."""
-    from .compare import PASSING
-    weights = earned = 0.0
-    for exercise in result.exercises:
-        for check in exercise.checks:
-            cases = check.cases or []
-            passed = sum(1 for c in cases if c.verdict in PASSING or c.local_verdict in PASSING)
-            weights += check.max_points
-            earned += check.max_points * (passed / len(cases) if cases else float(check.passed))
-    return min(1.0, max(0.0, earned / weights)) if weights else 0.0
+def recorded_modules(recorder: "_Recorder", directory: Path) -> Path:
+    """The recorded cells as the assignment's modules, by the one notebook conversion (the same as
+    `autograder grade notebook.ipynb`, `grade-all` and nbgrader autograde): a temporary notebook of the
+    cells, in module and part order, converted by `submission.notebook_to_modules`."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+    from .submission import notebook_to_modules
+    cells = [new_code_cell(parts[i]) for _, parts in sorted(recorder.parts.items()) for i in sorted(parts)]
+    path = directory / "recorded.ipynb"
+    nbformat.write(new_notebook(cells=cells), str(path))
+    return notebook_to_modules(path, directory / "submission")
 
 
 def write_modules(directory: Path, modules: dict[str, str]) -> None:
@@ -296,29 +311,6 @@ def write_modules(directory: Path, modules: dict[str, str]) -> None:
             init = directory / parent / "__init__.py"
             if str(parent) != "." and not init.exists():
                 init.write_text("")
-
-
-def notebook_modules(nb) -> dict[str, str]:
-    """The modules a notebook defines, assembled as its grade cells do when run top to bottom (a cell that
-    an executed notebook shows interrupted is left out, as the kernel's recorder leaves it out)."""
-    import ast
-    links: dict = {}
-    recorder = None
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        if recorder is None and "start_notebook(" in cell.source:
-            for node in ast.walk(ast.parse(cell.source)):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "start_notebook":
-                    links = next((ast.literal_eval(k.value) for k in node.keywords if k.arg == "links"), {})
-                    recorder = _Recorder(ast.literal_eval(node.args[0]), links)
-            continue
-        if recorder is not None:
-            recorder.record(cell.source)
-            # An executed notebook (autograded/) shows which cells nbgrader interrupted on its timeout.
-            recorder.finished(any(o.get("output_type") == "error" and o.get("ename") in INTERRUPTIONS
-                                  for o in cell.get("outputs", [])))
-    return recorder.modules() if recorder else {}
 
 
 # -- nbgrader generate_assignment: stubs that follow `### BEGIN SOLUTION stub: <code>` -------------------
@@ -381,7 +373,8 @@ def submitted_students(course: Path, assignment: str) -> list[str]:
 
 
 def parallel_autograde(course: Path, assignment: str, jobs: int = 2, students: list[str] | None = None,
-                       force: bool = True, env: dict | None = None) -> dict:
+                       force: bool = True, env: dict | None = None, unsandboxed: bool = False,
+                       public_only: bool = False) -> dict:
     """Autograde the submissions of `assignment` with `jobs` nbgrader processes over disjoint students.
 
     Each process is a plain `nbgrader autograde`, restricted to its group by `student_id_exclude`, so the
@@ -401,6 +394,7 @@ def parallel_autograde(course: Path, assignment: str, jobs: int = 2, students: l
         args = ["autograde", assignment, f"--CourseDirectory.student_id_exclude={exclude}"]
         if force:
             args.append("--force")
+        args += [f"--GradeOutsideKernel.unsandboxed={unsandboxed}", f"--GradeOutsideKernel.public_only={public_only}"]
         return subprocess.Popen(nbgrader_command() + args, cwd=course, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=nbgrader_env(env))
 
@@ -450,32 +444,30 @@ def grade_table(scores: dict[str, dict[str, float]]) -> str:
 
 
 def regrade_outside_the_kernel(course: Path, assignment: str, students: list[str] | None = None,
-                               runner=None) -> dict[str, dict[str, float]]:
-    """student -> {grade cell id -> points} computed by the pipeline directly from each autograded
-    notebook's code, outside the notebook's kernel (where the student's code could have patched the
-    grade cells' API: nbgrader runs test cells in the same kernel as the student's cells)."""
+                               runner=None, seeds=None) -> dict[str, dict[str, float]]:
+    """student -> {grade cell id -> points}: each submitted notebook graded as `autograder grade` grades it
+    (the same conversion, pipeline and result as the course's preprocessor), to cross-check the gradebook."""
     from .assignments import exercises
+    from .exercise import Seeds
     from .notebooks import grade_id
-    from .pipeline import grade
-    from .runner import Runner
+    from .nbgrader_preprocessor import exercise_points
+    from .runner import credit_runner
+    from .submission import grade_path
     course = Path(course).resolve()
+    seeds = seeds or Seeds.for_credit()
     own = runner is None
-    runner = runner or Runner()
+    runner = runner or credit_runner(False)
     out: dict[str, dict[str, float]] = {}
     try:
         with _quiet():
             for student in students or submitted_students(course, assignment):
-                path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+                path = course / "submitted" / student / assignment / f"{assignment}.ipynb"
                 if not path.is_file():
                     continue
-                modules = notebook_modules(load_notebook(path))
-                out[student] = {}
-                with tempfile.TemporaryDirectory(prefix="regrade-") as tmp:
-                    write_modules(Path(tmp), modules)
-                    for exercise in exercises(assignment):
-                        limit = float(os.environ.get(TIME_LIMIT_ENV) or exercise.time_limit)
-                        result = grade(tmp, [exercise], hidden=True, runner=_BudgetRunner(runner, limit))
-                        out[student][grade_id(exercise.id)] = round(exercise.points * earned_fraction(result), 4)
+                result = grade_path(path, [assignment], hidden=seeds.hidden, runner=runner, seeds=seeds)
+                by_id = {e.id: e for e in result.exercises}
+                out[student] = {grade_id(ex.id): round(ex.points * exercise_points(by_id[ex.id]), 6)
+                                if ex.id in by_id else 0.0 for ex in exercises(assignment)}
     finally:
         if own:
             runner.close()
@@ -483,17 +475,17 @@ def regrade_outside_the_kernel(course: Path, assignment: str, students: list[str
 
 
 def verify(course: Path, assignment: str, students: list[str] | None = None, runner=None,
-           regraded: dict | None = None) -> list[str]:
-    """The grade cells whose gradebook score differs from the regrade outside the kernel, as lines."""
+           regraded: dict | None = None, seeds=None) -> list[str]:
+    """The grade cells whose gradebook score differs from `autograder grade` on the submitted notebook."""
     recorded = gradebook_scores(course, assignment)
     if regraded is None:
-        regraded = regrade_outside_the_kernel(course, assignment, students, runner)
+        regraded = regrade_outside_the_kernel(course, assignment, students, runner, seeds)
     problems = []
     for student, cells in sorted(regraded.items()):
         for cell, points in sorted(cells.items()):
             got = recorded.get(student, {}).get(cell)
             if got is None or abs(got - points) > 1e-3:
-                problems.append(f"{student} {cell}: gradebook {got}, regraded outside the kernel {points:g}")
+                problems.append(f"{student} {cell}: gradebook {got}, `autograder grade` {points:g}")
     return problems
 
 
@@ -614,6 +606,14 @@ def demo(assignments: list[str] | None = None, jobs: int = 2, keep: Path | None 
         return 1
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="backprop-lab-course-"))
     course = tmp / "course"
+    from .runner import IsolationMissing, credit_runner
+    env = {"AUTOGRADER_SECRET": os.environ.get("AUTOGRADER_SECRET") or f"demo-{os.urandom(8).hex()}"}
+    try:
+        credit_runner(False).close()
+        unsandboxed = False
+    except IsolationMissing as exc:  # a demo course of our own notebooks: say so and go on
+        print(f"(demo) {exc}: grading the demo unsandboxed")
+        unsandboxed = True
     try:
         for assignment in chosen:
             t0 = time.perf_counter()
@@ -623,7 +623,7 @@ def demo(assignments: list[str] | None = None, jobs: int = 2, keep: Path | None 
                 submit(course, assignment, student, nb)
             print(f"== {assignment}: autograde {len(submitted_students(course, assignment))} submissions "
                   f"({jobs} nbgrader processes)")
-            report = parallel_autograde(course, assignment, jobs=jobs)
+            report = parallel_autograde(course, assignment, jobs=jobs, env=env, unsandboxed=unsandboxed)
             for group, log in report["failed"]:
                 print(f"autograde failed for {', '.join(group)}:\n{log}")
             print(grade_table(gradebook_scores(course, assignment)))
@@ -650,19 +650,32 @@ def cmd_nbgrader_autograde(args) -> int:
     if not submitted_students(course, args.assignment):
         print(f"no submissions of {args.assignment} in {course / 'submitted'}", file=sys.stderr)
         return 2
+    from .exercise import SecretMissing, Seeds
+    from .runner import IsolationMissing, credit_runner
+    try:  # refuse here, before any nbgrader process starts, with the same words as `autograder grade`
+        seeds = Seeds.for_credit(args.public_only)
+        credit_runner(args.unsandboxed).close()
+    except (SecretMissing, IsolationMissing) as exc:
+        print(f"autograder nbgrader-autograde: refusing to grade for credit: {exc}", file=sys.stderr)
+        return 2
     report = parallel_autograde(course, args.assignment, jobs=args.jobs, students=args.student or None,
-                                force=not args.no_force)
+                                force=not args.no_force, unsandboxed=args.unsandboxed,
+                                public_only=args.public_only)
     for group, log in report["failed"]:
         print(f"nbgrader autograde failed for {', '.join(group)}:\n{log}", file=sys.stderr)
     print(grade_table(gradebook_scores(course, args.assignment)))
     print(f"{len(report['students'])} submissions, {report['jobs']} processes, {report['seconds']:.1f} s")
     status = 1 if report["failed"] else 0
     if args.verify:
-        problems = verify(course, args.assignment, report["students"])
+        runner = credit_runner(args.unsandboxed)
+        try:
+            problems = verify(course, args.assignment, report["students"], runner=runner, seeds=seeds)
+        finally:
+            runner.close()
         for line in problems:
             print(f"MISMATCH {line}")
         print(f"verify: {'scores differ, see above' if problems else 'every grade cell agrees'} "
-              "(regraded from the notebooks' code outside their kernels)")
+              "(each submitted notebook graded as `autograder grade` grades it)")
         status = status or (1 if problems else 0)
     return status
 
@@ -676,8 +689,11 @@ def register(subparsers) -> None:
     p.add_argument("--student", action="append", help="only this student (repeatable)")
     p.add_argument("--no-force", action="store_true", help="skip submissions that are already autograded")
     p.add_argument("--verify", action="store_true",
-                   help="then regrade each notebook's code outside its kernel and report any grade cell that differs "
-                        "(a student's cell can patch what a grade cell calls: nbgrader runs both in one kernel)")
+                   help="then grade each submitted notebook as `autograder grade` does and report any grade cell "
+                        "whose gradebook score differs")
+    p.add_argument("--public-only", action="store_true", help="skip the hidden cases (no AUTOGRADER_SECRET needed)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade even where no isolation mechanism works (every result says so)")
     p.set_defaults(func=cmd_nbgrader_autograde)
 
 

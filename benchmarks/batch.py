@@ -89,11 +89,13 @@ def exercises_per_submission() -> tuple[int, int]:
     from autograder.assignments import exercises
     from autograder.exercise import Seeds
     exs = exercises(ASSIGNMENT)
-    return len(exs), sum(len(ex.cases(Seeds.from_env(True))) for ex in exs)
+    return len(exs), sum(len(ex.cases(Seeds.for_credit())) for ex in exs)
 
 
 def main() -> None:
     from autograder.batch import run_batch
+    from autograder.exercise import Seeds
+    os.environ.setdefault("AUTOGRADER_SECRET", "bench-secret")  # hidden cases, for both (nbgrader inherits it)
     base = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
         course, kinds = _course_notebooks(base)
@@ -114,7 +116,7 @@ def main() -> None:
 
         out = base / "results"
         started = time.perf_counter()
-        summary = run_batch(root, out, jobs=JOBS, assignments=[ASSIGNMENT], hidden=True, progress=False)
+        summary = run_batch(root, out, jobs=JOBS, assignments=[ASSIGNMENT], seeds=Seeds.for_credit(), progress=False)
         t_batch = time.perf_counter() - started
         per_batch = t_batch / SUBMISSIONS
         scores = {s: json.loads((out / f"{s}.json").read_text())["score"] for s, _ in students

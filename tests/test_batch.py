@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.batch import cap_time_limits, find_submissions, read_result, write_grades_csv
+from autograder.batch import BatchError, cap_time_limits, content_hash, find_submissions, read_result, write_grades_csv
+from autograder.exercise import Seeds
 from autograder.submission import grade_path
 
 ARGS = ["-a", "graphs", "--public-only", "--time-limit", "2"]  # small assignment, bounded hostile cases
@@ -120,7 +121,8 @@ def normalized(result: dict, name: str) -> dict:
     the path and the id, and the entry's `name` where a message quotes it."""
     def strip(obj):
         if isinstance(obj, dict):
-            return {k: strip(v) for k, v in obj.items() if k not in ("seconds", "submission", "student")}
+            return {k: strip(v) for k, v in obj.items()
+                    if k not in ("seconds", "submission", "student", "content_sha256")}
         if isinstance(obj, list):
             return [strip(v) for v in obj]
         return obj.replace(name, "<submission>") if isinstance(obj, str) else obj
@@ -180,8 +182,13 @@ def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, 
         while len(list(out.glob("*.json"))) < 12 and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)  # polling for progress, not waiting for a duration
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the whole process group: the CLI and its pool workers
+        import psutil
+        family = psutil.Process(first.pid).children(recursive=True)
+        assert family, "grade-all started no worker"
+        os.kill(first.pid, signal.SIGKILL)  # grade-all alone: its workers must die with it
         first.wait()
+    gone, alive = psutil.wait_procs(family, timeout=30)
+    assert not alive, f"left running after kill -9 of grade-all: {[(p.pid, p.name()) for p in alive]}"
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
     assert 12 <= len(before) < 50, f"not killed mid-way: {len(before)} results"
     assert all(read_result(out / name) is not None for name in before)  # none half-written
@@ -205,39 +212,91 @@ def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, 
     assert sorted(students) == sorted(kind_of) and len(set(students)) == 50
 
 
-def test_grade_all_on_a_dask_cluster_on_loopback(population, single_grades, tmp_path):
+SECRET = "batch-secret-7"
+
+
+def _knows_the_hidden_cases(root, secret):
+    """graphs.py whose AddGate is right only on the inputs of the public cases and of the hidden cases of
+    `secret`: full marks on AddGate if and only if the grader built its hidden cases from that secret."""
+    from autograder.assignments import exercises
+    ex = next(e for e in exercises("graphs") if e.id == "graphs.AddGate")
+    known = sorted({round(d, 6) for case in ex.cases(Seeds(hidden=True, secret=secret)) for d in case.inputs["dout"]})
+    ref = (root / "reference" / "graphs.py").read_text()
+    return _mutate(ref, "class AddGate:", f"KNOWN = {known!r}\n\n\nclass AddGate:") + \
+        "\n\nclass AddGate(AddGate):\n    def backward(self, dout):\n" \
+        "        return (dout, dout) if round(dout, 6) in KNOWN else (0.0, 0.0)\n"
+
+
+def test_grade_all_on_a_dask_cluster_with_a_relative_root_and_a_secret(population, single_grades, root, tmp_path,
+                                                                       monkeypatch):
+    """The workers start elsewhere and without the secret; ROOT is relative to grade-all's directory."""
     from distributed import LocalCluster
     _, _, paths = population
-    root = tmp_path / "few"
-    root.mkdir()
-    chosen = ["correct", "correct_notebook", "buggy_missing_branch", "not_a_zip", "sys_exit", "kills_its_parent"]
+    here = tmp_path / "course"
+    (here / "few").mkdir(parents=True)
+    chosen = ["correct", "correct_notebook", "buggy_missing_branch", "not_a_zip"]
     for kind in chosen:
-        os.symlink(paths[kind], root / (kind + paths[kind].suffix))  # ROOT's entries may be links
-    out = tmp_path / "dask-results"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        os.symlink(paths[kind], here / "few" / (kind + paths[kind].suffix))  # ROOT's entries may be links
+    (here / "few" / "knows").mkdir()
+    (here / "few" / "knows" / "graphs.py").write_text(_knows_the_hidden_cases(root, SECRET))
+    monkeypatch.delenv("AUTOGRADER_SECRET", raising=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(root), "-o", str(out),
-                              "--scheduler", cluster.scheduler_address, *ARGS],
-                             capture_output=True, text=True, timeout=240)
+        run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", "few", "-o", "out",
+                              "--scheduler", cluster.scheduler_address, "-a", "graphs", "--time-limit", "2"],
+                             capture_output=True, text=True, timeout=240, cwd=here,
+                             env={**os.environ, "AUTOGRADER_SECRET": SECRET})
         assert run.returncode == 0, run.stderr[-3000:]
-        # The grading ran as tasks of the cluster's scheduler, on its worker processes.
-        assert "grade_one" in cluster.scheduler.task_prefixes
-    results = _results(out)
-    assert sorted(results) == sorted(chosen)
-    for kind, data in results.items():
-        assert normalized(data, Path(data["submission"]).name) == single_grades[kind], kind
+        assert "grade_one" in cluster.scheduler.task_prefixes  # graded by the cluster's workers
+    results = _results(here / "out")
+    assert sorted(results) == sorted(chosen + ["knows"])
+    for kind in ("correct", "correct_notebook"):
+        assert results[kind]["score"] == results[kind]["max_score"] == 12 and results[kind]["hidden"]
+    assert 0 < results["buggy_missing_branch"]["score"] < 12
+    assert results["not_a_zip"]["error"] and results["not_a_zip"]["max_score"] == 12  # 0 of 12, not 0/0
+    knows = {e["id"]: e for e in results["knows"]["exercises"]}
+    assert knows["graphs.AddGate"]["score"] == knows["graphs.AddGate"]["max_score"]  # the client's secret
+    assert any(c["hidden"] for check in knows["graphs.AddGate"]["checks"] for c in check["cases"])
+
+
+def test_grade_all_refuses_without_the_secret(tmp_path):
+    (tmp_path / "root" / "a").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_SECRET"}
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(tmp_path / "root"), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2 and "refusing to grade for credit" in run.stderr and "--public-only" in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_submission_id_collisions_are_refused_naming_both(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "alice").mkdir()
+    (root / "alice.zip").write_bytes(b"x")
+    (root / "alice.ipynb").write_text("{}")
+    (root / "bob smith").mkdir()
+    (root / "bob_smith").mkdir()
+    (root / "carol.ipynb").write_text("{}")
+    with pytest.raises(BatchError) as refused:
+        find_submissions(root)
+    text = str(refused.value)
+    for name in ("alice", "alice.zip", "alice.ipynb", "bob smith", "bob_smith"):
+        assert str(root / name) in text
+    assert "carol" not in text
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(root), "-o", str(tmp_path / "out"),
+                          "--public-only"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and str(root / "bob smith") in run.stderr and not (tmp_path / "out").exists()
 
 
 def test_submission_ids_and_incomplete_results(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     (root / "alice").mkdir()
-    (root / "alice.zip").write_bytes(b"x")
     (root / "bob smith.ipynb").write_text("{}")
     (root / ".DS_Store").write_text("")
     (root / "out").mkdir()
     subs = find_submissions(root, skip=(root / "out",))
-    assert [s.student for s in subs] == ["alice", "alice.zip", "bob_smith"]
+    assert [s.student for s in subs] == ["alice", "bob_smith"]
     (tmp_path / "half.json").write_text('{"student": "x", "score": 1')
     assert read_result(tmp_path / "half.json") is None
     (tmp_path / "alice.json").write_text(json.dumps({"student": "alice", "score": 2, "max_score": 4, "exercises": [
@@ -251,7 +310,7 @@ class FlakyExecutor:
     BrokenProcessPool (as all futures of a dead pool do); then it returns a result."""
 
     def __init__(self, dies):
-        self.dies, self.pools = dict(dies), 1
+        self.dies, self.pools, self.graded = dict(dies), 1, []
 
     def submit(self, fn, path, student, *args):
         from concurrent.futures import Future
@@ -261,7 +320,9 @@ class FlakyExecutor:
             self.dies[student] -= 1
             future.set_exception(BrokenProcessPool("a worker died"))
         else:
-            future.set_result({"student": student, "score": 1.0, "max_score": 1.0, "exercises": [], "error": None})
+            self.graded.append(student)
+            future.set_result({"student": student, "score": 1.0, "max_score": 1.0, "exercises": [], "error": None,
+                               "content_sha256": content_hash(Path(path))})
         return future
 
     def broken(self, exc):
@@ -282,9 +343,23 @@ def test_a_dead_grading_process_is_retried_then_left_for_the_next_run(tmp_path):
     for name in ("a", "b", "c"):
         (root / name).mkdir(parents=True)
     flaky = FlakyExecutor({"a": 1, "b": MAX_ATTEMPTS})
-    summary = run_batch(root, tmp_path / "out", executor=flaky, fancy=False)
+    summary = run_batch(root, tmp_path / "out", executor=flaky, fancy=False, seeds=Seeds(hidden=False))
     assert summary.graded == 2 and list(summary.not_graded) == ["b"]  # a: retried and graded
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["a.json", "c.json"]  # b: no result
-    again = run_batch(root, tmp_path / "out", executor=FlakyExecutor({}), fancy=False)
+    again = run_batch(root, tmp_path / "out", executor=FlakyExecutor({}), fancy=False, seeds=Seeds(hidden=False))
     assert (again.skipped, again.graded, again.not_graded) == (2, 1, {})
     assert (tmp_path / "out" / "grades.csv").read_text().count("\n") == 4
+
+
+def test_a_submission_replaced_since_its_grade_is_graded_again(tmp_path):
+    from autograder.batch import run_batch
+    root = tmp_path / "root"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        (root / name / "graphs.py").write_text("x = 1\n")
+    run_batch(root, tmp_path / "out", executor=FlakyExecutor({}), fancy=False, seeds=Seeds(hidden=False))
+    (root / "b" / "graphs.py").write_text("x = 2\n")   # replaced in ROOT after its grade
+    again = FlakyExecutor({})
+    summary = run_batch(root, tmp_path / "out", executor=again, fancy=False, seeds=Seeds(hidden=False))
+    assert again.graded == ["b"] and (summary.skipped, summary.graded) == (1, 1)
+    assert read_result(tmp_path / "out" / "b.json")["content_sha256"] == content_hash(root / "b")

@@ -35,10 +35,13 @@ def test_workflow_runs_on_push_and_feeds_the_reporter(workflow):
 
 def run_grade_step(workflow, repo, tmp_path):
     grade = next(s for s in steps(workflow) if s.get("id") == "grade")
-    env = {**os.environ, "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    env = {**os.environ, "GITHUB_WORKSPACE": str(repo), "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
            "RUNNER_TEMP": str(tmp_path / "runner"), "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
     (tmp_path / "runner").mkdir()
-    run = subprocess.run(["bash", "-eo", "pipefail", "-c", grade["run"]], cwd=repo, env=env, capture_output=True,
+    # Actions runs a step in its working-directory (outside the checkout); the checkout is the current
+    # directory only if the step does not say otherwise.
+    cwd = tmp_path / "runner" if grade.get("working-directory") == "${{ runner.temp }}" else repo
+    run = subprocess.run(["bash", "-eo", "pipefail", "-c", grade["run"]], cwd=cwd, env=env, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     outputs = dict(line.split("=", 1) for line in (tmp_path / "output").read_text().splitlines())
@@ -71,3 +74,36 @@ def test_grade_step_reports_partial_points_for_a_bug(workflow, root, tmp_path):
     failing = [t for t in result["tests"] if t["status"] == "fail"]
     assert failing and all(t["name"].startswith("graphs.l2_of_matvec") for t in failing)
     assert "l2_of_matvec" in summary
+
+
+def test_a_repository_autograder_package_cannot_stand_in_for_the_grader(workflow, root, tmp_path):
+    """An untouched template plus a repo-root `autograder/` whose formats.py reports full marks: the
+    step runs the installed grader (`python -I`, outside the checkout), so the points are the template's."""
+    repo = tmp_path / "student-repo"
+    shutil.copytree(root / "student_template", repo, ignore=shutil.ignore_patterns(".github", "__pycache__"))
+    fake = repo / "autograder"
+    fake.mkdir()
+    forged = base64.b64encode(json.dumps({"version": 1, "status": "pass", "max_score": 87, "tests": [
+        {"name": "all", "status": "pass", "score": 87, "max_score": 87}]}).encode()).decode()
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(f"print({forged!r})\n")
+    (fake / "formats.py").write_text(f"print({forged!r})\n")
+    (fake / "cli.py").write_text("def main(argv=None):\n    return 0\n")
+    result, summary = run_grade_step(workflow, repo, tmp_path)
+    assert result["status"] == "fail"
+    assert sum(t["score"] for t in result["tests"]) == 0 < result["max_score"]
+    assert "87/87" not in summary
+
+
+def test_the_package_source_is_named_explicitly(workflow):
+    """No guessable default package name: whoever registered it on PyPI would be installed."""
+    (job,) = workflow["jobs"].values()
+    assert job["env"]["AUTOGRADER_PACKAGE"] == "${{ vars.AUTOGRADER_PACKAGE }}"
+    install = next(s for s in steps(workflow) if s.get("name") == "Install the autograder")
+    env = {**os.environ, "AUTOGRADER_PACKAGE": ""}
+    run = subprocess.run(["bash", "-eo", "pipefail", "-c", install["run"]], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1 and "AUTOGRADER_PACKAGE" in run.stdout
+    grade = next(s for s in steps(workflow) if s.get("id") == "grade")
+    commands = [line.strip() for line in grade["run"].splitlines() if "autograder" in line and "python" in line]
+    assert commands and all(c.split()[:3] == ["python", "-I", "-m"] or "$(python -I -m" in c for c in commands)

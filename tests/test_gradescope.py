@@ -67,6 +67,129 @@ def test_run_autograder_grades_the_submission(package, root, tmp_path):
     assert data["score"] == 12 and sum(t["max_score"] for t in data["tests"]) == pytest.approx(12, abs=1e-9)
     hidden = [t for t in data["tests"] if t["visibility"] == "after_published"]
     assert hidden and all("(hidden cases)" in t["name"] for t in hidden)  # hidden cases ran, with the secret
+    # Before publication the student sees the visible tests and the summary: no hidden points in it.
+    hidden_points = sum(t["max_score"] for t in hidden)
+    visible_points = sum(t["max_score"] for t in data["tests"] if t not in hidden)
+    assert f"{visible_points:g}/{visible_points:g}" in data["output"] and "/12" not in data["output"]
+    assert f"({hidden_points:g} points) are shown when grades are published" in data["output"]
+    assert data["stdout_visibility"] == "hidden"
+
+
+def test_a_student_cannot_read_the_secret_forge_results_or_stop_the_grader(package, root, tmp_path):
+    """Correct code that also reads the secret file, writes a results.json of its own and kills the process
+    that runs it: none of it shows in the results.json Gradescope reads."""
+    results = tmp_path / "results"
+    hostile = f"""
+import json, os, signal
+for path in ({str(tmp_path / "source" / "secret")!r}, "/autograder/source/secret"):
+    try:
+        print("SECRET", open(path).read())
+    except OSError:
+        pass
+try:
+    with open({str(results / "results.json")!r}, "w") as out:
+        json.dump({{"score": 999, "output": "forged", "tests": []}}, out)
+except OSError:
+    pass
+try:
+    os.kill(os.getppid(), signal.SIGKILL)
+except OSError:
+    pass
+"""
+    code = (root / "reference" / "graphs.py").read_text() + hostile
+    data = run_autograder(package, tmp_path, {"graphs.py": code.encode()})
+    text = json.dumps(data)
+    assert "course-secret-42" not in text
+    assert data["score"] != 999 and "forged" not in text
+    assert 0 <= data["score"] <= 12
+    assert not (tmp_path / "source" / "secret").exists()  # held by the grader's process only
+
+
+def test_package_refuses_a_missing_or_unknown_assignment(tmp_path):
+    env = {**os.environ, "AUTOGRADER_SECRET": "s"}
+    for args, words in ((["-a", "graph"], ["unknown assignment 'graph'", "micrograd", "graphs", "backprop_ninja"]),
+                        ([], ["-a/--assignment"])):
+        run = subprocess.run([sys.executable, "-m", "autograder", "gradescope-package", "-o", str(tmp_path / "z.zip"),
+                              *args], capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode != 0 and not (tmp_path / "z.zip").exists()
+        assert all(w in run.stderr for w in words), run.stderr
+    env.pop("AUTOGRADER_SECRET")
+    run = subprocess.run([sys.executable, "-m", "autograder", "gradescope-package", "-o", str(tmp_path / "z.zip"),
+                          "-a", "graphs"], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 2 and "AUTOGRADER_SECRET is not set" in run.stderr
+
+
+def test_loose_micrograd_files_are_found_wherever_the_upload_puts_them(root, tmp_path):
+    from autograder.gradescope import arrange_upload
+    for layout in ("{name}", "my-work/{name}", "micrograd-main/src/{name}"):
+        upload = tmp_path / layout.split("/")[0].format(name="x") / "upload"
+        for name in ("engine.py", "nn.py"):
+            dest = upload / layout.format(name=name)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes((root / "reference" / "micrograd" / name).read_bytes())
+        target = upload.parent / "arranged"
+        notes = arrange_upload(upload, target, ["micrograd"])
+        assert (target / "micrograd" / "engine.py").read_bytes() == (root / "reference" / "micrograd" / "engine.py").read_bytes()
+        assert (target / "micrograd" / "nn.py").is_file()
+        assert any("graded as micrograd/engine.py" in n for n in notes)
+
+
+def test_two_candidates_for_one_file_are_named_not_guessed(root, tmp_path):
+    from autograder.gradescope import arrange_upload
+    upload = tmp_path / "upload"
+    for folder in ("a", "b"):
+        (upload / folder).mkdir(parents=True)
+        (upload / folder / "engine.py").write_text("x = 1\n")
+    notes = arrange_upload(upload, tmp_path / "arranged", ["micrograd"])
+    assert not (tmp_path / "arranged" / "micrograd" / "engine.py").exists()
+    assert any("a/engine.py" in n and "b/engine.py" in n and "as micrograd/engine.py" in n for n in notes)
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12"])
+def test_constraints_resolve_for_each_supported_python(root, python, tmp_path):
+    """pip's resolver, for another Python, on the project's dependencies under constraints.txt (wheels only,
+    as Gradescope's image installs them; metadata only, nothing is installed)."""
+    import tomllib
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10"
+    deps = project["dependencies"] + project["optional-dependencies"]["dev"]
+    # pip evaluates a constraint's environment marker for the Python it runs on, not for --python-version:
+    # keep the lines the target Python would keep, as pip running on it does.
+    from packaging.requirements import Requirement
+    target = {"python_version": python, "python_full_version": f"{python}.0"}
+    pins = [line for line in (root / "constraints.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    kept = [line.split(";")[0] for line in pins
+            if (req := Requirement(line)).marker is None or req.marker.evaluate(target)]
+    assert len({Requirement(line).name.lower() for line in kept}) == len(kept)  # one pin per package
+    if python == "%d.%d" % sys.version_info[:2]:
+        # This interpreter's own environment was installed with `-c constraints.txt` (make): it is the
+        # resolution for this Python. (pip's resolver on this machine's local indexes would download
+        # whole CUDA wheels to read their metadata.)
+        from importlib.metadata import PackageNotFoundError, version
+        from packaging.version import Version
+        for line in kept:
+            name, pin = line.split("==")
+            try:
+                assert Version(version(name)).public == pin.strip(), name  # torch 2.13.0+cpu is 2.13.0
+            except PackageNotFoundError:
+                pass  # a pin for a package of another extra
+        return
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("\n".join(kept) + "\n")
+    report = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed", "--quiet",
+                          "--python-version", python, "--only-binary=:all:", "--report", str(report),
+                          "-c", str(constraints), *deps], capture_output=True, text=True, timeout=280)
+    if run.returncode != 0 and ("NewConnectionError" in run.stderr or "Network is unreachable" in run.stderr):
+        pytest.skip(f"no package index reachable: {run.stderr[-300:]}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    installed = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+    pinned = dict(line.split("==") for line in kept)
+    assert installed["torch"] == "2.13.0" and "nbgrader" in installed and "numpy" in installed
+    for name, version in installed.items():  # every package the constraints name is at its pin
+        assert pinned.get(name, pinned.get(name.replace("-", "_"), version)).strip() == version or \
+            name not in {n.lower() for n in pinned}, (name, version)
 
 
 def test_run_autograder_reports_a_broken_upload_with_score_zero(package, tmp_path):

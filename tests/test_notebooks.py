@@ -99,14 +99,34 @@ def _top_level(source: str) -> list[str]:
     return sorted(ast.dump(n) for n in body)
 
 
-def test_the_notebook_code_is_the_reference_code(root, notebooks):
-    """Assembled as a grade cell assembles it, the notebook's code is the reference module, statement for
-    statement (the imports between the assignment's files move to the top)."""
+def _definitions(sources) -> list[str]:
+    """The top-level functions and classes of some modules, as comparable text."""
+    return sorted(ast.dump(n) for source in sources for n in ast.parse(source).body
+                  if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
+
+
+def _converted(nb, tmp_path) -> list[str]:
+    """The notebook's code as `autograder grade notebook.ipynb` (and nbgrader's preprocessor) converts it."""
+    from autograder.submission import notebook_to_modules
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    out = notebook_to_modules(path, tmp_path / "modules")
+    return [p.read_text() for p in sorted(out.rglob("*.py"))]
+
+
+def _module_paths(nb) -> list[str]:
+    return sorted({m["path"] for c in nb.cells if (m := HEADER_RE.match(c.source))})
+
+
+def test_the_notebook_code_is_the_reference_code(root, notebooks, tmp_path):
+    """Converted by the one notebook conversion, the notebook defines the reference's functions and
+    classes, statement for statement."""
     for name, nb in notebooks.items():
-        modules = nbgrader_tools.notebook_modules(nb)
-        assert modules, name
-        for path, source in modules.items():
-            assert _top_level(source) == _top_level((root / "reference" / path).read_text()), path
+        paths = _module_paths(nb)
+        assert paths, name
+        assert _definitions(_converted(nb, tmp_path / name)) == \
+            _definitions((root / "reference" / p).read_text() for p in paths), name
 
 
 def test_split_at_jupytext_cell_markers():
@@ -154,10 +174,11 @@ def test_clear_solutions_honours_stub_markers():
 # -- the grade-cell API ------------------------------------------------------------------------------------
 
 def _reference_modules(root, nb):
-    return {path: (root / "reference" / path).read_text() for path in nbgrader_tools.notebook_modules(nb)}
+    return {path: (root / "reference" / path).read_text() for path in _module_paths(nb)}
 
 
-def test_notebook_grade_gives_full_points_to_the_reference(root, notebooks, shared_runner, capfd):
+def test_notebook_grade_gives_full_points_to_the_reference(root, notebooks, shared_runner, capfd, monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_SECRET", "test-secret")
     modules = _reference_modules(root, notebooks["graphs"])
     score = nbgrader_tools.notebook_grade("graphs.sigmoid_neuron", points=3.0, modules=modules, hidden=True)
     out, err = capfd.readouterr()
@@ -199,6 +220,7 @@ def test_notebook_grade_never_exceeds_the_cells_points(root, notebooks, shared_r
 def test_an_infinite_loop_costs_one_time_limit(monkeypatch, shared_runner, capfd):
     import time
     monkeypatch.setenv(nbgrader_tools.TIME_LIMIT_ENV, "1.5")
+    monkeypatch.setenv("AUTOGRADER_SECRET", "test-secret")
     looping = "class AddGate:\n    def forward(self, x, y):\n        return x + y\n" \
               "    def backward(self, dout):\n        while True:\n            pass\n"
     started = time.perf_counter()
@@ -213,26 +235,35 @@ def test_an_infinite_loop_costs_one_time_limit(monkeypatch, shared_runner, capfd
 
 def nbgrader_tools_seeds(hidden):
     from autograder.exercise import Seeds
-    return Seeds.from_env(hidden)
+    return Seeds(hidden=hidden, secret="test-secret")
 
 
 # -- recording the notebook's cells ------------------------------------------------------------------------
 
-def test_the_recorder_keeps_the_latest_run_and_drops_interrupted_cells():
-    rec = nbgrader_tools._Recorder("toy", {"pkg/b.py": ["from pkg.a import f"]})
-    rec.record("# file: pkg/a.py (part 1 of 2)\nx = 1")
+def test_the_recorder_keeps_the_latest_run_and_drops_interrupted_cells(tmp_path):
+    rec = nbgrader_tools._Recorder("graphs", {})
+    rec.record("# file: graphs.py (part 2 of 8)\nclass AddGate:\n    version = 1")
     rec.finished(False)
     rec.record("print('scratch cell, not part of a module')")
     rec.finished(False)
-    rec.record("# file: pkg/a.py (part 1 of 2)\nx = 2")   # edited and run again
+    rec.record("# file: graphs.py (part 2 of 8)\nclass AddGate:\n    version = 2")   # edited and run again
     rec.finished(False)
-    rec.record("# file: pkg/b.py (part 1 of 1)\nwhile True: pass")
-    rec.finished(True)                                       # interrupted by nbgrader's timeout
-    modules = rec.modules()
-    assert "x = 2" in modules["pkg/a.py"] and "x = 1" not in modules["pkg/a.py"]
-    assert modules["pkg/b.py"].startswith("from pkg.a import f\n") and "while True" not in modules["pkg/b.py"]
-    compile(modules["pkg/b.py"], "b.py", "exec")
-    assert rec.missing() == ["pkg/a.py: part 2 not run yet"]
+    rec.record("# file: graphs.py (part 3 of 8)\nclass MultiplyGate:\n    pass\nwhile True: pass")
+    rec.finished(True)                                       # interrupted
+    module = (nbgrader_tools.recorded_modules(rec, tmp_path) / "graphs.py").read_text()
+    assert "version = 2" in module and "version = 1" not in module
+    assert "while True" not in module and "MultiplyGate" not in module and "scratch" not in module
+    assert "graphs.py: part 1, 4, 5, 6, 7, 8 not run yet" in rec.missing()
+
+
+def test_grade_cells_do_nothing_under_nbgrader_autograde(monkeypatch, capfd):
+    """The course's preprocessor grades outside the kernel; the kernel's grade cell scores 0 (so a course
+    config without the preprocessor gives no points rather than the kernel's)."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.setattr(nbgrader_tools, "_recorder", None)
+    assert nbgrader_tools.notebook_grade("graphs.AddGate", points=1.0) == 0.0
+    out, err = capfd.readouterr()
+    assert "graded outside the notebook's kernel" in out and err == ""
 
 
 def test_write_modules_makes_packages_and_stays_inside(tmp_path):
@@ -251,7 +282,7 @@ def test_grade_table_lists_students_and_cells():
     assert json.dumps(table)
 
 
-def test_release_code_is_the_student_template(root, notebooks):
+def test_release_code_is_the_student_template(root, notebooks, tmp_path):
     """nbgrader's solution clearing (ours, stub-aware) turns each notebook into the student template's code:
     `dlogprobs = None  # TODO` where the template has it, the default stub elsewhere."""
     import copy
@@ -261,9 +292,9 @@ def test_release_code_is_the_student_template(root, notebooks):
         for cell in release.cells:
             if nb_meta(cell).get("solution"):
                 clear._replace_solution_region(cell, "python")
-        for path, source in nbgrader_tools.notebook_modules(release).items():
-            template = root / "student_template" / path
-            assert _top_level(source) == _top_level(template.read_text()), path
+        paths = _module_paths(release)
+        assert _definitions(_converted(release, tmp_path / name)) == \
+            _definitions((root / "student_template" / p).read_text() for p in paths), name
 
 
 def test_budget_runner_stops_an_exercise_after_its_first_timeout():

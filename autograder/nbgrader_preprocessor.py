@@ -1,0 +1,285 @@
+"""nbgrader grades outside the kernel (DESIGN.md, decision 11).
+
+The course's `nbgrader_config.py` puts `GradeOutsideKernel` into nbgrader's autograde pipeline, after
+`Execute` (which runs the notebook in a Jupyter kernel, for the feedback's outputs) and before
+`SaveAutoGrades` (which records each grade cell's score in the gradebook). For every notebook it:
+- converts the notebook's code cells, as submitted (nbgrader has already restored the locked cells),
+  into the assignment's modules with the same conversion as `autograder grade x.ipynb` and `grade-all`
+  (`submission.notebook_to_modules`: definitions only), so the three score a notebook the same;
+- grades them in the sandboxed grader (the same pipeline and `GradeResult` as `autograder grade`), with
+  a runner and seeds fit for credit (`credit_runner`, `Seeds.for_credit`: it refuses without isolation
+  or without AUTOGRADER_SECRET unless told `unsandboxed` / `public_only`);
+- replaces every grade cell's outputs with the exercise's table (stdout) and its points (the cell's
+  value), which is all `SaveAutoGrades` reads. Whatever the kernel printed, returned or patched in a
+  grade cell is gone: nothing the student's cells do in the kernel reaches the gradebook.
+
+The kernel never holds the secret: `take_secret()` (called by the course config when nbgrader loads it,
+and again by the preprocessor) moves AUTOGRADER_SECRET out of the environment nbgrader starts kernels
+with, into this module, and scrubs it from the process's initial environment block too (a kernel may
+read its parent's /proc/<pid>/environ).
+
+The kernel runs in bubblewrap where it works (`SandboxedExecute`): read-only filesystem, own pid
+namespace, so a cell can neither write the gradebook nor leave a process behind to do it later.
+
+Grade cells themselves do nothing under `nbgrader autograde` (see `nbgrader_tools.notebook_grade`): they
+print that the cell is graded outside the kernel and score 0, so a course config without this
+preprocessor gives no points rather than the kernel's.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import io
+import os
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from traitlets import Bool, Float
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .exercise import SECRET_ENV
+
+_SECRET: str | None = None
+_LOCK = threading.Lock()
+_RUNNERS: dict = {}
+
+
+def take_secret() -> None:
+    """Move AUTOGRADER_SECRET from the environment (which kernels inherit) into this module."""
+    global _SECRET
+    value = os.environ.pop(SECRET_ENV, None)
+    if value:
+        _SECRET = value
+        _scrub_initial_environment(SECRET_ENV)
+
+
+def _scrub_initial_environment(name: str) -> None:
+    """Overwrite `NAME=value` in this process's initial environment block (what /proc/<pid>/environ
+    shows to any process of the same user, however os.environ changed since). Best effort: Linux only."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        env_start, env_end = int(fields[47]), int(fields[48])  # fields 50 and 51 of proc(5), 0-based after pid/comm
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(env_start)
+            block = mem.read(env_end - env_start)
+            offset = 0
+            for entry in block.split(b"\0"):
+                if entry.startswith(name.encode() + b"="):
+                    mem.seek(env_start + offset)
+                    mem.write(b"_" * len(entry))
+                offset += len(entry) + 1
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+@contextlib.contextmanager
+def _secret_in_environment():
+    """For the duration of one grading (no kernel runs then): Seeds.for_credit reads the environment."""
+    if _SECRET is None:
+        yield
+        return
+    os.environ[SECRET_ENV] = _SECRET
+    try:
+        yield
+    finally:
+        os.environ.pop(SECRET_ENV, None)
+
+
+def credit_seeds_and_runner(unsandboxed: bool, public_only: bool):
+    """(seeds, runner) for grading for credit, or the refusal (SecretMissing / IsolationMissing)."""
+    from .exercise import Seeds
+    from .runner import credit_runner
+    with _secret_in_environment():
+        seeds = Seeds.for_credit(public_only)
+    with _LOCK:
+        runner = _RUNNERS.get(unsandboxed)
+        if runner is None:
+            runner = credit_runner(unsandboxed)
+            runner.start()
+            atexit.register(runner.close)
+            _RUNNERS[unsandboxed] = runner
+    return seeds, runner
+
+
+class GradingRefused(RuntimeError):
+    """Grading for credit is not possible here (no isolation, or no secret): nothing is recorded."""
+
+
+class GradeOutsideKernel(NbGraderPreprocessor):
+    """Grade the notebook's code in the sandboxed grader; write every grade cell's outputs and score."""
+
+    unsandboxed = Bool(False, help="grade even where no isolation mechanism works (as `autograder grade "
+                                   "--unsandboxed`; every table then says so)").tag(config=True)
+    public_only = Bool(False, help="grade public cases only (as `--public-only`): no AUTOGRADER_SECRET "
+                                   "needed").tag(config=True)
+    time_limit = Float(None, allow_none=True, help="cap every case's time limit, in seconds (as `grade-all "
+                                                   "--time-limit`)").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        """nbgrader builds the autograde pipeline before it runs the kernel: refusing here refuses before
+        any of the student's code runs."""
+        from .exercise import SecretMissing
+        from .runner import IsolationMissing
+        super().__init__(*args, **kwargs)
+        take_secret()
+        try:
+            self._seeds, self._runner = credit_seeds_and_runner(self.unsandboxed, self.public_only)
+        except (SecretMissing, IsolationMissing) as exc:
+            option = "GradeOutsideKernel.public_only" if isinstance(exc, SecretMissing) else \
+                "GradeOutsideKernel.unsandboxed"
+            raise GradingRefused(f"refusing to grade for credit: {exc} (nbgrader: --{option}=True)") from None
+
+    def preprocess(self, nb, resources):
+        cells = graded_cells(nb)
+        if not cells:
+            return nb, resources
+        result = grade_notebook(nb, sorted({ex.assignment for ex, _ in cells}), self._seeds, self._runner,
+                                self.time_limit)
+        for exercise, cell in cells:
+            write_grade_cell(cell, exercise, result)
+        return nb, resources
+
+
+def graded_cells(nb) -> list:
+    """(exercise, cell) for every grade cell of ours (its grade id is an exercise's: `graphs-AddGate`)."""
+    from .assignments import NAMES, exercises
+    from .notebooks import grade_id
+    by_grade_id = {grade_id(ex.id): ex for name in NAMES for ex in exercises(name)}
+    out = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution") \
+                and meta.get("grade_id") in by_grade_id:
+            out.append((by_grade_id[meta["grade_id"]], cell))
+    return out
+
+
+def grade_notebook(nb, assignments: list[str], seeds, runner, time_limit: float | None = None):
+    """The notebook's code graded as `autograder grade notebook.ipynb` grades it: one `GradeResult`."""
+    import nbformat
+    from .batch import cap_time_limits
+    from .submission import grade_path
+    clean = nbformat.from_dict({**nb, "cells": [_without_outputs(c) for c in nb.cells]})
+    with tempfile.TemporaryDirectory(prefix="nbgrader-notebook-") as tmp:
+        path = Path(tmp) / "notebook.ipynb"
+        nbformat.write(clean, str(path))
+        return grade_path(path, assignments, hidden=seeds.hidden, runner=runner, seeds=seeds,
+                          exercise_filter=functools.partial(cap_time_limits, time_limit))
+
+
+def _without_outputs(cell):
+    cell = dict(cell)
+    if cell.get("cell_type") == "code":
+        cell["outputs"], cell["execution_count"] = [], None
+    return cell
+
+
+def exercise_points(exercise_result) -> float:
+    """The exercise's earned fraction as the result states it (front's `fraction` once it exists)."""
+    fraction = getattr(exercise_result, "fraction", None)
+    if fraction is None:
+        fraction = exercise_result.score / exercise_result.max_score if exercise_result.max_score else 0.0
+    return min(1.0, max(0.0, float(fraction)))
+
+
+def write_grade_cell(cell, exercise, result) -> float:
+    """Replace the cell's outputs: the exercise's table on stdout, then its points as the cell's value."""
+    from nbformat.v4 import new_output
+    points = float(cell["metadata"]["nbgrader"].get("points") or exercise.points)
+    text = io.StringIO()
+    mine = next((e for e in result.exercises if e.id == exercise.id), None)
+    if mine is None:
+        why = result.error or "the notebook does not define what this check needs"
+        text.write(f"{exercise.id}: not graded: {why}\n")
+        score = 0.0
+    else:
+        _render(replace(result, exercises=[mine], score=mine.score, max_score=mine.max_score), text)
+        score = round(points * exercise_points(mine), 4)  # the pipeline rounds checks to 1e-6: 3 x 1/3 = 0.999999
+    text.write("(graded outside the notebook's kernel by the course's autograder)\n")
+    cell["outputs"] = [new_output("stream", name="stdout", text=text.getvalue()),
+                       new_output("execute_result", data={"text/plain": repr(score)},
+                                  execution_count=cell.get("execution_count"))]
+    return score
+
+
+def _render(result, out) -> None:
+    from rich.console import Console
+    from .render import to_terminal
+    console = Console(file=out, width=110, color_system=None, force_terminal=False, force_jupyter=False,
+                      highlight=False, soft_wrap=False)
+    to_terminal(result, console)
+
+
+# -- the kernel, sandboxed where bubblewrap works ----------------------------------------------------------
+
+def kernel_sandbox_prefix() -> list[str]:
+    """bubblewrap for the kernel: the whole filesystem read-only (so no gradebook, course file or result
+    can be written), a private /var/tmp for scratch, its own pid namespace (nothing it starts outlives it), no new
+    privileges. The network stays: the kernel talks to nbgrader over loopback TCP. [] where bubblewrap
+    does not work here."""
+    import shutil
+    import subprocess
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return []
+    # /tmp stays visible (read-only): the course, and so the notebook's folder, may be under it.
+    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/var/tmp",
+           "--setenv", "TMPDIR", "/var/tmp", "--setenv", "IPYTHONDIR", "/var/tmp/ipython",
+           "--setenv", "MPLCONFIGDIR", "/var/tmp/matplotlib",
+           "--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--"]
+    try:
+        ok = subprocess.run(cmd + ["true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return cmd if ok else []
+
+
+def _sandboxed_kernel_manager():
+    from jupyter_client.manager import AsyncKernelManager
+
+    class SandboxedKernelManager(AsyncKernelManager):
+        """The kernel's command behind `kernel_sandbox_prefix()`."""
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            # A signal from out here does not reach the kernel in its own session and pid namespace:
+            # nbclient's interrupt (a cell's timeout) goes as a message on the control channel instead.
+            self.kernel_spec.interrupt_mode = "message"
+            return _KERNEL_PREFIX + super().format_kernel_cmd(extra_arguments)
+
+    return SandboxedKernelManager
+
+
+_KERNEL_PREFIX: list[str] = []
+
+
+def _sandboxed_execute():
+    from nbgrader.preprocessors import Execute
+
+    class SandboxedExecute(Execute):
+        """nbgrader's Execute with the kernel in bubblewrap (where it works): a cell cannot write the
+        gradebook or leave a process behind to do it later."""
+
+        def __init__(self, *args, **kwargs):
+            global _KERNEL_PREFIX
+            if not _KERNEL_PREFIX:
+                _KERNEL_PREFIX = kernel_sandbox_prefix()
+            if _KERNEL_PREFIX:
+                kwargs.setdefault("kernel_manager_class", _sandboxed_kernel_manager())
+            super().__init__(*args, **kwargs)
+
+    return SandboxedExecute
+
+
+def autograde_preprocessors() -> list:
+    """nbgrader's autograde pipeline with the kernel sandboxed (where bubblewrap works) and GradeOutsideKernel
+    right before SaveAutoGrades."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute, SaveAutoGrades
+    default = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    default = [_sandboxed_execute() if p is Execute else p for p in default]
+    at = default.index(SaveAutoGrades)
+    return default[:at] + [GradeOutsideKernel] + default[at:]
