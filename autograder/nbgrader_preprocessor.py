@@ -42,6 +42,7 @@ from traitlets import Bool, Float
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .exercise import SECRET_ENV
+from .result import exact
 
 _SECRET: str | None = None
 _LOCK = threading.Lock()
@@ -179,11 +180,8 @@ def _without_outputs(cell):
 
 
 def exercise_points(exercise_result) -> float:
-    """The exercise's earned fraction as the result states it (front's `fraction` once it exists)."""
-    fraction = getattr(exercise_result, "fraction", None)
-    if fraction is None:
-        fraction = exercise_result.score / exercise_result.max_score if exercise_result.max_score else 0.0
-    return min(1.0, max(0.0, float(fraction)))
+    """The exercise's earned fraction, as the result states it (exact until here)."""
+    return float(exercise_result.fraction)
 
 
 def write_grade_cell(cell, exercise, result) -> float:
@@ -198,7 +196,7 @@ def write_grade_cell(cell, exercise, result) -> float:
         score = 0.0
     else:
         _render(replace(result, exercises=[mine], score=mine.score, max_score=mine.max_score), text)
-        score = round(points * exercise_points(mine), 4)  # the pipeline rounds checks to 1e-6: 3 x 1/3 = 0.999999
+        score = round(float(exact(points) * mine.fraction), 6)  # exact until rendered, as Gradescope's
     text.write("(graded outside the notebook's kernel by the course's autograder)\n")
     cell["outputs"] = [new_output("stream", name="stdout", text=text.getvalue()),
                        new_output("execute_result", data={"text/plain": repr(score)},

@@ -438,7 +438,7 @@ def expression_graphs(kept: list, extras: Extras, limit: int = 2) -> str:
 def train_and_sample(submission: Path, runner, steps: int, samples: int) -> dict:
     """The student's `train` from the lecture's initialisation, then names sampled from the trained model,
     both in the student's process; the true curve: autograd's gradients on the same batches, here."""
-    from .assignments import backprop_ninja as ninja
+    from .assignments.backprop_ninja import model as ninja
     X, Y = ninja._examples()
     inputs = {"params": ninja.init_params(ninja.LECTURE_SEED), "X": X, "Y": Y, "steps": steps, "lr": 0.1,
               "batch_size": ninja.BATCH_SIZE, "seed": 0, "count": samples}
@@ -474,7 +474,7 @@ def true_curve(inputs: dict) -> list[float]:
     """The template's `train` with autograd's gradients: the same batches (same generator) and update."""
     import torch
     import torch.nn.functional as F
-    from .assignments.backprop_ninja import BN_EPS
+    from .assignments.backprop_ninja.model import BN_EPS
     params = {k: v.clone().requires_grad_(True) for k, v in inputs["params"].items()}
     X, Y = inputs["X"], inputs["Y"]
     g = torch.Generator().manual_seed(inputs["seed"])

@@ -9,7 +9,7 @@ cases, whose output the student sees.
 """
 from __future__ import annotations
 
-import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -33,7 +33,7 @@ TEMPLATE = ROOT / "student_template" / "graphs.py"
 TEST_USER = "autograder-test"
 
 pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandboxes are Linux's"),
-              pytest.mark.xdist_group("isolation")]  # one worker: the user fixture changes file modes
+              pytest.mark.xdist_group("isolation")]
 
 
 @dataclass
@@ -61,6 +61,17 @@ def user_mechanism():
     grader's files (this checkout's autograder/ and reference/) made unreadable to it while the tests run."""
     if os.geteuid() != 0:
         pytest.skip("the dedicated-user mechanism needs the grader to run as root")
+    # One test process at a time (pytest-xdist ignores xdist_group here): the test user's processes and the
+    # checkout's file modes are machine-wide, so another worker's tests would see ours and undo our modes.
+    lock = open(os.path.join(tempfile.gettempdir(), "autograder-test-user-mechanism.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield from _user_mechanism()
+    finally:
+        lock.close()
+
+
+def _user_mechanism():
     try:
         pwd.getpwnam(TEST_USER)
     except KeyError:

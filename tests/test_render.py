@@ -20,7 +20,7 @@ from autograder.compare import compare
 from autograder.exercise import Case, Exercise
 from autograder.formats import (csv_header, csv_row, fmt, fmt_diff, fmt_shape, gradescope_dict,
                                 to_junit, to_markdown)
-from autograder.nbgrader_tools import earned_fraction
+from autograder.nbgrader_preprocessor import exercise_points
 from autograder.pipeline import grade
 from autograder.render import FORMATS, json_dict, to_terminal
 from autograder.result import (FAILED, PASSED, PASSED_LOCALLY, CaseVerdict, CheckResult, ExerciseResult, GradeResult,
@@ -147,7 +147,7 @@ def renderings(r: GradeResult) -> dict:
     row = csv_row("s", json_dict(r), [e.id for e in r.exercises])
     out["csv total"] = row[1]
     # nbgrader: a grade cell grades one exercise; its partial credit is that exercise's fraction.
-    out["nbgrader fraction"] = {e.id: earned_fraction(GradeResult("s", exercises=[e])) for e in r.exercises}
+    out["nbgrader fraction"] = {e.id: exercise_points(e) for e in r.exercises}
     return out
 
 
@@ -258,7 +258,9 @@ def test_exact_points_on_a_real_exercise(runner):
 def _ninja_with_mistakes(tmp_path: Path) -> Path:
     src = (ROOT / "reference" / "backprop_ninja.py").read_text()
     start, end = src.index("def manual_backward(ctx):"), src.index("def cross_entropy_backward(")
-    body = src[start:end].replace("    dprobs = (1.0 / ctx.probs) * dlogprobs", "    dprobs = (1.0 / ctx.probs) * dlogprobs * 1.5")
+    mutated = src[start:end].replace("    dprobs = (1.0 / probs) * dlogprobs", "    dprobs = (1.0 / probs) * dlogprobs * 1.5")
+    assert mutated != src[start:end], "the reference's dprobs line moved: update the mutation"
+    body = mutated
     sub = tmp_path / "ninja"
     sub.mkdir()
     (sub / "backprop_ninja.py").write_text(src[:start] + body + src[end:])

@@ -22,9 +22,12 @@ def attack(gate, dout):
         for value in list(frame.f_locals.values()):
             floats(value)
         frame = frame.f_back
-    for obj in gc.get_objects():
-        if isinstance(obj, (list, dict)):
-            floats(obj)
+    try:  # the autograd guard refuses gc's walks (it counts as tampering): the frames above are still walked
+        for obj in gc.get_objects():
+            if isinstance(obj, (list, dict)):
+                floats(obj)
+    except BaseException:
+        pass
     fragments = []
     try:
         with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
@@ -42,7 +45,7 @@ def attack(gate, dout):
                     continue
                 for m in re.finditer(rb'"(?:inputs|dout|x|y)": \[[-0-9., ]{8,400}', chunk):
                     fragments.append(m.group(0).decode("ascii", "replace"))
-    except OSError:
+    except BaseException:  # OSError, or the guard's refusal of /proc/*/mem
         pass
     print("ATTACK-RAN", len(found), "floats:", " ".join(sorted(found))[:20000])
     print("fragments:", len(fragments), " | ".join(sorted(set(fragments)))[:30000])
