@@ -617,6 +617,8 @@ class Runner:
                 fatal = _death_result(status)
             if fatal is not None:
                 fatal.output = plain(stream.rest_of_output())
+                if fatal.status == "timeout":
+                    fatal.where, fatal.output = stack_at_timeout(fatal.output, request.get("submission", ""))
         finally:
             if case_w >= 0:
                 os.close(case_w)
@@ -807,6 +809,24 @@ def credit_runner(unsandboxed: bool = False, *, protect=()) -> Runner:
 
 
 _KINDS = {"exception", "exit", "memory", "recursion", "blocked_import", "autograd_used", "internal"}
+
+
+_STACK_HEADER = "Timeout ("  # faulthandler.dump_traceback_later's first line
+_STACK_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>.+)$', re.M)
+
+
+def stack_at_timeout(output: str, root: str) -> tuple[str, str]:
+    """(where the student's code was when the time ran out, the output without the stack dump): the
+    innermost frame in the submission of the stack the child printed just before its deadline."""
+    at = output.rfind(_STACK_HEADER)
+    if at < 0 or not root:
+        return "", output
+    prefix = root.rstrip("/") + "/"
+    for frame in _STACK_FRAME.finditer(output, at):  # most recent call first
+        if frame["file"].startswith(prefix):
+            where = f"{frame['file'][len(prefix):]}, line {frame['line']}, in {frame['func'].strip()}"
+            return plain(where, 300), output[:at].rstrip("\n")
+    return "", output[:at].rstrip("\n")
 
 
 def _to_result(reply: dict, output: str) -> RunResult:

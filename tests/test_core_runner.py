@@ -373,3 +373,13 @@ def test_no_network_even_without_a_sandbox(tmp_path):
     """)
     with Runner("none") as r:
         assert run(r, sub).outputs == {"out": 2}
+
+
+def test_a_timeout_says_where_the_students_code_was(runner, tmp_path):
+    """Just before the deadline the child prints its stack (faulthandler): the timeout names the student's
+    innermost line, and the dump itself is not shown as the student's output."""
+    sub = submit(tmp_path, "def spin():\n    x = 0\n    while True:\n        x += 1\n\n\ndef f():\n    return spin()\n")
+    r = run(runner, sub, time_limit=2.0)
+    assert r.status == "timeout"
+    assert re.fullmatch(r"mod\.py, line [34], in spin", r.where), r.where
+    assert "Timeout (" not in r.output and 'File "' not in r.output

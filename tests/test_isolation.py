@@ -288,7 +288,9 @@ def grade_hostile(mech: Mechanism, world: World, attack: str, **targets) -> tupl
     assert "ATTACK-RAN" in text, f"the attack did not run: {text[-2000:]}"
     assert result["score"] <= baseline, (result["score"], baseline)
     assert world.secret not in text
-    leaked = [v for v in _hidden_values(world.secret) if v in text]
+    # A number counts whole: '0.123355' inside a timing such as 0.1233551 is not that input.
+    leaked = [v for v in _hidden_values(world.secret)
+              if re.search(r"(?<![\w.])" + re.escape(v) + r"(?![\w])", text)]
     assert not leaked, f"hidden inputs in the output: {leaked[:5]}"
     shown = [line for line in _reference_lines() if line in text]
     assert not shown, f"reference text in the output: {shown[:3]}"
