@@ -617,7 +617,7 @@ class Runner:
                 fatal = _death_result(status)
             if fatal is not None:
                 fatal.output = plain(stream.rest_of_output())
-                if fatal.status == "timeout":
+                if fatal.kind in ("", "crash"):  # a timeout or a fatal signal: the stack the child printed
                     fatal.where, fatal.output = stack_at_timeout(fatal.output, request.get("submission", ""))
         finally:
             if case_w >= 0:
@@ -811,16 +811,18 @@ def credit_runner(unsandboxed: bool = False, *, protect=()) -> Runner:
 _KINDS = {"exception", "exit", "memory", "recursion", "blocked_import", "autograd_used", "internal"}
 
 
-_STACK_HEADER = "Timeout ("  # faulthandler.dump_traceback_later's first line
+# faulthandler's first lines: its timer's (just before the deadline), and a fatal signal's (a crash)
+_STACK_HEADER = re.compile(r"^(Timeout \(|Fatal Python error: )", re.M)
 _STACK_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>.+)$', re.M)
 
 
 def stack_at_timeout(output: str, root: str) -> tuple[str, str]:
-    """(where the student's code was when the time ran out, the output without the stack dump): the
-    innermost frame in the submission of the stack the child printed just before its deadline."""
-    at = output.rfind(_STACK_HEADER)
-    if at < 0 or not root:
+    """(where the student's code was when the time ran out or it crashed, the output without the stack
+    dump): the innermost frame in the submission of the stack the child printed."""
+    found = list(_STACK_HEADER.finditer(output))
+    if not found or not root:
         return "", output
+    at = found[-1].start()
     prefix = root.rstrip("/") + "/"
     for frame in _STACK_FRAME.finditer(output, at):  # most recent call first
         if frame["file"].startswith(prefix):

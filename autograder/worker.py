@@ -230,6 +230,7 @@ def _child(request: dict, fds: list[int]) -> None:
         driver = getattr(_load_driver(request["driver_file"]), request["driver"])
         sys.path.insert(0, root)
         sys.setrecursionlimit(int(request.get("recursion_limit", 1000) or 1000))
+        faulthandler.enable(file=sys.stdout)  # a fatal signal (a crash) prints the stack: the runner names the line
         _confine()  # before the guard: its audit hook refuses ctypes, which installing the filter uses
         blocked = request.get("blocked_imports") or []
         if request.get("forbid_autograd") or "torch" in blocked:  # torch is in memory even where it is refused

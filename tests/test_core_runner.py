@@ -383,3 +383,12 @@ def test_a_timeout_says_where_the_students_code_was(runner, tmp_path):
     assert r.status == "timeout"
     assert re.fullmatch(r"mod\.py, line [34], in spin", r.where), r.where
     assert "Timeout (" not in r.output and 'File "' not in r.output
+
+
+def test_a_crash_names_the_signal_and_the_last_line(runner, tmp_path):
+    """A fatal signal: faulthandler prints the stack before the process dies, and the runner names the line."""
+    sub = submit(tmp_path, "import os\nimport signal\n\n\ndef f():\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    r = run(runner, sub)
+    assert r.status == "error" and "segmentation fault" in r.message, r.message
+    assert r.where == "mod.py, line 6, in f", r.where
+    assert "Fatal Python error" not in r.output
