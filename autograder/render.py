@@ -122,9 +122,12 @@ def exercise_notes(ex: ExerciseResult) -> list:
                       + Text(f" (correct step, wrong upstream; they keep their points): {names}", style="dim"))
     for c in ex.checks:
         if c.status == PASSED_LOCALLY and not any(c is f for f in folded):
+            own = _why_correct(c.message)  # the judge's own words: "correct; depends on tanh_backward, ..."
             notes.add_row(Text("  ↳ ", style="yellow"),
-                          Text(printable(c.name), style="bold") + Text(": correct given its inputs", style="yellow")
-                          + Text(" (correct step, wrong upstream; it keeps its points)", style="dim"))
+                          Text(printable(c.name), style="bold")
+                          + (Text(f": {printable(own)}", style="yellow") + Text(" (it keeps its points)", style="dim")
+                             if own else Text(": correct given its inputs", style="yellow")
+                             + Text(" (correct step, wrong upstream; it keeps its points)", style="dim")))
     lines: list = [notes] if notes.row_count else []
     if ex.output:
         out = printable_output(ex.output).rstrip("\n").split("\n")
@@ -177,3 +180,17 @@ FORMATS: dict[str, Callable[[GradeResult], str]] = {
 from .formats import FORMATS as _CI_FORMATS  # noqa: E402  gradescope, classroom, junit, markdown
 
 FORMATS.update(_CI_FORMATS)
+
+
+def _why_correct(message: str) -> str:
+    """The part of a locally passed check's message that says why it is right ("correct; depends on X,
+    which is wrong", "backward() is correct; depends on ...", "...; correct loop: ..."), without its
+    parenthesised details; '' where it has none."""
+    message = message or ""
+    if "; correct " in message:
+        text = "correct " + message.split("; correct ", 1)[1]
+    elif "depends on" in message:
+        text = message
+    else:
+        return ""
+    return text.split(" (", 1)[0].strip()

@@ -526,3 +526,18 @@ def test_check_command_prints_every_exercise_and_the_total(tmp_path, capsys):
     from autograder.assignments import exercises
     total = fmt(sum(e.points for e in exercises("graphs")))
     assert all(e.id in out for e in exercises("graphs")) and f"Total: {total}/{total}" in out
+
+
+def test_a_check_kept_by_its_own_judgement_says_what_it_depends_on():
+    """A right function fed by a wrong one keeps its points, and the terminal says which one it depends on
+    (the judge's own words), not a generic line."""
+    kept = _check("W1", [(False, "wrong", "approx")], 1, local="approx",
+                  message="correct; depends on tanh_backward, which is wrong (1918 of 1920 elements differ)")
+    plain = _check("bnbias", [(False, "wrong", "approx")], 1, local="approx", message="")
+    ex = ExerciseResult(id="backprop_ninja.forward_backward", title="t", max_score=2, checks=[kept, plain])
+    console = Console(width=100, record=True, color_system=None)
+    to_terminal(GradeResult("s", exercises=[ex], hidden=False, sandbox="-"), console)
+    text = console.export_text()
+    assert "W1: correct; depends on tanh_backward, which is wrong (it keeps its points)" in text
+    assert "1918 of 1920" not in text  # the details stay in the JSON
+    assert "bnbias: correct given its inputs" in text
