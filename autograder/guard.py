@@ -331,13 +331,20 @@ def prepare() -> None:
     refuses, for CPU tensors with and without autograd (inference tensors skip the autograd key).
 
     Registering ~500 kernels takes ~25 ms: the fork server calls this once, before it forks, and every
-    student process inherits it; `trip_autograd` calls it too (a no-op then). The student's process never
+    student process inherits it (and the modules `trip_autograd` wires, already imported); `trip_autograd` calls it too (a no-op then). The student's process never
     needs these kernels: the truth is computed in the grader's process."""
     if _kernels:
         return
     import warnings
 
     import torch
+    # What `trip_autograd` wires, imported here once rather than in every student process (~14 ms each).
+    import torch._functorch.apis  # noqa: F401
+    import torch._functorch.eager_transforms  # noqa: F401
+    import torch.autograd.forward_ad  # noqa: F401
+    import torch.autograd.functional  # noqa: F401
+    import torch.autograd.graph  # noqa: F401
+    import torch.func  # noqa: F401
 
     library = torch.library.Library("aten", "IMPL")
 

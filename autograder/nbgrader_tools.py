@@ -558,9 +558,9 @@ def replace_once(old: str, new: str):
 
 # One mistake per assignment, as students make it (DESIGN.md, decision 7): grade cell id -> edit.
 DEMO_MISTAKES = {
-    # a missing keepdim: dbngain of shape (64,) for a (1, 64) parameter (broadcasting would hide it).
-    "backprop_ninja": ("backprop_ninja-part4", replace_once("dbngain = (ctx.bnraw * dhpreact).sum(0, keepdim=True)",
-                                                            "dbngain = (ctx.bnraw * dhpreact).sum(0)")),
+    # the sign of one step flipped: dbngain wrong, every other step right (cascade-free).
+    "backprop_ninja": ("backprop_ninja-part4", replace_once("dbngain = (bnraw * dhpreact).sum(0, keepdim=True)",
+                                                            "dbngain = -(bnraw * dhpreact).sum(0, keepdim=True)")),
     # q = W x fans out into q * q: forgetting one branch halves dq (and so dW and dx).
     "graphs": ("graphs-part8", replace_once("dq = 2.0 * q", "dq = q")),
     # `=` instead of `+=` in the scalar engine: a value used twice keeps only one branch's gradient.
