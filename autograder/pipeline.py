@@ -195,7 +195,8 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
         else:
             comparisons = _failed_run(run, case, truth)
             message = message or _run_message(run, case)
-            where = where or run.where
+            if not case.hidden:  # a hidden case's line could carry its inputs out (see _run_message)
+                where = where or run.where
         if autograd_routes:
             for comparison in comparisons:
                 comparison.verdict, comparison.local_verdict = ERROR, None

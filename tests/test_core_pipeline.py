@@ -98,6 +98,21 @@ def test_hidden_cases_leak_neither_output_nor_exception_text(runner, tmp_path):
     assert ex.checks[0].verdict == "error" and "ValueError" in ex.checks[0].message
 
 
+def test_a_hidden_case_never_shows_the_line_it_failed_at(runner, tmp_path):
+    """The line a hidden case stopped at is the student's choice (it could encode the inputs): only a public
+    case's line is shown as where the code stopped."""
+    public_x00 = cases(Seeds(hidden=False))[0].inputs["args"]["x"][0, 0].item()
+    sub = submit(tmp_path, f"""
+        def f(x):
+            if x[0, 0].item() != {public_x00!r}:  # every case but the public one
+                raise ValueError("hidden")
+            return {{"double": 2 * x, "colsum": x.sum(0, keepdim=True)}}
+    """)
+    ex = grade(sub, [TOY], hidden=True, runner=runner).exercises[0]
+    assert [c.verdict for c in ex.checks[0].cases] == ["exact", "error", "error"]
+    assert ex.where == "" and "line" not in repr(ex.to_dict())
+
+
 def test_correct_step_on_wrong_upstream_earns_its_points(runner, tmp_path):
     sub = submit(tmp_path, """
         def f(x):
