@@ -5,6 +5,7 @@ import ast
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -118,14 +119,18 @@ def population(root, tmp_path_factory):
 
 def normalized(result: dict, name: str) -> dict:
     """A result without what legitimately differs between two gradings of the same content: timings,
-    the path and the id, and the entry's `name` where a message quotes it."""
+    the path and the id, the entry's `name` where a message quotes it, and where the code was when a
+    timeout stopped it (an endless loop is stopped on whichever of its lines it is at)."""
     def strip(obj):
         if isinstance(obj, dict):
             return {k: strip(v) for k, v in obj.items()
-                    if k not in ("seconds", "submission", "student", "content_sha256")}
+                    if k not in ("seconds", "submission", "student", "content_sha256", "where")}
         if isinstance(obj, list):
             return [strip(v) for v in obj]
-        return obj.replace(name, "<submission>") if isinstance(obj, str) else obj
+        if isinstance(obj, str):
+            return re.sub(r"(did not finish within [\d.]+ s) \([^()]*, line \d+, in [^()]*\)", r"\1",
+                          obj.replace(name, "<submission>"))
+        return obj
     return strip(result)
 
 

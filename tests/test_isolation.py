@@ -205,11 +205,16 @@ def _hidden_values(secret: str) -> list[str]:
             for v in value.flatten().tolist():
                 walk(float(v))
 
-    for ex in exercises("graphs"):
-        for case in ex.cases(Seeds(hidden=True, secret=secret)):
-            if case.hidden:
-                walk(case.inputs)
-    return sorted(v for v in out if len(v.lstrip("-")) >= 8)  # 6 decimals: no accidental match
+    cases = [case for ex in exercises("graphs") for case in ex.cases(Seeds(hidden=True, secret=secret))]
+    for case in cases:
+        if not case.hidden:
+            walk(case.inputs)
+    public = set(out)  # a value that is also a public input (6 decimals: it happens) is no evidence of a leak
+    out.clear()
+    for case in cases:
+        if case.hidden:
+            walk(case.inputs)
+    return sorted(v for v in out - public if len(v.lstrip("-")) >= 8)  # 6 decimals: no accidental match
 
 
 def _reference_lines() -> list[str]:
