@@ -138,6 +138,8 @@ def _bwrap_argv(home: Path, protect=()) -> list[str]:
             argv += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
+    # The private /tmp first: a runtime that lives under /tmp (a venv in a clone there) is bound over it.
+    argv += ["--size", str(256 * 1024 * 1024), "--tmpfs", "/tmp"]
     bound = ["/usr"] + _python_paths()
     for path in bound:
         argv += ["--ro-bind", path, path]
@@ -155,7 +157,6 @@ def _bwrap_argv(home: Path, protect=()) -> list[str]:
             argv += ["--tmpfs", grader_copy]
     argv += ["--ro-bind", str(home / "runtime"), f"{INSIDE}/runtime",
              "--ro-bind", str(home / "submission"), f"{INSIDE}/submission",
-             "--size", str(256 * 1024 * 1024), "--tmpfs", "/tmp",
              "--dev", "/dev", "--proc", "/proc",
              # Nothing but /tmp (wiped after every child) is writable: what a child writes elsewhere would
              # outlive it, into the next case or the next submission.
