@@ -297,8 +297,15 @@ def grade_hostile(mech: Mechanism, world: World, attack: str, **targets) -> tupl
     leaked = [v for v in _hidden_values(world.secret)
               if re.search(r"(?<![\w.])" + re.escape(v) + r"(?![\w])", text)]
     assert not leaked, f"hidden inputs in the output: {leaked[:5]}"
-    shown = [line for line in _reference_lines() if line in text]
-    assert not shown, f"reference text in the output: {shown[:3]}"
+    if mech.name == "bwrap":  # nothing of the machine is visible: no reference text from anywhere
+        shown = [line for line in _reference_lines() if line in text]
+        assert not shown, f"reference text in the output: {shown[:3]}"
+    else:  # the dedicated user reads what the machine's modes allow (another world-readable clone, say;
+        # README: protect those with AUTOGRADER_PROTECT), but nothing of this grader or another submission
+        reached = re.findall(r"READ-OK (\S+)", text)
+        protected = tuple(str(p) + "/" for p in (ROOT / "reference", ROOT / "autograder", world.tmp))
+        ours = [path for path in reached if os.path.realpath(path).startswith(protected)]
+        assert not ours, f"the grader's or another submission's files were read: {ours[:3]}"
     after = _snapshot(world, sub)
     changed = {k for k in before if before[k] != after[k]}
     assert not changed, f"written outside its scratch: {changed}"
