@@ -90,6 +90,24 @@ tensor, without `loss.backward()`.
 
 The tanh backward is `(1 - h**2) * dh`; the embedding backward adds each row of `demb` into the row
 of `C` it was looked up from (`index_add_`, a loop, or a one-hot matmul).""",
+    "micrograd_exercises": """\
+# micrograd exercises
+
+The exercise notebook that ends Andrej Karpathy's micrograd lecture ("you should now be able to
+complete the following google collab"), with its names and code:
+- **section 1, derivatives**: the analytic gradient `gradf(a, b, c)` of
+  `f(a, b, c) = -a**3 + sin(3*b) - 1.0/c + b**2.5 - a**0.5` (mind the chain rule in `sin(3*b)`);
+  the same gradient estimated numerically, `(f(a + h, b, c) - f(a, b, c)) / h` with a step `h` of
+  your choice (neither too large: the error is about `h/2 * f''`; nor too small: rounding eats the
+  digits); then the **symmetric derivative** `(f(x + h) - f(x - h)) / (2h)` at a given `h`, which is
+  much closer for the same `h`;
+- **section 2, support for softmax**: the `Value` operations a softmax over logits and its negative
+  log likelihood need (`exp`, `log`, `**`, `*`, `/`, `-`, and `c + a` for `sum()`), each with its
+  `_backward`; then `softmax(logits)` and `nll(probs, label) = -probs[label].log()`, checked against
+  PyTorch.
+
+What the notebook computes once at `(2, 3, 4)` is a function here, so that it is also checked at
+other points (and `numerical_grad` with another `f`: it must use `f`'s values, not calculus).""",
 }
 
 HOW_GRADED = """\

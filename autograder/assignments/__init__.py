@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..exercise import Exercise
 
-NAMES = ("micrograd", "graphs", "backprop_ninja")
+NAMES = ("micrograd", "graphs", "backprop_ninja", "micrograd_exercises")
 
 
 def exercises(name: str) -> list[Exercise]:
