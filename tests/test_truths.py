@@ -93,7 +93,24 @@ def test_a_wrong_truth_would_be_caught():
 
 def test_every_assignment_is_covered():
     """A new assignment must bring its truth validation here."""
-    assert set(NAMES) == {"micrograd", "graphs", "backprop_ninja"}
+    assert set(NAMES) == {"micrograd", "graphs", "backprop_ninja", "micrograd_exercises"}
+
+
+def test_micrograd_exercises_truths_are_the_notebooks_answers():
+    """The notebook's own expected answers, and difference quotients in plain `math`."""
+    from autograder.assignments.micrograd_exercises.student_side import lecture_f
+    ex = {e.entry: e for e in exercises("micrograd_exercises")}
+    case = ex["gradf"].cases(PUBLIC)[0]
+    truth = ex["gradf"].truth(case)
+    got = [float(truth[k][0]) for k in ("df_da", "df_db", "df_dc")]
+    assert got == pytest.approx([-12.353553390593273, 10.25699027111255, 0.0625], abs=1e-12)
+    case = ex["numerical_grad2"].cases(PUBLIC)[0]
+    (a, b, c), h = case.inputs["points"][0], case.inputs["h"]
+    expected = (lecture_f(a, b + h, c) - lecture_f(a, b - h, c)) / (2 * h)
+    assert float(ex["numerical_grad2"].truth(case)["df_db"][0]) == pytest.approx(expected, rel=1e-10)
+    case = ex["nll"].cases(PUBLIC)[0]
+    assert ex["nll"].truth(case)["dlogits"].tolist() == pytest.approx(
+        [0.041772570515350445, 0.8390245074625319, 0.005653302662216329, -0.8864503806400986], abs=1e-12)
 
 
 # -- micrograd --------------------------------------------------------------------------------------------------
