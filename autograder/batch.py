@@ -288,7 +288,7 @@ def _clean_temporaries(outdir: Path) -> None:
 def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None = None,
               assignments: list[str] | None = None, seeds=None, unsandboxed: bool = False,
               time_limit: float | None = None, regrade: bool = False, fancy: bool | None = None,
-              progress: bool = True, executor=None) -> BatchSummary:
+              progress: bool = True, executor=None, class_report: bool = True) -> BatchSummary:
     """Grade every submission under `root` not yet graded in `outdir` (see the module's docstring).
     `fancy`: a progress bar (default: when stderr is a terminal); `progress=False`: no line per submission."""
     from .submission import write_json_atomic
@@ -348,6 +348,12 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
         progress.close()
         executor.close()
     write_grades_csv(outdir, [s.student for s in submissions])
+    if class_report:  # what the class got wrong, from the results on disk (class_report.py)
+        from .class_report import write_class_report
+        try:
+            write_class_report(outdir)
+        except Exception as exc:  # noqa: the grades are written; a report that fails must not lose them
+            progress.log(f"class report not written: {type(exc).__name__}: {exc}")
     return BatchSummary(len(submissions), len(submissions) - len(todo), graded, not_graded,
                         time.perf_counter() - started)
 
@@ -400,7 +406,8 @@ def cmd_grade_all(args) -> int:
         return 2
     summary = run_batch(root, Path(args.output), jobs=args.jobs, scheduler=args.scheduler,
                         assignments=args.assignment, seeds=seeds, unsandboxed=args.unsandboxed,
-                        time_limit=args.time_limit, regrade=args.regrade)
+                        time_limit=args.time_limit, regrade=args.regrade,
+                        class_report=not args.no_class_report)
     per = summary.seconds / summary.graded if summary.graded else 0.0
     print(f"{summary.graded} graded, {summary.skipped} already done, {len(summary.not_graded)} not graded "
           f"of {summary.total} in {summary.seconds:.1f} s ({per:.2f} s per submission graded); "
@@ -422,4 +429,6 @@ def register(subparsers) -> None:
                    help="grade even where no isolation mechanism works (every result says so)")
     p.add_argument("--time-limit", type=float, help="cap every case's time limit (seconds)")
     p.add_argument("--regrade", action="store_true", help="grade again what earlier runs already graded")
+    p.add_argument("--no-class-report", action="store_true",
+                   help="do not write class_report.html/.csv (what the class got wrong) into the output folder")
     p.set_defaults(func=cmd_grade_all)

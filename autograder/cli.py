@@ -140,7 +140,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
 def _extensions():
     """Subcommands that live with their feature (batch grading, nbgrader, Gradescope)."""
     import importlib
-    for name in ("batch", "nbgrader_tools", "gradescope", "report"):
+    for name in ("batch", "nbgrader_tools", "gradescope", "report", "class_report"):
         try:
             module = importlib.import_module(f"autograder.{name}")
         except ModuleNotFoundError as exc:

@@ -75,7 +75,39 @@ def _judged(exercise: Exercise, case: Case, run: RunResult, truth: dict) -> list
                          context={"outputs": run.outputs, "truth": truth})
             except Exception:  # noqa: a hint is a bonus; its failure must not cost the verdict
                 pass
+            if not case.hidden and comparison.verdict == WRONG:  # never a hidden case's numbers
+                try:
+                    comparison.details.setdefault("example", value_example(got, truth[comparison.name]))
+                except Exception:  # noqa: an example is a bonus for the class report
+                    pass
     return comparisons
+
+
+EXAMPLE_ELEMENTS = 4
+
+
+def value_example(got, expected) -> dict | None:
+    """A few of a wrong public answer's numbers next to the truth's (the elements that differ most), for the
+    class report's anonymised example: {"index": [...], "got": [...], "expected": [...]}. None when the
+    answer is not numeric or its shape is not the truth's."""
+    import torch
+    from .compare import as_tensor
+    g, e = as_tensor(got), as_tensor(expected)
+    if g is None or e is None or g.numel() != e.numel() or g.numel() == 0:
+        return None
+    g, e = g.reshape(-1).to(torch.float64), e.reshape(-1).to(torch.float64)
+    diff = torch.nan_to_num((g - e).abs(), nan=float("inf"))
+    top = torch.argsort(diff, descending=True, stable=True)[:EXAMPLE_ELEMENTS].tolist()
+    shape = list(as_tensor(expected).shape)
+    index = []
+    for flat in top:
+        ix = []
+        for size in reversed(shape):
+            flat, j = divmod(flat, size)
+            ix.insert(0, j)
+        index.append(ix)
+    return {"index": index, "got": [float(g[i]) for i in top],
+            "expected": [float(e[i]) for i in top]}
 
 
 def _shape_of(value) -> tuple | None:
@@ -125,6 +157,7 @@ def _aggregate(name: str, per_case: list[tuple[Case, Comparison]], max_points) -
         shape=list(shown.shape) if shown.shape is not None else None,
         expected_shape=list(shown.expected_shape) if shown.expected_shape is not None else None,
         mistake=shown.mistake, message=message, hint=hint, max_points=max_points,
+        example=shown.details.get("example") if not case.hidden else None,
         cases=[CaseVerdict(cs.id, cs.hidden, c.verdict, c.local_verdict, c.maxdiff) for cs, c in per_case],
         case_label=case_label(case, per_case))
 

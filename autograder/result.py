@@ -70,6 +70,7 @@ class CheckResult:
     max_points: Fraction
     cases: list[CaseVerdict] = field(default_factory=list)
     case_label: str = ""        # the case the row describes, e.g. "public case 1, float32, batch 32"
+    example: dict | None = None  # a wrong PUBLIC case's numbers next to the truth's (pipeline.value_example)
 
     def __post_init__(self):
         self.max_points = exact(self.max_points)
@@ -116,6 +117,7 @@ class CheckResult:
             "exact": {"points": str(self.points), "max_points": str(self.max_points)},
             "cases": [{"case": c.case, "hidden": c.hidden, "verdict": c.verdict, "local_verdict": c.local_verdict,
                        "maxdiff": c.maxdiff} for c in self.cases],
+            **({"example": self.example} if self.example else {}),
         }
 
 
@@ -230,7 +232,8 @@ def result_from_dict(data: dict) -> GradeResult:
                 name=c["name"], verdict=c["verdict"], local_verdict=c.get("local_verdict"),
                 maxdiff=_number(c.get("maxdiff")), shape=c.get("shape"), expected_shape=c.get("expected_shape"),
                 mistake=c.get("mistake"), message=c.get("message") or "", hint=c.get("hint") or "",
-                max_points=_fraction_from(c, "max_points"), cases=cases, case_label=c.get("case_label") or ""))
+                max_points=_fraction_from(c, "max_points"), cases=cases, case_label=c.get("case_label") or "",
+                example=c.get("example") if isinstance(c.get("example"), dict) else None))
         exercises.append(ExerciseResult(
             id=ex["id"], title=ex.get("title") or "", max_score=_fraction_from(ex, "max_score"), checks=checks,
             first_wrong_step=ex.get("first_wrong_step"), message=ex.get("message") or "",
