@@ -257,7 +257,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", default="autograder.zip")
     p.add_argument("-a", "--assignment", action="append", required=True,
                    help="the assignment this autograder grades (required; repeatable; one of micrograd, graphs, "
-                        "backprop_ninja): an upload is graded on these only, whatever else it holds")
+                        "backprop_ninja, micrograd_exercises): an upload is graded on these only, whatever else it holds")
     p.add_argument("--public-only", action="store_true", help="skip the hidden cases")
     p.set_defaults(func=cmd_gradescope_package)
 

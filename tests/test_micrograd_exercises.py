@@ -232,3 +232,21 @@ def test_right_softmax_on_wrong_engine_keeps_its_points(runner, tmp_path):
     assert dlogits.verdict == "wrong" and dlogits.status == PASSED_LOCALLY, dlogits.message
     assert "depends on the Value operations" in dlogits.message
     assert result["softmax"].score == result["softmax"].max_score
+
+
+def test_gradescope_package_grades_it(root, tmp_path):
+    """`gradescope-package -a micrograd_exercises` builds a zip whose run_autograder grades the lecture's
+    solution to full marks, hidden cases included."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_gradescope import run_autograder
+    package = tmp_path / "autograder.zip"
+    env = {**os.environ, "AUTOGRADER_SECRET": "course-secret-7"}
+    run = subprocess.run([sys.executable, "-m", "autograder", "gradescope-package", "-o", str(package), "-a",
+                          "micrograd_exercises"], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    data = run_autograder(package, tmp_path, {"micrograd_exercises.py": LECTURE_SOLUTION.encode()})
+    assert data["score"] == 15
+    assert any(t["visibility"] == "after_published" for t in data["tests"])  # hidden cases ran

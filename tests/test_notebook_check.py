@@ -131,7 +131,7 @@ def test_stub_notebook_runs_without_errors_and_checks_not_implemented(tmp_path, 
 
 
 @needs_kernel
-@pytest.mark.parametrize("assignment, total", [("backprop_ninja", 50), ("micrograd", 25)])
+@pytest.mark.parametrize("assignment, total", [("backprop_ninja", 50), ("micrograd", 25), ("micrograd_exercises", 15)])
 def test_filled_in_notebook_gets_full_marks(assignment, total, tmp_path, monkeypatch):
     from autograder.assignments import exercises
     from autograder.notebooks import assignment_files
@@ -148,7 +148,7 @@ def test_filled_in_notebook_gets_full_marks(assignment, total, tmp_path, monkeyp
 
 
 def test_student_notebooks_follow_the_lecture_and_have_no_solutions():
-    for assignment in ("micrograd", "graphs", "backprop_ninja"):
+    for assignment in ("micrograd", "graphs", "backprop_ninja", "micrograd_exercises"):
         nb = json.loads((ROOT / "student_template" / "notebooks" / f"{assignment}.ipynb").read_text())
         sources = ["".join(c["source"]) for c in nb["cells"]]
         code = "\n".join(s for c, s in zip(nb["cells"], sources) if c["cell_type"] == "code")
