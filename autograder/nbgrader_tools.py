@@ -566,6 +566,9 @@ DEMO_MISTAKES = {
     # `=` instead of `+=` in the scalar engine: a value used twice keeps only one branch's gradient.
     "micrograd": ("micrograd-engine-part2", replace_once("self.grad += other.data * out.grad",
                                                          "self.grad = other.data * out.grad")),
+    # the chain rule's factor 3 in d/db sin(3*b) forgotten.
+    "micrograd_exercises": ("micrograd_exercises-part3", replace_once("df_db = 3*cos(3*b) + 2.5*b**1.5",
+                                                                      "df_db = cos(3*b) + 2.5*b**1.5")),
 }
 
 
@@ -631,12 +634,53 @@ def demo(assignments: list[str] | None = None, jobs: int = 2, keep: Path | None 
             print(f"   ({time.perf_counter() - t0:.1f} s)")
         run_nbgrader(["export", "--to", str(course / "grades.csv")], course)
         print(f"== grades.csv\n{(course / 'grades.csv').read_text()}")
+        from .exercise import Seeds
+        for assignment in chosen:  # the export step also writes what the class got wrong
+            out = course_class_report(course, assignment, Seeds(hidden=True, secret=env["AUTOGRADER_SECRET"]),
+                                      unsandboxed=unsandboxed, jobs=jobs)
+            print(f"== class report: {out / 'class_report.html'}")
         feedback = sorted((course / "feedback").rglob("*.html"))
         print("== feedback\n" + "\n".join(str(p) for p in feedback))
     finally:
         if not keep:
             print(f"(the demo course was in {tmp}; removed)")
             shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+# -- the class report -----------------------------------------------------------------------------------
+
+def course_class_report(course: Path, assignment: str, seeds, *, unsandboxed: bool = False, jobs: int = 2) -> Path:
+    """The export step's class report (what the class got wrong): every submitted notebook of `assignment`
+    graded as `grade-all` grades it (the same scores as the gradebook: grading is deterministic), into
+    COURSE/class_report/<assignment>/: one result JSON per student, class_report.html and class_report.csv."""
+    from .batch import run_batch
+    out = course / "class_report" / assignment
+    with tempfile.TemporaryDirectory(prefix="class-report-") as tmp:
+        for student in submitted_students(course, assignment):
+            notebooks = sorted((course / "submitted" / student / assignment).glob("*.ipynb"))
+            if notebooks:  # one entry per student, named by the student's id, as grade-all expects
+                shutil.copyfile(notebooks[0], Path(tmp) / f"{student}.ipynb")
+        run_batch(Path(tmp), out, jobs=jobs, assignments=[assignment], seeds=seeds, unsandboxed=unsandboxed,
+                  progress=False, fancy=False)
+    return out
+
+
+def cmd_nbgrader_class_report(args) -> int:
+    course = Path(args.course).resolve()
+    if not submitted_students(course, args.assignment):
+        print(f"no submissions of {args.assignment} in {course / 'submitted'}", file=sys.stderr)
+        return 2
+    from .exercise import SecretMissing, Seeds
+    from .runner import IsolationMissing, credit_runner
+    try:
+        seeds = Seeds.for_credit(args.public_only)
+        credit_runner(args.unsandboxed).close()
+    except (SecretMissing, IsolationMissing) as exc:
+        print(f"autograder nbgrader-class-report: refusing to grade for credit: {exc}", file=sys.stderr)
+        return 2
+    out = course_class_report(course, args.assignment, seeds, unsandboxed=args.unsandboxed, jobs=args.jobs)
+    print(f"class report: {out / 'class_report.html'} (and class_report.csv, one result JSON per student)")
     return 0
 
 
@@ -695,6 +739,16 @@ def register(subparsers) -> None:
     p.add_argument("--unsandboxed", action="store_true",
                    help="grade even where no isolation mechanism works (every result says so)")
     p.set_defaults(func=cmd_nbgrader_autograde)
+
+    p = subparsers.add_parser("nbgrader-class-report",
+                              help="after nbgrader export: what the class got wrong, from the submitted notebooks")
+    p.add_argument("assignment")
+    p.add_argument("--course", default="assignments", help="the nbgrader course directory (default: assignments)")
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--public-only", action="store_true", help="skip the hidden cases (no AUTOGRADER_SECRET needed)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade even where no isolation mechanism works (every result says so)")
+    p.set_defaults(func=cmd_nbgrader_class_report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,3 +177,22 @@ def test_a_thousand_results_take_seconds(graded_class, tmp_path):
     rows = _rows(many / CSV_NAME)
     assert _count(rows, kind="mistake", exercise="micrograd_exercises.gradf", key="chain_rule_sin3b") == 1000
     assert _count(rows, kind="mistake", exercise="micrograd_exercises.nll", key="nll_sign") == 1000
+
+
+def test_the_nbgrader_export_step_writes_the_class_report(tmp_path):
+    """The course's export step (nbgrader_tools.course_class_report, run by the demo after `nbgrader export`
+    and by `autograder nbgrader-class-report`): the submitted notebooks graded into one result each and the
+    report, with the demo's planted mistake counted."""
+    from autograder import nbgrader_tools as nbt
+    from autograder.exercise import Seeds
+    course = tmp_path / "course"
+    nbt.make_course(course, ["micrograd_exercises"])
+    for student, nb in nbt.demo_submissions(course, "micrograd_exercises").items():
+        nbt.submit(course, "micrograd_exercises", student, nb)
+    out = nbt.course_class_report(course, "micrograd_exercises", Seeds(hidden=False), jobs=1)
+    assert {p.stem for p in out.glob("*.json")} == {"reference", "template", "one-mistake"}
+    rows = _rows(out / CSV_NAME)
+    assert _count(rows, kind="mistake", exercise="micrograd_exercises.gradf", key="chain_rule_sin3b") == 1
+    assert _count(rows, kind="outcome", exercise="micrograd_exercises.nll", check="loss", key="not_implemented") == 1
+    assert _count(rows, kind="outcome", exercise="micrograd_exercises.nll", check="loss", key="approx") == 2
+    assert (out / HTML_NAME).is_file()
