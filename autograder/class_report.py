@@ -18,6 +18,7 @@ import csv
 import html
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -174,8 +175,8 @@ def compute(label: str, students: list[Student]) -> Stats:
                     entry["checks"][name] += 1
                     if c.get("hint"):
                         entry["hints"][str(c["hint"])] += 1
-                    if entry["example"] is None and isinstance(c.get("example"), dict):
-                        entry["example"] = {"check": name, "case": c.get("case_label") or "", **c["example"]}
+                    if entry["example"] is None and _example(c.get("example")):
+                        entry["example"] = {"check": name, "case": c.get("case_label") or "", **_example(c["example"])}
                     own_mistakes.add(f"{eid}: {m}")
             if ex.get("first_wrong_step"):
                 st.first_wrong.setdefault(eid, Counter())[str(ex["first_wrong_step"])] += 1
@@ -186,10 +187,23 @@ def compute(label: str, students: list[Student]) -> Stats:
 
 
 def _num(x) -> float:
+    """A number from a result file; anything else (or inf/NaN) as 0."""
     try:
-        return float(x)
-    except (TypeError, ValueError):
+        x = float(x)
+    except (TypeError, ValueError, OverflowError):
         return 0.0
+    return x if math.isfinite(x) else 0.0
+
+
+def _example(raw) -> dict | None:
+    """A result's example as the page shows it, or None when it is not the shape `value_example` writes."""
+    if not isinstance(raw, dict):
+        return None
+    index, got, expected = raw.get("index"), raw.get("got"), raw.get("expected")
+    if not all(isinstance(v, list) for v in (index, got, expected)) or \
+            not all(isinstance(ix, list) for ix in index):
+        return None
+    return {"index": index[:8], "got": got[:8], "expected": expected[:8]}
 
 
 # -- the page -----------------------------------------------------------------------------------------------
@@ -226,12 +240,17 @@ def who(s: Student, names: bool, anon: dict) -> str:
     return f"student #{anon.setdefault(s.id, len(anon) + 1)}"
 
 
+def score_bin(score: float, mx: float) -> int:
+    """The histogram bin of a score out of `mx`: tenths, the last one including full marks."""
+    frac = score / mx if mx > 0 else 0.0
+    return min(HIST_BINS - 1, max(0, int(frac * HIST_BINS)))
+
+
 def histogram_svg(values: list[tuple[float, float]]) -> str:
     """Scores as a share of the maximum, in HIST_BINS bins: an inline SVG bar chart."""
     bins = [0] * HIST_BINS
     for score, mx in values:
-        frac = score / mx if mx else 0.0
-        bins[min(HIST_BINS - 1, max(0, int(frac * HIST_BINS)))] += 1
+        bins[score_bin(score, mx)] += 1
     top = max(bins) or 1
     w, h, bw = 420, 140, 40
     bars = []
@@ -377,7 +396,7 @@ def render_csv(groups: list[Stats]) -> str:
             w.writerow([g.label, "mistake_pair", "", "", f"{a} + {b}", n, share(n, g.n_graded)])
         for a, vals in sorted(g.scores.items()):
             for i in range(HIST_BINS):
-                n = sum(1 for s, mx in vals if min(HIST_BINS - 1, max(0, int((s / mx if mx else 0) * HIST_BINS))) == i)
+                n = sum(1 for s, mx in vals if score_bin(s, mx) == i)
                 w.writerow([g.label, "score_bin", a, "", f"{i * 10}-{(i + 1) * 10}%", n, share(n, len(vals))])
         for why, n in Counter(why for _, why in g.missing).most_common():
             w.writerow([g.label, "not_graded", "", "", why, n, share(n, g.n_students)])

@@ -196,3 +196,63 @@ def test_the_nbgrader_export_step_writes_the_class_report(tmp_path):
     assert _count(rows, kind="outcome", exercise="micrograd_exercises.nll", check="loss", key="not_implemented") == 1
     assert _count(rows, kind="outcome", exercise="micrograd_exercises.nll", check="loss", key="approx") == 2
     assert (out / HTML_NAME).is_file()
+
+
+def test_malformed_results_are_named_not_fatal(tmp_path):
+    """Results merged from anywhere: a file that is not JSON, JSON that is not a result, and a result whose
+    fields have the wrong types are reported or skipped; the page and the CSV are still written."""
+    (tmp_path / "notjson.json").write_text("{")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "odd.json").write_text(json.dumps({
+        "student": {"a": 1}, "score": "NaN", "max_score": "inf", "error": None,
+        "exercises": [5, {"id": 7}, {"id": "x.y", "score": "nan", "max_score": -1, "first_wrong_step": ["a"],
+                                     "checks": [3, {"name": ["n"], "verdict": "weird", "mistake": "m",
+                                                    "example": {"index": 3, "got": "x", "expected": None}}]}]}))
+    page, table = write_class_report(tmp_path)
+    rows = _rows(table)
+    assert _count(rows, kind="not_graded", key="result file unreadable (JSONDecodeError)") == 1
+    assert _count(rows, kind="not_graded", key="result file is not a grading result") == 1
+    assert _count(rows, kind="outcome", exercise="x.y", check="['n']", key="error") == 1
+    assert _count(rows, kind="mistake", exercise="x.y", key="m") == 1
+    assert "What the class got wrong" in page.read_text()
+
+
+def test_the_command(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.json").write_text(json.dumps({"student": "a", "exercises": [], "error": "no files"}))
+    run = subprocess.run([sys.executable, "-m", "autograder", "class-report", str(tmp_path / "results"), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert _count(_rows(tmp_path / "out" / CSV_NAME), kind="not_graded", key="could not be graded: no files") == 1
+    for args, words in (([str(tmp_path / "nowhere")], "no such folder"),
+                        ([str(tmp_path / "results"), "--roster", str(tmp_path / "results" / "a.json")],
+                         "no student id column")):
+        run = subprocess.run([sys.executable, "-m", "autograder", "class-report", *args], capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert run.returncode == 2 and words in run.stderr, run.stderr
+
+
+def test_examples_come_from_public_cases_only():
+    """A wrong public case's numbers are kept next to the truth's (and survive the JSON); a hidden case's never."""
+    import torch
+
+    from autograder.compare import compare
+    from autograder.exercise import Case
+    from autograder.pipeline import _aggregate, value_example
+    from autograder.result import result_from_dict, GradeResult, ExerciseResult
+
+    truth = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    got = truth.clone()
+    got[1, 0] = 9.0
+    example = value_example(got, truth)
+    assert example["index"][0] == [1, 0] and example["got"][0] == 9.0 and example["expected"][0] == 3.0
+    wrong = compare("x", got, truth)
+    wrong.details["example"] = example
+    public, hidden = Case("public-0", False, {}), Case("hidden-0", True, {})
+    check = _aggregate("x", [(public, wrong), (hidden, compare("x", truth, truth))], 1)
+    assert check.example == example
+    data = GradeResult("s", exercises=[ExerciseResult("a.b", "", 1, [check])]).to_dict()
+    assert result_from_dict(data).exercises[0].checks[0].example == example
+    hidden_only = _aggregate("x", [(public, compare("x", truth, truth)), (hidden, wrong)], 1)
+    assert hidden_only.example is None and "example" not in hidden_only.to_dict()
