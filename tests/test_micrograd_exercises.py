@@ -187,6 +187,8 @@ MISTAKES = [
     ("gradf", ("- (-1) * c**-2", "-1 * c**-2"), {"df_dc"}, "reciprocal_sign"),
     ("numerical_grad", ("h = 0.000001", "h = 0.001"), {"df_da", "df_db"}, "step_too_large"),
     ("numerical_grad", ("h = 0.000001", "h = 1e-13"), {"df_da"}, "step_too_small"),
+    ("numerical_grad", ("h = 0.000001", "h = 0.00003"), {"df_da"}, "step_too_large"),  # off the 1-2-5 grid
+    ("numerical_grad", ("h = 0.000001", "h = 1.3e-12"), {"df_da"}, "step_too_small"),
     ("numerical_grad2", ("(f(a + h, b, c) - f(a - h, b, c)) / (2*h)", "(f(a + h, b, c) - f(a, b, c)) / h"),
      {"df_da"}, "forward_difference"),
     ("Value", ("      self.grad += out.data * out.grad\n", "      pass\n"), {"a.exp()"}, "no_backward"),
@@ -199,7 +201,8 @@ MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize("exercise,edit,wrong,mistake", MISTAKES, ids=[m[3] + "-" + m[0] for m in MISTAKES])
+@pytest.mark.parametrize("exercise,edit,wrong,mistake", MISTAKES,
+                         ids=[f"{m[3]}-{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
 def test_mistake_caught_and_named(runner, tmp_path, exercise, edit, wrong, mistake):
     old, new = edit
     assert LECTURE_SOLUTION.count(old) == 1, old
@@ -219,6 +222,14 @@ def test_analytic_gradient_in_numerical_grad_is_caught(runner, tmp_path):
   numerical_grad = [0, 0, 0]""")
     checks = by_name(graded(runner, submit(tmp_path, source))["numerical_grad"])
     assert {c.mistake for c in checks.values()} == {"not_numerical"}
+
+
+def test_a_wrong_formula_is_not_blamed_on_the_step(runner, tmp_path):
+    """f(a + h, ...) where f(a, b + h, c) belongs: wrong, and not named as a step size."""
+    source = LECTURE_SOLUTION.replace("numerical_grad[1] = (f(a, b + h, c) - f(a, b, c)) / h",
+                                      "numerical_grad[1] = (f(a + h, b, c) - f(a, b, c)) / h")
+    check = by_name(graded(runner, submit(tmp_path, source))["numerical_grad"])["df_db"]
+    assert check.verdict == "wrong" and check.mistake not in ("step_too_large", "step_too_small"), check.mistake
 
 
 def test_right_softmax_on_wrong_engine_keeps_its_points(runner, tmp_path):
