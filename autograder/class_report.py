@@ -178,7 +178,9 @@ def compute(label: str, students: list[Student]) -> Stats:
                     if entry["example"] is None and _example(c.get("example")):
                         entry["example"] = {"check": name, "case": c.get("case_label") or "", **_example(c["example"])}
                     own_mistakes.add(f"{eid}: {m}")
-            if ex.get("first_wrong_step"):
+            outcomes = {outcome(c) for c in ex.get("checks") or [] if isinstance(c, dict)}
+            # Where the code never ran (an import error, a timeout on every check), no step went wrong first.
+            if ex.get("first_wrong_step") and outcomes != {"error"}:
                 st.first_wrong.setdefault(eid, Counter())[str(ex["first_wrong_step"])] += 1
         for a, (score, mx) in per_assignment.items():
             st.scores.setdefault(a, []).append((score, mx))

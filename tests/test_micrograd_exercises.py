@@ -261,3 +261,19 @@ def test_gradescope_package_grades_it(root, tmp_path):
     data = run_autograder(package, tmp_path, {"micrograd_exercises.py": LECTURE_SOLUTION.encode()})
     assert data["score"] == 15
     assert any(t["visibility"] == "after_published" for t in data["tests"])  # hidden cases ran
+
+
+def test_hidden_failures_say_only_their_kind(runner, tmp_path):
+    """An exception whose text and class name carry the inputs: shown on public cases, withheld on hidden ones
+    (the judge gets the student's process's description and passes on only the kind)."""
+    source = LECTURE_SOLUTION.replace("def gradf(a, b, c):\n", "def gradf(a, b, c):\n"
+                                      "  raise type(f'Leak{a}', (Exception,), {})(f'inputs {a} {b} {c}')\n")
+    check = by_name(graded(runner, submit(tmp_path, source), hidden=True)["gradf"])["df_da"]
+    assert check.verdict == "error" and check.case_label.startswith("public")
+    assert "inputs 2.0 3.0 4.0" in check.message                  # the public case's own words
+    gradf = next(e for e in EXERCISES if e.entry == "gradf")
+    case = next(c for c in gradf.cases(Seeds(hidden=True, secret="s")) if c.hidden)
+    leak = {"failure": "error", "message": "Leak1.5: inputs 1.5 2 3 (micrograd_exercises.py, line 7, in gradf)",
+            "short": "Leak1.5 (micrograd_exercises.py, line 7, in gradf)"}
+    for c in gradf.judge(case, {k: leak for k in ("df_da", "df_db", "df_dc")}, gradf.truth(case)):
+        assert c.verdict == "error" and "Leak" not in c.message and "line" not in c.message, c.message

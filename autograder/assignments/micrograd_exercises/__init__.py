@@ -44,12 +44,20 @@ QUOTIENT_TOLERANCE = Tolerance(rtol=1e-8, atol=1e-9)
 ANALYTIC_TOLERANCE = Tolerance(rtol=1e-7, atol=1e-9)
 
 
+HIDDEN_FAILURES = {"error": "raised an exception (details withheld for hidden cases)",
+                   "timeout": "did not finish in time (an endless loop?)",
+                   "wrong": "returned something that is not a number (details withheld for hidden cases)"}
+
+
 def judge_with(tolerance: Tolerance):
     def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
         results = []
         for name, expected in truth.items():
             got = outputs.get(name) if isinstance(outputs, dict) else None
             if isinstance(got, dict) and "failure" in got:
+                if case.hidden:  # a closed vocabulary: nothing the student's process chose (names, lines)
+                    kind = got.get("failure") if got.get("failure") in HIDDEN_FAILURES else "error"
+                    got = {"failure": kind, "message": HIDDEN_FAILURES[kind], "short": HIDDEN_FAILURES[kind]}
                 results.extend(micrograd_judge(case, {name: got}, {name: expected}))
             else:
                 results.append(compare(name, got, expected, tolerance=tolerance, scale=1.0))
