@@ -118,20 +118,29 @@ def nll(probs, label):
     return loss
 
 
-if __name__ == "__main__":
-    print(f(2, 3, 4))
-    ans = [-12.353553390593273, 10.25699027111255, 0.0625]
-    for name, yours in (("gradf", gradf(2, 3, 4)), ("numerical_grad", numerical_grad(f, 2, 3, 4)),
-                        ("numerical_grad2", numerical_grad2(f, 2, 3, 4, 0.000001))):
-        for dim in range(3):
+if __name__ == "__main__":  # the notebook's OK / WRONG lines at its own point (not part of the notebook)
+    def report(name, yours, ans):
+        for dim in range(len(ans)):
             ok = 'OK' if abs(yours[dim] - ans[dim]) < 1e-5 else 'WRONG!'
             print(f"{name}: {ok} for dim {dim}: expected {ans[dim]}, yours returns {yours[dim]}")
-    logits = [Value(0.0), Value(3.0), Value(-2.0), Value(1.0)]
-    probs = softmax(logits)
-    loss = nll(probs, 3)
-    loss.backward()
-    print(loss.data)
-    ans = [0.041772570515350445, 0.8390245074625319, 0.005653302662216329, -0.8864503806400986]
-    for dim in range(4):
-        ok = 'OK' if abs(logits[dim].grad - ans[dim]) < 1e-5 else 'WRONG!'
-        print(f"{ok} for dim {dim}: expected {ans[dim]}, yours returns {logits[dim].grad}")
+
+    def softmax_section():
+        logits = [Value(0.0), Value(3.0), Value(-2.0), Value(1.0)]
+        probs = softmax(logits)
+        loss = nll(probs, 3)  # dim 3 acts as the label for this input example
+        loss.backward()
+        print(loss.data)
+        return [logit.grad for logit in logits]
+
+    print(f(2, 3, 4))
+    ans = [-12.353553390593273, 10.25699027111255, 0.0625]
+    sections = [("gradf", lambda: gradf(2, 3, 4), ans), ("numerical_grad", lambda: numerical_grad(f, 2, 3, 4), ans),
+                ("numerical_grad2", lambda: numerical_grad2(f, 2, 3, 4, 0.000001), ans),
+                ("softmax + nll", softmax_section,
+                 [0.041772570515350445, 0.8390245074625319, 0.005653302662216329, -0.8864503806400986])]
+    for name, run, expected in sections:
+        try:
+            report(name, run(), expected)
+        except (NotImplementedError, AttributeError, TypeError) as exc:  # the template's stubs, ops not there yet
+            print(f"{name}: not done yet ({type(exc).__name__}: {exc})" if str(exc) else f"{name}: not done yet")
+    print("then run `make check` for the full check, at other points too")
