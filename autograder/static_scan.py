@@ -284,6 +284,7 @@ class _Scan:
                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         self.own_backward = "backward" in self.defined
         self.consts = _string_constants(tree)
+        self.choices = _string_choices(tree, self.consts)
         self.call_of = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
         self.parent = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
         self.torch_aliases = {"torch"}
@@ -443,8 +444,14 @@ class _Scan:
                             self._check_string(where, node, text, dynamic=True, on_torch=on_torch)
                             refs.update(_IDENT.findall(text))
                     position = NAMED_BY_TEXT.get(name)
-                    if position is not None and (len(node.args) <= position or texts[position] is None
-                                                 or any(isinstance(a, ast.Starred) for a in node.args)):
+                    choices = self.choices.get(getattr(node.args[position], "id", None)) \
+                        if position is not None and len(node.args) > position else None
+                    for text in choices or ():  # `for k in ("W1", "b1"): getattr(ctx, k)`: each name is read
+                        self._check_string(where, node, text, dynamic=True, on_torch=on_torch)
+                        refs.update(_IDENT.findall(text))
+                    if position is not None and not choices and (
+                            len(node.args) <= position or texts[position] is None
+                            or any(isinstance(a, ast.Starred) for a in node.args)):
                         self._flag(where, node, _unparse(node), "an attribute name computed at run time", UNREADABLE)
                 self._check_namespace_call(where, node)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -635,6 +642,49 @@ def _string_constants(tree: ast.Module) -> dict:
                 if value is not None:
                     consts[node.targets[0].id] = value
     return consts
+
+
+def _string_choices(tree: ast.Module, consts: dict) -> dict[str, tuple[str, ...]]:
+    """Loop variables that only ever take constant strings (`for k in ("W1", "b1")`, `for k in NAMES` with NAMES
+    a tuple or list of strings assigned once, comprehensions alike), so that `getattr(ctx, k)` is read as
+    each of them. A name bound anywhere else as well is left out."""
+    collections, counts = {}, {}
+    for node in ast.walk(tree):
+        for target in getattr(node, "targets", None) or ([node.target] if isinstance(node, (ast.For, ast.comprehension,
+                                                                                         ast.AugAssign, ast.AnnAssign))
+                                                          else []):
+            for name in ast.walk(target):
+                if isinstance(name, ast.Name):
+                    counts[name.id] = counts.get(name.id, 0) + 1
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs + [node.args.vararg, node.args.kwarg]:
+                if a is not None:
+                    counts[a.arg] = counts.get(a.arg, 0) + 2  # a parameter takes any value
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                counts[(a.asname or a.name).split(".")[0]] = 2
+
+    def strings(node) -> tuple[str, ...] | None:
+        if isinstance(node, ast.Name) and counts.get(node.id) == 1:
+            return collections.get(node.id)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            values = [_fold(e, consts) for e in node.elts]
+            return tuple(values) if values and all(v is not None for v in values) else None
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = strings(node.value)
+            if value is not None:
+                collections[node.targets[0].id] = value
+    choices = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name) and \
+                counts.get(node.target.id) == 1:
+            value = strings(node.iter)
+            if value is not None:
+                choices[node.target.id] = value
+    return choices
 
 
 def _unparse(node: ast.AST) -> str:

@@ -40,6 +40,36 @@ def uninformative(fwd: Forward, name: str, local: Local, outputs: dict) -> str:
     return ""
 
 
+ZERO_BY_THE_MATH = ("zero_by_the_math: the true gradient here is ~0 (the math cancels it), so a zero answer cannot "
+                    "tell work from none: it earns its points once the gradient it is computed from, d{source}, is "
+                    "right")
+
+
+def zero_truth(expected: torch.Tensor, scale: float, tolerance: Tolerance | None = None) -> bool:
+    """Would an answer of zeros pass this check (dlogit_maxes and db1 are mathematically 0)?"""
+    return close(torch.zeros_like(expected), expected, tol=tolerance, scale=scale)
+
+
+def unearned_zero(c: Comparison, source: str) -> Comparison:
+    """A passing check that a zero answer would pass too, whose source gradient is not right: it earns nothing
+    (doing nothing earns nothing), and says why."""
+    c.verdict, c.local_verdict = WRONG, WRONG
+    c.message = "; ".join(m for m in (c.message, ZERO_BY_THE_MATH.format(source=source)) if m)
+    return c
+
+
+def source_right(fwd: Forward, name: str, outputs: dict) -> str:
+    """'' where the student's gradients of what `name` feeds (its consumers' outputs) are right; else the
+    first that is not."""
+    for step in CONSUMERS[name]:
+        if step.out == "loss":
+            continue
+        up = _usable(outputs.get(step.out), fwd.values[step.out])
+        if up is None or not close(up, fwd.grads[step.out], scale=global_scale(fwd, step.out)):
+            return step.out
+    return ""
+
+
 def carried_precision(outputs: dict, names, dtype: torch.dtype) -> tuple[Tolerance | None, str]:
     """Where some of the student's gradients are in a lower precision than the case (`torch.zeros(probs.shape)`
     is float32 on a float64 case), that rounding flows into every gradient computed from them: all are
@@ -110,6 +140,11 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
         if c.mistake == "nan" and name == "bnvar" and not bool((fwd.values["bnvar"] > 0).all()):
             c.hint = ("inf where a unit's batch variance is 0 (identical rows in the batch): that is what the "
                       "1e-5 in (bnvar + 1e-5)**-0.5 is for; keep it in the derivative")
+        if c.passed and zero_truth(truth[name], global_scale(fwd, name), tolerance):
+            wrong_source = source_right(fwd, name, outputs)
+            if wrong_source:
+                comparisons.append(unearned_zero(c, wrong_source))
+                continue
         if c.passed:
             c.local_verdict = c.verdict
         elif c.verdict != NOT_IMPLEMENTED:
@@ -232,6 +267,18 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             c.message = "; ".join(m for m in (c.message, precision_note) if m)
         if name != "loss":
             c.local_verdict = c.verdict if c.passed else None
+        if name != "loss" and c.passed and zero_truth(truth[name], global_scale(fwd, name), tolerance):
+            # db1 is mathematically 0: it earns where the dhprebn it is summed from is right (the student's
+            # batchnorm_backward as forward_backward called it, else dW1, computed from the same dhprebn)
+            bn = _recorded(outputs, "batchnorm_backward")
+            source = _usable(bn[1], fwd.values["hprebn"]) if bn else None
+            right = source is not None and close(source, fwd.grads["hprebn"], scale=global_scale(fwd, "hprebn"))
+            w1 = outputs.get("W1")
+            right = right or (bn is None and w1 is not None and
+                              close(w1, truth["W1"], tol=tolerance, scale=global_scale(fwd, "W1")))
+            if not right:
+                comparisons.append(unearned_zero(c, "hprebn"))
+                continue
         if not c.passed and name in locals_ and c.verdict != NOT_IMPLEMENTED:
             expected, deps = locals_[name]
             wrong = [helper for helper, right in deps if not right]
