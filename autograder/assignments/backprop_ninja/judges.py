@@ -58,14 +58,14 @@ def unearned_zero(c: Comparison, source: str) -> Comparison:
     return c
 
 
-def source_right(fwd: Forward, name: str, outputs: dict) -> str:
+def source_right(fwd: Forward, name: str, outputs: dict, tolerance: Tolerance | None = None) -> str:
     """'' where the student's gradients of what `name` feeds (its consumers' outputs) are right; else the
     first that is not."""
     for step in CONSUMERS[name]:
         if step.out == "loss":
             continue
         up = _usable(outputs.get(step.out), fwd.values[step.out])
-        if up is None or not close(up, fwd.grads[step.out], scale=global_scale(fwd, step.out)):
+        if up is None or not close(up, fwd.grads[step.out], tol=tolerance, scale=global_scale(fwd, step.out)):
             return step.out
     return ""
 
@@ -141,7 +141,7 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
             c.hint = ("inf where a unit's batch variance is 0 (identical rows in the batch): that is what the "
                       "1e-5 in (bnvar + 1e-5)**-0.5 is for; keep it in the derivative")
         if c.passed and zero_truth(truth[name], global_scale(fwd, name), tolerance):
-            wrong_source = source_right(fwd, name, outputs)
+            wrong_source = source_right(fwd, name, outputs, tolerance)
             if wrong_source:
                 comparisons.append(unearned_zero(c, wrong_source))
                 continue
@@ -272,7 +272,8 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             # batchnorm_backward as forward_backward called it, else dW1, computed from the same dhprebn)
             bn = _recorded(outputs, "batchnorm_backward")
             source = _usable(bn[1], fwd.values["hprebn"]) if bn else None
-            right = source is not None and close(source, fwd.grads["hprebn"], scale=global_scale(fwd, "hprebn"))
+            right = source is not None and close(source, fwd.grads["hprebn"], tol=tolerance,
+                                                 scale=global_scale(fwd, "hprebn"))
             w1 = outputs.get("W1")
             right = right or (bn is None and w1 is not None and
                               close(w1, truth["W1"], tol=tolerance, scale=global_scale(fwd, "W1")))
