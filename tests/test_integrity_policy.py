@@ -316,12 +316,20 @@ def _exercises(text: str) -> dict:
 
 
 def _printing(source: str) -> str:
-    """Every `return X` of a top-level function or method gets a print of X before it (tensors, tuples and
-    dicts of them, Values), the way a student checks their work."""
-    def add(match):
-        indent, expr = match.group(1), match.group(2)
-        return f"{indent}print('returning', {expr}, f'{{({expr})!r:.40}}')\n{indent}return {expr}"
-    return re.sub(r"(?m)^( {4,8})return (?!$)(.+)$", add, source)
+    """Every one-line `return X` of a function or method gets a print of X before it (tensors, tuples and dicts
+    of them, Values: print, an f-string and repr), the way a student checks their work."""
+    import ast
+    lines = source.split("\n")
+    returns = sorted((node.lineno, node.col_offset) for node in ast.walk(ast.parse(source))
+                     if isinstance(node, ast.Return) and node.value is not None and node.lineno == node.end_lineno)
+    for lineno, col in reversed(returns):
+        line = lines[lineno - 1]
+        if not line[:col].strip() == "":  # `if x: return y` on one line: left as it is
+            continue
+        expr = line[col + len("return "):].split("  #")[0].rstrip()
+        shown = f"f'{{({expr})!r:.40}}'" if "'" not in expr and '"' not in expr else f"repr({expr})[:40]"
+        lines.insert(lineno - 1, f"{line[:col]}print('returning', {expr}, {shown})")
+    return "\n".join(lines)
 
 
 def test_printing_tensors_keeps_full_marks(mechanism, tmp_path):

@@ -58,18 +58,6 @@ def unearned_zero(c: Comparison, source: str) -> Comparison:
     return c
 
 
-def source_right(fwd: Forward, name: str, outputs: dict, tolerance: Tolerance | None = None) -> str:
-    """'' where the student's gradients of what `name` feeds (its consumers' outputs) are right; else the
-    first that is not."""
-    for step in CONSUMERS[name]:
-        if step.out == "loss":
-            continue
-        up = _usable(outputs.get(step.out), fwd.values[step.out])
-        if up is None or not close(up, fwd.grads[step.out], tol=tolerance, scale=global_scale(fwd, step.out)):
-            return step.out
-    return ""
-
-
 def carried_precision(outputs: dict, names, dtype: torch.dtype) -> tuple[Tolerance | None, str]:
     """Where some of the student's gradients are in a lower precision than the case (`torch.zeros(probs.shape)`
     is float32 on a float64 case), that rounding flows into every gradient computed from them: all are
@@ -126,6 +114,7 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
     shown = False
     comparisons = []
     tolerance, precision_note = carried_precision(outputs, GRADIENT_NAMES, fwd.values["loss"].dtype)
+    zero_checks = []
     for name in GRADIENT_NAMES:
         got = outputs.get(name)
         if name in missing:
@@ -141,10 +130,7 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
             c.hint = ("inf where a unit's batch variance is 0 (identical rows in the batch): that is what the "
                       "1e-5 in (bnvar + 1e-5)**-0.5 is for; keep it in the derivative")
         if c.passed and zero_truth(truth[name], global_scale(fwd, name), tolerance):
-            wrong_source = source_right(fwd, name, outputs, tolerance)
-            if wrong_source:
-                comparisons.append(unearned_zero(c, wrong_source))
-                continue
+            zero_checks.append(c)
         if c.passed:
             c.local_verdict = c.verdict
         elif c.verdict != NOT_IMPLEMENTED:
@@ -155,6 +141,15 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
             elif why:
                 c.details["no_local_credit"] = why
         comparisons.append(c)
+    # A check a zero answer passes (its truth is ~0) earns where the gradients it is computed from earn theirs
+    # (right, or right given their own upstream): zeros everywhere earn nothing, a right step keeps its points.
+    by_name = {c.name: c for c in comparisons}
+    for c in zero_checks:
+        sources = [step.out for step in CONSUMERS[c.name] if step.out != "loss"]
+        unearned = [s for s in sources if s in by_name and not (by_name[s].passed or by_name[s].local_verdict in
+                                                                 ("exact", "approx"))]
+        if unearned:
+            unearned_zero(c, unearned[0])
     return comparisons
 
 
@@ -251,6 +246,7 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
     seen = {**{n: outputs.get(n) for n in STEP_ORDER[1:]},
             **{h: rec.get("out") for h, rec in calls.items() if isinstance(rec, dict)}}
     tolerance, precision_note = carried_precision(seen, list(seen), fwd.values["loss"].dtype)
+    zero_checks = []
     for name in STEP_ORDER:
         got = outputs.get(name)
         if raised and got is None:
@@ -268,18 +264,7 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
         if name != "loss":
             c.local_verdict = c.verdict if c.passed else None
         if name != "loss" and c.passed and zero_truth(truth[name], global_scale(fwd, name), tolerance):
-            # db1 is mathematically 0: it earns where the dhprebn it is summed from is right (the student's
-            # batchnorm_backward as forward_backward called it, else dW1, computed from the same dhprebn)
-            bn = _recorded(outputs, "batchnorm_backward")
-            source = _usable(bn[1], fwd.values["hprebn"]) if bn else None
-            right = source is not None and close(source, fwd.grads["hprebn"], tol=tolerance,
-                                                 scale=global_scale(fwd, "hprebn"))
-            w1 = outputs.get("W1")
-            right = right or (bn is None and w1 is not None and
-                              close(w1, truth["W1"], tol=tolerance, scale=global_scale(fwd, "W1")))
-            if not right:
-                comparisons.append(unearned_zero(c, "hprebn"))
-                continue
+            zero_checks.append(c)
         if not c.passed and name in locals_ and c.verdict != NOT_IMPLEMENTED:
             expected, deps = locals_[name]
             wrong = [helper for helper, right in deps if not right]
@@ -292,7 +277,22 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             elif not lc.passed:
                 c.local_verdict = WRONG
         comparisons.append(c)
+    # db1 is mathematically 0 (and at batch 2 more of them are ~0): such a check earns where the nearest check
+    # upstream of it that zeros would not pass earns (right, or right given the student's helpers): zeros
+    # everywhere earn nothing.
+    by_name = {c.name: c for c in comparisons}
+    zero_names = {c.name for c in zero_checks}
+    for c in zero_checks:
+        source = next((by_name[s] for s in FB_UPSTREAM.get(c.name, ()) if s in by_name and s not in zero_names), None)
+        if source is None or not (source.passed or source.local_verdict in ("exact", "approx")):
+            unearned_zero(c, source.name if source is not None else "loss")
     return comparisons
+
+
+# forward_backward's parameter gradients, each with the ones computed before it on its path (nearest first).
+FB_UPSTREAM = {"b1": ("W1", "bngain", "bnbias", "W2"), "W1": ("bngain", "bnbias", "W2"),
+               "C": ("W1", "bngain", "bnbias", "W2"), "bngain": ("W2",), "bnbias": ("W2",), "b2": ("W2",),
+               "W2": ()}
 
 
 # The loss curve against autograd's trajectory, tight enough that a wrong backward is never "the true
