@@ -180,6 +180,25 @@ def judge_deep_chain(case: Case, outputs: dict, truth: dict) -> list[Comparison]
     return results
 
 
+def _local_derivative_right(probe, op: str) -> bool:
+    """Does the op's backward compute its local derivative right at every probe point, whether it then adds it
+    into the inputs' gradients (right) or overwrites them (`=` for `+=`, a catalogued mistake)? A backward that
+    does nothing, sets a constant or copies the upstream gradient does not."""
+    local = probe.get("local") if isinstance(probe, dict) and isinstance(probe.get("local"), dict) else {}
+    truth = probe_truth()["local"]
+    specs = PROBE_LOCAL.get(op, ())
+    for i, spec in enumerate(specs):
+        got, expected = local.get(f"{op}{i}"), truth.get(f"{op}{i}")
+        if not isinstance(got, list) or not isinstance(expected, list) or len(got) != len(expected) or \
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in got):
+            return False
+        preset = [spec["a_grad"], spec["b_grad"]][:len(got) - 1]
+        overwritten = [expected[0]] + [e - p for e, p in zip(expected[1:], preset)]
+        if not (close(got, expected) or close(got, overwritten)):
+            return False
+    return bool(specs)
+
+
 @guarded
 def judge_ops(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     """Each op alone; a derived op (`a - b`) whose forward value is right and whose error comes from a base
@@ -187,12 +206,13 @@ def judge_ops(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     results = judge(case, outputs, truth)
     by_shown = {c.name: c for c in results}
     probe = outputs.get("_probe")
-    # Doing nothing earns nothing: where every base op the probe measures is wrong, nothing of the student's
-    # is right yet, and a derived op (given code) earns no "correct; depends on" credit; an op whose local
+    # Doing nothing earns nothing: where no base op the probe measures has its local derivative right (each
+    # does nothing, sets a constant or copies the upstream gradient), nothing of the student's is right yet,
+    # and a derived op (given code) earns no "correct; depends on" credit; an op whose local
     # gradient is 0 in this case (relu's flat side: the input grads stay as they were set) passes with a
     # backward that does nothing, so it earns only where the probe finds it right on both sides.
     probed = [op for op in ("add", "mul", "pow") if op in (case.inputs.get("probe_ops") or ())]
-    nothing_right = bool(probed) and len(probe_bad_ops(probe, probed)) == len(probed)
+    nothing_right = bool(probed) and not any(_local_derivative_right(probe, op) for op in probed)
     for name, c in by_shown.items():
         expected = truth.get(name)
         op = next((k for k, shown in SHOWN.items() if shown == name), None)
