@@ -38,7 +38,7 @@ _HIDDEN_TEXT = {"exception": "raised an exception", "exit": "exited (sys.exit or
 def _exception_text(message: str) -> str:
     """`raised TypeError` when the text starts with a builtin exception's class name, else `raised an
     exception`: a class the student's code defined could be named after a hidden input."""
-    head = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", str(message or ""))
+    head = re.match(r"\s*(?:not reached: |raised )?([A-Za-z_][A-Za-z0-9_]*)", str(message or ""))
     name = head.group(1) if head else ""
     return f"raised {name}" if name in BUILTIN_EXCEPTIONS and name != "SystemExit" else "raised an exception"
 

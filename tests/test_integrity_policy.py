@@ -625,3 +625,20 @@ def test_student_text_is_plain_in_every_renderer():
         text = re.sub(r"(?ms)^(`{3,})\n.*?^\1$", "", text)
         assert "<img" not in text and "](javascript:" not in text and "![" not in text, (name, text)
         assert not re.search(r"(?m)^\s*# Heading", text), (name, text)
+
+
+def test_a_hidden_comparison_keeps_only_the_closed_vocabulary():
+    from autograder.compare import Comparison
+    from autograder.pipeline import HIDDEN_REDACTED, _closed
+    cases = [(Comparison("dx", "error", message="raised Leak123 at line 4: `x = 123`"), "raised an exception"),
+             (Comparison("dx", "error", message="not reached: ValueError at line 9"), "raised ValueError"),
+             (Comparison("dx", "wrong", message="5 of 8 elements differ (maxdiff 123)", hint="first at index (3,): got 123",
+                         mistake=None), "wrong"),
+             (Comparison("dx", "wrong", message="off", hint="the answer is a constant multiple (off by a factor of 123.4)",
+                         mistake="scale"), "wrong"),
+             (Comparison("dx", "timeout", message="timed out after 12.3 s in f at line 7"), "timed out (time limit)")]
+    for comparison, text in cases:
+        _closed(comparison)
+        assert comparison.message == f"{text} {HIDDEN_REDACTED}", comparison.message
+        assert "123" not in comparison.hint and "Leak" not in comparison.message, comparison
+    assert cases[3][0].hint == "the answer is a constant multiple of the true gradient"  # the catalogue's own text
