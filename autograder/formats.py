@@ -49,6 +49,17 @@ def fmt_shape(shape) -> str:
     return "-" if shape is None else "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
+def shown_maxdiff(check: CheckResult):
+    """The maxdiff a student may see: none for a hidden case (with a constant answer it gives the truth back;
+    the instructor's JSON keeps it)."""
+    return None if check.case_label.startswith("hidden") else check.maxdiff
+
+
+def shown_shape(check: CheckResult):
+    """The answer's shape a student may see: none for a hidden case (the student's code chose it)."""
+    return None if check.case_label.startswith("hidden") else check.shape
+
+
 LOCAL_CREDIT_NOTE = "correct step, wrong upstream: this step is right given its inputs and keeps its points"
 
 
@@ -275,8 +286,8 @@ def to_junit(result: GradeResult) -> str:
             points = f"points: {fmt(check.points)}/{fmt(check.max_points)}"
             note = xml_text(check_note(check))
             if not check.passed:
-                detail = xml_text(f"verdict: {check.verdict}\nmaxdiff: {fmt_diff(check.maxdiff)}\n"
-                                  f"shape: {fmt_shape(check.shape)} (expected {fmt_shape(check.expected_shape)})\n"
+                detail = xml_text(f"verdict: {check.verdict}\nmaxdiff: {fmt_diff(shown_maxdiff(check))}\n"
+                                  f"shape: {fmt_shape(shown_shape(check))} (expected {fmt_shape(check.expected_shape)})\n"
                                   f"{points}\n") + note
                 if check.verdict in (ERROR, TIMEOUT):
                     errors += 1
@@ -329,8 +340,8 @@ def summary_markdown(result: GradeResult, with_checks: bool = True) -> str:
                       "|---|---|---|---|---|---|"]
             for c in ex.checks:
                 verdict = "correct step, wrong upstream" if c.status == PASSED_LOCALLY else c.verdict
-                lines.append(f"| {md_name(c.name) if md_name(c.name) == c.name else _md_cell(c.name)} | {_icon(c)} {verdict} | {fmt_diff(c.maxdiff)} | "
-                             f"{fmt_shape(c.shape)} vs {fmt_shape(c.expected_shape)} | "
+                lines.append(f"| {md_name(c.name) if md_name(c.name) == c.name else _md_cell(c.name)} | {_icon(c)} {verdict} | {fmt_diff(shown_maxdiff(c))} | "
+                             f"{fmt_shape(shown_shape(c))} vs {fmt_shape(c.expected_shape)} | "
                              f"{fmt(c.points)}/{fmt(c.max_points)} | {_md_cell(check_note(c))} |")
         elif not with_checks:
             for c in ex.checks:

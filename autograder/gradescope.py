@@ -213,8 +213,9 @@ def finalize(private: Path, status: int) -> Path:
             err = (private / "stderr.txt").read_text(errors="replace")[-2000:]
         except OSError:
             pass
-        data = {"score": 0, "tests": [], "output": f"The autograder failed (exit status {status}); please tell "
-                f"your instructor.\n\n{err}"}
+        from .formats import md_text
+        data = {"score": 0, "tests": [], "output_format": "md",
+                "output": f"The autograder failed (exit status {status}); please tell your instructor.\n\n{md_text(err)}"}
     else:
         hidden = [t for t in data["tests"] if t.get("visibility") in ("after_published", "hidden", "after_due_date")]
         visible = [t for t in data["tests"] if t not in hidden]
@@ -228,8 +229,11 @@ def finalize(private: Path, status: int) -> Path:
                               + HIDDEN_NOTE.format(points=f"{hidden_max:g}"))
         data["stdout_visibility"] = "hidden"
     notes = (private / "arrange-notes.txt")
-    if notes.is_file() and notes.read_text().strip():
-        data["output"] = f"{data.get('output', '')}\n\nYour upload: {notes.read_text().strip()}"
+    if notes.is_file() and notes.read_text(errors="replace").strip():
+        # the notes name the upload's files and folders, which the student chose: plain text, never markup
+        from .formats import md_text
+        data["output"] = f"{data.get('output', '')}\n\nYour upload: {md_text(notes.read_text(errors='replace').strip())}"
+        data["output_format"] = "md"
     final = private / "final.json"
     final.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     return final

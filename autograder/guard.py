@@ -41,6 +41,10 @@ _sticky: list[str] = []           # routes found outside a case (at import) or t
 AUTODIFF_LIBRARIES = ("sympy", "mpmath", "functorch", "jax", "jaxlib", "autograd", "tensorflow", "tf_keras",
                       "keras", "numdifftools", "casadi", "theano", "pytensor", "aesara", "tangent", "mxnet",
                       "paddle", "chainer", "mygrad", "tinygrad", "findiff", "symengine")
+# torch.func's transforms and forward-mode AD's entry points: wired here, flagged by the grader's static scan
+# (`static_scan.py` reads these three lists: one list of differentiating names for both).
+FUNC_TRANSFORMS = ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize")
+FORWARD_AD = ("make_dual", "enter_dual_level", "dual_level")
 
 # Audit events refused once the guard is on: (event prefix, why).
 _REFUSED_EVENTS = (
@@ -159,17 +163,18 @@ def trip_autograd() -> None:
         if not name.startswith("_") and callable(getattr(torch.autograd.functional, name)) and \
                 getattr(getattr(torch.autograd.functional, name), "__module__", "").startswith("torch.autograd"):
             wire(torch.autograd.functional, name, f"torch.autograd.functional.{name}()")
-    for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize"):
+    for name in FUNC_TRANSFORMS:
         wire(torch.func, name, f"torch.func.{name}()")
     import torch._functorch.eager_transforms as eager
     import torch._functorch.apis as apis
     for module in (eager, apis):
-        for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize", "grad_impl",
-                     "grad_and_value_impl"):
+        for name in (*FUNC_TRANSFORMS, "grad_impl", "grad_and_value_impl"):
             wire(module, name, f"torch.func.{name}() (through torch._functorch)")
-    for name in ("make_dual", "unpack_dual", "enter_dual_level", "dual_level"):
+    # Not `unpack_dual`: torch's own tensor printing calls it (print(t), f"{t}", repr), and with no dual level
+    # entered and no dual made (both tripwires) it can only return the tensor and no tangent.
+    for name in FORWARD_AD:
         wire(torch.autograd.forward_ad, name, f"torch.autograd.forward_ad.{name} (forward-mode autograd)")
-    for name in ("_make_dual", "_unpack_dual", "_enter_dual_level"):
+    for name in ("_make_dual", "_enter_dual_level"):
         wire(C, name, f"torch._C.{name} (forward-mode autograd)")
     wire(C, "_ImperativeEngine", "torch._C._ImperativeEngine (the autograd engine)")
     engine_route = "Variable._execution_engine (the autograd engine)"

@@ -5,6 +5,8 @@ formats, batch grading) renders that one result.
 """
 from __future__ import annotations
 
+import builtins
+import re
 import time
 from pathlib import Path
 from fractions import Fraction
@@ -12,13 +14,17 @@ from typing import Callable, Iterable
 
 from .compare import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, WRONG, Comparison, worst
 from .verdicts import VERDICTS
-from .diagnose import diagnose
+from .diagnose import GENERIC_MISTAKES, diagnose
 from .exercise import Case, Exercise, Seeds
 from .result import CaseVerdict, CheckResult, ExerciseResult, GradeResult, exact  # noqa: F401  (re-exported)
 from .runner import RunResult, Runner
-from .static_scan import autograd_in_source
+from . import integrity
+from .static_scan import scan_submission
 
 HIDDEN_REDACTED = "(details withheld for hidden cases)"
+# What a hidden case may say of an exception: a builtin's class name (never a class the student's code named).
+BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
+                               if isinstance(value, type) and issubclass(value, BaseException))
 
 
 # -- cases and run ------------------------------------------------------------------------------------
@@ -29,17 +35,60 @@ _HIDDEN_TEXT = {"exception": "raised an exception", "exit": "exited (sys.exit or
                 "crash": "the process was killed (memory or time limit, or a crash)"}
 
 
+def _exception_text(message: str) -> str:
+    """`raised TypeError` when the text starts with a builtin exception's class name, else `raised an
+    exception`: a class the student's code defined could be named after a hidden input."""
+    head = re.match(r"\s*(?:not reached: |raised )?([A-Za-z_][A-Za-z0-9_]*)", str(message or ""))
+    name = head.group(1) if head else ""
+    return f"raised {name}" if name in BUILTIN_EXCEPTIONS and name != "SystemExit" else "raised an exception"
+
+
+def _hidden_run_text(run: RunResult) -> str:
+    """A failed run of a hidden case in the closed vocabulary: the kind of failure, nothing the process chose."""
+    if run.status == "timeout":
+        return "timed out (time limit)"
+    if run.status == "not_implemented":
+        return "raises NotImplementedError"
+    if run.kind == "exception":
+        return _exception_text(run.message)
+    return _HIDDEN_TEXT.get(run.kind, "failed")
+
+
 def _run_message(run: RunResult, case: Case) -> str:
     """The one-line reason a run failed. On a hidden case nothing the student's process chose is shown (its
     messages, exception names and even line numbers could carry the hidden inputs out): only the kind."""
     if case.hidden:
-        if run.status == "timeout":
-            return run.message
-        if run.status == "not_implemented":
-            return "raises NotImplementedError"
-        return f"{_HIDDEN_TEXT.get(run.kind, 'failed')} {HIDDEN_REDACTED}"
+        return f"{_hidden_run_text(run)} {HIDDEN_REDACTED}"
     where = f" ({run.where})" if run.where else ""
     return f"{run.message}{where}"
+
+
+def _closed(comparison: Comparison, mistakes=()) -> Comparison:
+    """A hidden case's comparison in the closed vocabulary (DESIGN.md, decision 8): its verdict, the kind of
+    failure, and a catalogued mistake's fixed hint. Judges' messages, generic diagnoses (which elements,
+    which factor) and exception texts are dropped: the student's code chose them, and could have chosen them
+    to carry the hidden inputs out. The maxdiff and shapes stay in the result for the instructor's JSON;
+    the renderers students read leave them out for a hidden case (formats.shown_maxdiff)."""
+    verdict = comparison.verdict
+    if verdict in PASSING:
+        text = ""
+    elif verdict == WRONG:
+        text = "wrong" + (" (right given its inputs)" if comparison.local_verdict in PASSING else "")
+    elif verdict == TIMEOUT:
+        text = "timed out (time limit)"
+    elif verdict == NOT_IMPLEMENTED:
+        text = "raises NotImplementedError"
+    elif comparison.message.startswith(JUDGE_FAILED):
+        text = JUDGE_FAILED
+    else:
+        text = _exception_text(comparison.message)
+    comparison.message = f"{text} {HIDDEN_REDACTED}" if text else ""
+    entry = next((m for m in tuple(mistakes) + GENERIC_MISTAKES if m.id == comparison.mistake), None)
+    comparison.hint = entry.hint if entry is not None else ""
+    if entry is None and comparison.mistake not in ("recursion_limit", "nan"):
+        comparison.mistake = None
+    comparison.details = {}
+    return comparison
 
 
 def _failed_run(run: RunResult, case: Case, truth: dict) -> list[Comparison]:
@@ -49,6 +98,8 @@ def _failed_run(run: RunResult, case: Case, truth: dict) -> list[Comparison]:
     if run.autograd_calls:
         mistake = "autograd_used"
     message = _run_message(run, case)
+    if case.hidden and mistake not in ("recursion_limit", "autograd_used"):
+        mistake = None
     return [Comparison(name, verdict, expected_shape=_shape_of(exp), message=message, mistake=mistake)
             for name, exp in truth.items()]
 
@@ -80,6 +131,8 @@ def _judged(exercise: Exercise, case: Case, run: RunResult, truth: dict) -> list
                     comparison.details.setdefault("example", value_example(got, truth[comparison.name]))
                 except Exception:  # noqa: an example is a bonus for the class report
                     pass
+        if case.hidden:
+            _closed(comparison, exercise.mistakes)
     return comparisons
 
 
@@ -197,8 +250,10 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     missing = [f for f in exercise.required_files if not (submission / f).is_file()]
     per_check: dict[str, list[tuple[Case, Comparison]]] = {}
     output_parts, message, where = [], "", ""
-    static = [] if missing or not exercise.forbid_autograd else \
-        autograd_in_source(submission / exercise.required_files[0], exercise.entry)
+    # The integrity verdict is the static policy's, over every file the exercise can run (the guard in the
+    # student's process, below, is a second line).
+    static = [] if missing or not (exercise.forbid_autograd or exercise.blocked_imports) else \
+        scan_submission(submission, exercise.required_files, exercise.entry, exercise.blocked_imports)
     if missing:
         runs = [RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")] * len(cases)
     else:
@@ -216,8 +271,13 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
                 runs[i] = run
         runs = [run if isinstance(run, RunResult) else RunResult("error", kind="internal", message="no result")
                 for run in runs]
-    # Autograd found in any case (the worker's guard) or in the source (the static scan) costs the exercise.
-    autograd_routes = static + sorted({call for run in runs for call in run.autograd_calls})
+    # What the policy found (or the guard, second line) costs the exercise, in the words of its category.
+    findings = static + [(integrity.classify(route), route)
+                         for route in sorted({call for run in runs for call in run.autograd_calls})]
+    category = integrity.worst(c for c, _ in findings) if findings else None
+    if category:
+        routes = [text for c, text in findings if c == category]
+        integrity_message = integrity.message(category, routes, exercise.blocked_why)
     for (case, truth), run in zip(prepared, runs):
         if run.output and not case.hidden:
             output_parts.append(run.output)
@@ -230,11 +290,11 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
             message = message or _run_message(run, case)
             if not case.hidden:  # a hidden case's line could carry its inputs out (see _run_message)
                 where = where or run.where
-        if autograd_routes:
+        if category:
             for comparison in comparisons:
                 comparison.verdict, comparison.local_verdict = ERROR, None
-                comparison.mistake = "autograd_used"
-                comparison.message = f"uses autograd ({'; '.join(autograd_routes[:3])}): compute the gradients by hand"
+                comparison.mistake, comparison.hint = category, ""
+                comparison.message = integrity_message
         for comparison in comparisons:
             per_check.setdefault(comparison.name, []).append((case, comparison))
     # Exact shares of the exercise's points (a third is 1/3, and three of them add up to 1).
@@ -245,7 +305,7 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     for check in checks:
         if check.mistake and not check.hint:
             entry = next((m for m in exercise.mistakes if m.id == check.mistake), None)
-            check.hint = entry.hint if entry else ""
+            check.hint = entry.hint if entry else integrity.HINTS.get(check.mistake, "")
     return ExerciseResult(id=exercise.id, title=exercise.title or exercise.entry,
                           max_score=exercise.points, where=where, checks=checks, first_wrong_step=first_wrong_step(checks),
                           message=message, output="\n".join(output_parts)[-20000:],

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .formats import check_note, fmt, fmt_diff, fmt_shape
+from .formats import check_note, fmt, fmt_diff, fmt_shape, shown_maxdiff, shown_shape
 from .result import FAILED, PASSED_LOCALLY, ExerciseResult, GradeResult, json_safe, printable, printable_output
 from .verdicts import APPROX, ERROR, EXACT, NOT_IMPLEMENTED, TIMEOUT, WRONG
 
@@ -81,8 +81,8 @@ def exercise_table(ex: ExerciseResult) -> Table:
     for c in ex.checks:
         if any(c is f for f in folded):
             continue
-        table.add_row(Text(printable(c.name)), *_cmp_cells(c), Text(fmt_diff(c.maxdiff)),
-                      shape_text(c.shape, c.expected_shape),
+        table.add_row(Text(printable(c.name)), *_cmp_cells(c), Text(fmt_diff(shown_maxdiff(c))),
+                      shape_text(shown_shape(c), c.expected_shape),
                       Text(f"{fmt(c.points)}/{fmt(c.max_points)}", style="" if c.passed else "red"))
     if folded:
         earned = sum(c.points for c in folded)

@@ -1,19 +1,30 @@
-"""The static half of the autograd guard: autograd reached for in the submission's source (the worker's
-guard, `guard.py`, is the dynamic half). Runs in the grader, on the student's text; never imports it.
+"""The integrity verdict: a static policy over the submission's files, in the grader (it never imports
+them). The guard in the student's process (`guard.py`) is a second line; no verdict depends on it.
 
-The whole file is read, and the local modules it imports. A finding counts against an exercise when it is
-in code that exercise can run: its entry point and everything in the file it refers to (functions,
-classes and methods, by name, attribute or string), module-level code (it runs at import), and the local
-modules imported. The `if __name__ == "__main__":` block does not run under the grader and is skipped
-(the templates compare with autograd there).
+Every file the graded module can import is read: the module, its packages' `__init__.py`, and the local
+modules it imports (found in its folder or at the submission's root), and any file that is not source
+(`.pyc`, `.so`...) an import could load. A finding counts against an exercise when it is in code that
+exercise can run: its entry point and everything in the file it refers to (functions, classes and methods,
+by name, attribute or string), and what runs at import (module-level statements, class bodies,
+decorators, default values; the local modules imported from there). The `if __name__ == "__main__":` block
+does not run under the grader and is skipped (the templates compare with autograd there).
 
-What is flagged, directly or as a string built to reach it (`getattr(torch, "auto" + "grad")`,
-`importlib.import_module(...)`, `__import__`): autograd and its engine (`torch.autograd`, `.grad_fn`,
-`.next_functions`, `_execution_engine`, `_ImperativeEngine`, grad mode switched on), `torch.func` /
-functorch / forward-mode AD, PyTorch's backward kernels (`torch.ops.aten.tanh_backward`,
-`torch._log_softmax_backward_data`, any `*_backward` the file does not define itself), the grader's
-dispatch mode switched off, libraries that differentiate (sympy...), processes, ctypes, and
-`exec`/`eval`/`__import__` of strings the scan cannot read.
+Each finding has a category (`integrity.py`), and names the construct and its line:
+- autograd (`AUTOGRAD`): autograd and its engine (`torch.autograd`, `.grad_fn`, `.backward()` on something
+  the file does not define, grad mode switched on), `torch.func` / functorch / forward-mode AD, PyTorch's
+  backward kernels (any `*_backward` the file does not define itself), libraries that differentiate, the
+  guard's own names; directly or as a string built to reach them (`getattr(torch, "auto" + "grad")`);
+- default-deny for what the scan cannot read (`UNREADABLE`): getattr/setattr/delattr (and `__getattribute__`,
+  `attrgetter`...) with a name that is not a constant, a namespace (`globals()`, `vars()`, `__dict__`,
+  `sys.modules`) indexed by one, these builtins passed around as values, `exec`/`eval`/`compile`/
+  `__import__`/`__builtins__`, code, closure, frame and function internals (`__code__`, `__closure__`,
+  `__globals__`, `f_back`, `__subclasses__`...), the import system (`sys.meta_path`, `path_hooks`,
+  `sys.modules`, `importlib`), code from data (`marshal`, `pickle`, `types.CodeType`, `torch.load`...),
+  torch's private modules (`torch._C`, `torch._decomp`, `torch._refs`...), the grader's runtime modules;
+- a module the exercise blocks (`BLOCKED`: torch in the scalar engine), processes (`PROCESS`) and native
+  code (`NATIVE`: ctypes, cffi, a compiled file in the submission).
+What honest code does stays allowed: printing, `.item()`, `.tolist()`, `torch.no_grad()`,
+`requires_grad_(False)`, `isinstance`, `getattr(x, "data", x)`, dunder methods a class defines.
 """
 from __future__ import annotations
 
@@ -22,17 +33,21 @@ import functools
 import re
 from pathlib import Path
 
+from .guard import AUTODIFF_LIBRARIES, FORWARD_AD, FUNC_TRANSFORMS
+from .integrity import AUTOGRAD, BLOCKED, NATIVE, PROCESS, UNREADABLE
+
 # Attribute or imported names that reach autograd whatever they are called on.
 AUTOGRAD_NAMES = {
     "autograd": "autograd", "functorch": "functorch", "_functorch": "torch.func", "grad_and_value": "torch.func",
     "grad_fn": "an autograd graph node", "next_functions": "autograd graph nodes",
     "enable_grad": "grad mode switched on", "register_hook": "autograd hooks",
     "vjp": "autograd (vjp)", "jvp": "autograd (jvp)", "jacrev": "autograd (jacrev)", "jacfwd": "autograd (jacfwd)",
-    "jacobian": "autograd (jacobian)", "hessian": "autograd (hessian)",
+    "jacobian": "autograd (jacobian)", "hessian": "autograd (hessian)", "linearize": "autograd (linearize)",
+    "_decomp": "PyTorch's backward formulas", "decompositions": "PyTorch's backward formulas",
     **dict.fromkeys(("_execution_engine", "_ImperativeEngine", "_EngineBase", "run_backward", "_engine_run_backward"),
                     "the autograd engine"),
-    **dict.fromkeys(("forward_ad", "make_dual", "unpack_dual", "dual_level", "_fw_grad", "_make_dual",
-                     "_set_fwd_grad_enabled"), "forward-mode autograd"),
+    **dict.fromkeys(("forward_ad", *FORWARD_AD, "unpack_dual", "_fw_grad", "_make_dual", "_set_fwd_grad_enabled"),
+                    "forward-mode autograd"),
     **dict.fromkeys(("_pop_torch_dispatch_stack", "_unset_dispatch_mode", "_set_dispatch_mode", "_DisableTorchDispatch",
                      "_ExcludeDispatchKeyGuard", "_DisablePythonDispatcher", "_python_dispatch", "_pop_mode",
                      "_disable_current_modes", "_push_on_torch_dispatch_stack", "_get_dispatch_stack_at",
@@ -41,64 +56,151 @@ AUTOGRAD_NAMES = {
                      "_registration_handles"), "the grader's guard switched off"),
     **dict.fromkeys(("_autograd_calls", "after_case", "trip_autograd", "guard", "_sticky", "_kernels", "__closure__",
                      "cell_contents"), "the grader's guard tampered with"),
-    # what the guard refuses at run time: processes, native code, gc walks (threads start guarded: not a route)
-    **dict.fromkeys(("get_objects", "get_referrers", "get_referents"), "gc object walks"),
-    **dict.fromkeys(("fork", "forkpty", "posix_spawn", "posix_spawnp"), "a new process"),
 }
 # Names that are autograd only on torch (`torch.func`, `torch.set_grad_enabled(x)` unless x is False...).
-TORCH_ONLY = {"func": "torch.func", "grad": "autograd (grad)", "library": "torch.library (kernels replaced)"}
-# Modules that are a route wherever they are imported.
+TORCH_ONLY = {"func": "torch.func", "grad": "autograd (grad)", "library": "torch.library (kernels replaced)",
+              **{name: f"torch.func.{name}" for name in FUNC_TRANSFORMS if name != "grad"}}
+# Modules that are a route wherever they are imported: (category, why).
+_DIFF = (AUTOGRAD, "a library that differentiates")
 ROUTE_MODULES = {
-    "multiprocessing": "a new process",
-    "subprocess": "a new process", "ctypes": "native code (ctypes)", "cffi": "native code (cffi)",
-    "sympy": "a library that differentiates", "mpmath": "a library that differentiates",
-    "functorch": "functorch", "jax": "a library that differentiates", "jaxlib": "a library that differentiates",
-    "autograd": "a library that differentiates", "tensorflow": "a library that differentiates",
-    "keras": "a library that differentiates", "numdifftools": "a library that differentiates",
-    "casadi": "a library that differentiates", "theano": "a library that differentiates",
-    "pytensor": "a library that differentiates", "aesara": "a library that differentiates",
-    "tangent": "a library that differentiates", "mxnet": "a library that differentiates",
-    "paddle": "a library that differentiates", "chainer": "a library that differentiates",
-    "mygrad": "a library that differentiates", "tinygrad": "a library that differentiates",
-    "findiff": "a library that differentiates", "symengine": "a library that differentiates",
+    **dict.fromkeys(AUTODIFF_LIBRARIES, _DIFF), "functorch": (AUTOGRAD, "functorch"),
+    "multiprocessing": (PROCESS, "a new process"), "subprocess": (PROCESS, "a new process"),
+    "pty": (PROCESS, "a new process"), "concurrent.futures.process": (PROCESS, "a new process"),
+    "ctypes": (NATIVE, "native code (ctypes)"), "_ctypes": (NATIVE, "native code (ctypes)"),
+    "cffi": (NATIVE, "native code (cffi)"),
+    **dict.fromkeys(("importlib", "imp", "pkgutil", "zipimport", "runpy", "builtins", "__builtin__", "_imp",
+                     "_frozen_importlib", "_frozen_importlib_external"), (UNREADABLE, "the import system")),
+    **dict.fromkeys(("marshal", "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "shelve", "copyreg", "code",
+                     "codeop", "_thread_code"), (UNREADABLE, "code from data")),
+    # the student's process runtime: nothing a solution needs, and the way to the guard and the driver's torch
+    **dict.fromkeys(("autograder", "worker", "wire", "verdicts", "guard", "student_side", "drivers", "__main__"),
+                    (UNREADABLE, "the grader's runtime")),
+}
+# torch's private modules are default-deny: the ones a solution may touch.
+TORCH_PRIVATE_ALLOWED = frozenset({"_assert"})
+# Attributes that reach code, closure, frame, function or class-hierarchy internals.
+INTERNALS = frozenset({
+    "__code__", "__closure__", "__globals__", "__builtins__", "__subclasses__", "__mro__", "__bases__", "__base__",
+    "__self__", "__func__", "__wrapped__", "__defaults__", "__kwdefaults__", "__traceback__", "__loader__",
+    "__spec__", "__reduce__", "__reduce_ex__", "__import__", "__subclasshook__", "__init_subclass__",
+    "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "tb_frame", "tb_next", "gi_frame",
+    "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "co_code", "co_consts", "co_names",
+    "meta_path", "path_hooks", "path_importer_cache", "_getframe", "_current_frames", "settrace", "setprofile",
+    "currentframe", "getouterframes", "getinnerframes", "getframeinfo", "CodeType", "FunctionType", "LambdaType",
+    "CellType", "ModuleType", "FrameType", "new_class", "exec_module", "load_module", "create_module",
+    "find_spec", "find_module", "spec_from_loader", "spec_from_file_location", "module_from_spec", "reload",
+})
+# Builtins that read or run code by a name or text only known at run time.
+CODE_BUILTINS = frozenset({"exec", "eval", "compile", "__import__", "__builtins__", "breakpoint"})
+ATTRIBUTE_BUILTINS = frozenset({"getattr", "setattr", "delattr"})
+NAMESPACE_BUILTINS = frozenset({"globals", "vars", "locals"})
+# torch's entry points that load or compile code the scan cannot read.
+TORCH_CODE = {"load": "torch.load (code from data)", "jit": "torch.jit (compiled code)",
+              "compile": "torch.compile (compiled code)", "package": "torch.package (code from data)",
+              "hub": "torch.hub (code from the network)", "fx": "torch.fx (code built at run time)",
+              "export": "torch.export (code built at run time)"}
+# Names that are a route whatever they are called on, of another category than autograd.
+OTHER_NAMES = {
+    **dict.fromkeys(("get_objects", "get_referrers", "get_referents"), (UNREADABLE, "gc object walks")),
+    **dict.fromkeys(("fork", "forkpty", "posix_spawn", "posix_spawnp", "ProcessPoolExecutor"), (PROCESS, "a new process")),
+    **dict.fromkeys(("CDLL", "PyDLL", "cdll", "pydll", "dlopen"), (NATIVE, "native code")),
 }
 OS_ROUTES = {"system", "popen", "execv", "execve", "execl", "execle", "execlp", "execlpe", "execvp", "execvpe",
-             "spawnv", "spawnve", "spawnl", "spawnle"}
+             "spawnv", "spawnve", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnvp", "spawnvpe", "startfile"}
+# Calls whose string arguments name what they reach (read, and checked like names).
 DYNAMIC_CALLS = {"getattr", "setattr", "hasattr", "delattr", "__import__", "import_module", "eval", "exec",
-                 "compile", "attrgetter", "methodcaller", "__getattribute__", "__getattr__", "reload", "find_spec"}
-CODE_FROM_TEXT = {"eval", "exec", "compile", "__import__", "import_module"}
+                 "compile", "attrgetter", "methodcaller", "__getattribute__", "__getattr__", "__setattr__",
+                 "__delattr__", "reload", "find_spec"}
+# Of those, the ones whose name argument must be a constant (hasattr only asks).
+NAMED_BY_TEXT = {"getattr": 1, "setattr": 1, "delattr": 1, "__getattribute__": 0, "__getattr__": 0,
+                 "__setattr__": 0, "__delattr__": 0, "attrgetter": 0, "methodcaller": 0}
+# Files an import can load that are not source the scan could read.
+NOT_SOURCE = (".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".pth", ".egg", ".whl")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def autograd_in_source(path: Path, function: str) -> list[str]:
-    """Autograd reached for in the code exercise `function` can run (see the module's docstring):
-    ["line 12: torch.ops.aten.tanh_backward (a PyTorch backward kernel)", ...]."""
+def scan_submission(submission: Path, module_files, function: str, blocked=()) -> list[tuple[str, str]]:
+    """The policy's findings against an exercise: [(category, "line 12: torch.ops.aten.tanh_backward (a
+    PyTorch backward kernel)"), ...] over what the exercise's files (`module_files`, relative to
+    `submission`; the first holds `function`) can run. `blocked`: module names the exercise does not allow."""
+    submission = Path(submission)
+    found: list[tuple[str, str]] = []
+    for i, rel in enumerate(module_files):
+        path = submission / rel
+        parts = Path(rel).parts
+        for k in range(1, len(parts)):  # importing a.b runs a/__init__.py first
+            init = submission.joinpath(*parts[:k], "__init__.py")
+            if init.is_file():
+                found += _scan_path(init, "", submission, tuple(blocked))
+        found += _scan_path(path, function if i == 0 else "", submission, tuple(blocked))
+    return list(dict.fromkeys(found))
+
+
+def autograd_in_source(path: Path, function: str, blocked=()) -> list[str]:
+    """Every finding's text (any category) against `function` in the file `path` (see `scan_submission`)."""
+    path = Path(path)
+    return [text for _, text in _scan_path(path, function, path.parent, tuple(blocked))]
+
+
+def _scan_path(path: Path, function: str, root: Path, blocked: tuple) -> list[tuple[str, str]]:
     try:
         source = path.read_text(errors="replace")
     except OSError:
         return []
-    return list(_scan_file(source, function, str(path.parent), path.name))
+    return list(_scan_file(source, function, str(path.parent), path.name, str(root), blocked, (str(path),)))
 
 
-@functools.lru_cache(maxsize=64)  # a submission's file is scanned once per exercise, not once per case
-def _scan_file(source: str, function: str, folder: str, name: str, seen: tuple[str, ...] = ()) -> tuple[str, ...]:
+def _local_files(module: str, folder: str, root: str) -> list[Path]:
+    """The submission's files an `import module` (top-level name) can load, from the importing file's folder or
+    the submission's root: source first, then anything else Python would import (a .pyc, a .so)."""
+    out = []
+    for base in dict.fromkeys((Path(folder), Path(root))):
+        for candidate in (base / f"{module}.py", base / module / "__init__.py"):
+            if candidate.is_file():
+                out.append(candidate)
+        try:
+            out += sorted(p for p in base.iterdir() if p.is_file() and p.name.split(".")[0] == module
+                          and p.name.endswith(NOT_SOURCE))
+        except OSError:
+            pass
+    return out
+
+
+@functools.lru_cache(maxsize=256)  # a submission's file is scanned once per exercise, not once per case
+def _scan_file(source: str, function: str, folder: str, name: str, root: str, blocked: tuple,
+               seen: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     try:
         tree = ast.parse(source)
-        scan = _Scan(tree, name)
+        scan = _Scan(tree, name, blocked)
         roots = scan.reachable(function) if function else None
     except (SyntaxError, ValueError, RecursionError, MemoryError):  # it will not import either: that costs it
         return ()
-    found = [finding for where, finding in scan.findings if roots is None or where is None or where in roots]
-    for module in sorted(scan.local_imports):  # the local modules it imports run too: all of their code
-        for candidate in (Path(folder) / f"{module}.py", Path(folder) / module / "__init__.py"):
-            if candidate.is_file() and str(candidate) not in seen:
-                try:
-                    text = candidate.read_text(errors="replace")
-                except OSError:
-                    continue
-                found += [f"{candidate.relative_to(folder)}, {f}" for f in
-                          _scan_file(text, "", str(candidate.parent), candidate.name, seen + (str(candidate),))]
+    found = [(cat, text) for where, cat, text in scan.findings if roots is None or where is None or where in roots]
+    imported = {m for where, modules in scan.local_imports.items() if roots is None or where is None or where in roots
+                for m in modules}
+    for module in sorted(imported):  # the local modules it imports run too: all of their code
+        for candidate in _local_files(module, folder, root):
+            if str(candidate) in seen:
+                continue
+            shown = _relative(candidate, root)
+            if candidate.name.endswith(NOT_SOURCE):
+                category = NATIVE if candidate.suffix in (".so", ".pyd", ".dll", ".dylib") else UNREADABLE
+                found.append((category, f"import {module}: {shown} is not source code"))
+                continue
+            try:
+                text = candidate.read_text(errors="replace")
+            except OSError:
+                continue
+            found += [(cat, f"{shown}, {f}") for cat, f in
+                      _scan_file(text, "", str(candidate.parent), candidate.name, root, blocked, seen + (str(candidate),))]
     return tuple(dict.fromkeys(found))
+
+
+def _relative(path: Path, root: str) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name
 
 
 def _fold(node: ast.AST, consts: dict) -> str | None:
@@ -169,23 +271,28 @@ def _fold_node(node: ast.AST, consts: dict) -> str | None:
 
 
 class _Scan:
-    """One file: its findings, each with the top-level definition it is in (None: module level), and
+    """One file: its findings, each with the top-level definition it is in (None: what runs at import), and
     what refers to what, for reachability."""
 
-    def __init__(self, tree: ast.Module, name: str):
-        self.findings: list[tuple[str | None, str]] = []
-        self.local_imports: set[str] = set()
+    def __init__(self, tree: ast.Module, name: str, blocked: tuple = ()):
+        self.findings: list[tuple[str | None, str, str]] = []
+        self.local_imports: dict[str | None, set[str]] = {}
         self.refs: dict[str | None, set[str]] = {}
+        self.blocked = set(blocked)
         body = [stmt for stmt in tree.body if not _is_main_guard(stmt)]
         self.defined = {n.name for stmt in body for n in ast.walk(stmt)
                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         self.own_backward = "backward" in self.defined
         self.consts = _string_constants(tree)
+        self.choices = _string_choices(tree, self.consts)
         self.call_of = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        self.parent = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
         self.torch_aliases = {"torch"}
+        self.sys_aliases = {"sys"}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 self.torch_aliases |= {a.asname for a in node.names if a.name == "torch" and a.asname}
+                self.sys_aliases |= {a.asname for a in node.names if a.name == "sys" and a.asname}
         # names bound to something of torch's: `import torch as t`, `from torch import ops`, `aten = torch.ops.aten`
         self.torch_names = set(self.torch_aliases)
         for _ in range(3):
@@ -200,7 +307,8 @@ class _Scan:
         for stmt in body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.top[stmt.name] = stmt
-                self._scan(stmt, stmt.name)
+                for part, where in _split_definition(stmt):
+                    self._scan(part, where)
             else:
                 self._scan(stmt, None)
         self.methods = {}  # method name -> top-level class names that define it
@@ -230,9 +338,15 @@ class _Scan:
             else:
                 return False
 
+    def torch_module_chain(self, node: ast.AST) -> bool:
+        """`torch`, `torch.x.y` or an alias of one: a module path of torch's, not a tensor or a call's result."""
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id in self.torch_names
+
     def reachable(self, function: str) -> set[str]:
         """Top-level definitions `function` ("f", "Cls" or "Cls.method") can run, by the names it uses; what
-        module-level code uses runs for every exercise."""
+        runs at import uses runs for every exercise."""
         todo, seen = [function.split(".")[0], *self.refs.get(None, ())], set()
         while todo:
             name = todo.pop()
@@ -244,15 +358,20 @@ class _Scan:
                 todo += list(self.methods.get(ref, ()))
         return seen & set(self.top) | {function.split(".")[0]}
 
-    def _flag(self, where, node: ast.AST, what: str, why: str) -> None:
-        self.findings.append((where, f"line {getattr(node, 'lineno', '?')}: {_short(what)} ({why})"))
+    def _flag(self, where, node: ast.AST, what: str, why: str, category: str = AUTOGRAD) -> None:
+        self.findings.append((where, category, f"line {getattr(node, 'lineno', '?')}: {_short(what)} ({why})"))
 
     def _check_name(self, where, node, name: str, full: str, call: ast.Call | None, on_torch: bool) -> None:
+        if name in self.blocked:
+            self._flag(where, node, full, f"{name} is not allowed here", BLOCKED)
+            return
         if name in self.defined and name != "backward" and not (isinstance(node, ast.Attribute) and
                                                                   self.from_torch(node.value)):
             return  # the student's own `vjp` or `jacobian` method, called on their own object
         if name in AUTOGRAD_NAMES:
             self._flag(where, node, full, AUTOGRAD_NAMES[name])
+        elif name in OTHER_NAMES:
+            self._flag(where, node, full, OTHER_NAMES[name][1], OTHER_NAMES[name][0])
         elif name in TORCH_ONLY and on_torch:
             self._flag(where, node, full, TORCH_ONLY[name])
         elif name in GRAD_MODE_CALLS:
@@ -263,6 +382,8 @@ class _Scan:
         elif ("backward" in name or name.endswith("_jvp")) and name != "backward" and \
                 (name not in self.defined or (isinstance(node, ast.Attribute) and self.from_torch(node.value))):
             self._flag(where, node, full, "a PyTorch backward kernel")
+        elif name in INTERNALS:
+            self._flag(where, node, full, "code, frame or import-system internals", UNREADABLE)
 
     def _check_string(self, where, node, text: str, dynamic: bool, on_torch: bool = False) -> None:
         """A string that names a route: exactly an identifier or a dotted path (prose is not flagged), or
@@ -271,6 +392,9 @@ class _Scan:
         if not text or (" " in text and not dynamic) or len(text) > 200:
             return
         for segment in _IDENT.findall(text):
+            if dynamic and segment in self.blocked:
+                self._flag(where, node, repr(text), f"{segment} is not allowed here, reached through a string", BLOCKED)
+                return
             if segment in AUTOGRAD_NAMES or segment in ROUTE_MODULES or (segment in TORCH_ONLY and dynamic) \
                     or ("backward" in segment and (segment not in self.defined or on_torch) and segment != "backward") \
                     or segment in ("set_grad_enabled", "_set_grad_enabled") \
@@ -279,7 +403,16 @@ class _Scan:
                     continue
                 if segment in TORCH_ONLY and not on_torch and segment not in AUTOGRAD_NAMES:
                     continue
-                self._flag(where, node, repr(text), "reached through a string")
+                category = ROUTE_MODULES[segment][0] if segment in ROUTE_MODULES and segment not in AUTOGRAD_NAMES \
+                    else AUTOGRAD
+                if category != AUTOGRAD and not dynamic:
+                    continue  # a module's name in prose-like data ("autograder") is no route by itself
+                self._flag(where, node, repr(text), "reached through a string", category)
+                return
+            if dynamic and (segment in INTERNALS or segment in OTHER_NAMES or segment in CODE_BUILTINS
+                            or (on_torch and segment.startswith("_") and not segment.startswith("__")
+                                and segment not in TORCH_PRIVATE_ALLOWED)):
+                self._flag(where, node, repr(text), "internals reached through a string", UNREADABLE)
                 return
 
     def _scan(self, root: ast.AST, where: str | None) -> None:
@@ -287,7 +420,10 @@ class _Scan:
         for node in ast.walk(root):
             if isinstance(node, ast.Name):
                 refs.add(node.id)
-                if node.id in GRAD_MODE_CALLS and node.id not in self.defined:  # `from torch import set_grad_enabled`
+                self._check_builtin(where, node)
+                if node.id in self.blocked:
+                    self._flag(where, node, node.id, f"{node.id} is not allowed here", BLOCKED)
+                elif node.id in GRAD_MODE_CALLS and node.id not in self.defined:  # `from torch import set_grad_enabled`
                     self._check_name(where, node, node.id, _unparse(self.call_of.get(id(node), node)),
                                      self.call_of.get(id(node)), False)
             elif isinstance(node, ast.Attribute):
@@ -295,11 +431,11 @@ class _Scan:
                 call = self.call_of.get(id(node))
                 on_torch = isinstance(node.value, ast.Name) and node.value.id in self.torch_aliases
                 self._check_name(where, node, node.attr, _unparse(call or node), call, on_torch)
-                if isinstance(node.value, ast.Name) and node.value.id == "os" and node.attr in OS_ROUTES:
-                    self._flag(where, node, _unparse(node), "a new process")
+                self._check_attribute(where, node)
             elif isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
                 name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
-                if name in DYNAMIC_CALLS:
+                if name in DYNAMIC_CALLS and not (isinstance(node.func, ast.Attribute) and name in CODE_BUILTINS
+                                                  and name != "__import__"):
                     texts = [_fold(a, self.consts) for a in node.args[:2]]
                     on_torch = name in ("__import__", "import_module", "reload") or \
                         bool(node.args) and self.from_torch(node.args[0])
@@ -307,15 +443,28 @@ class _Scan:
                         if text is not None:
                             self._check_string(where, node, text, dynamic=True, on_torch=on_torch)
                             refs.update(_IDENT.findall(text))
-                        elif name in CODE_FROM_TEXT and arg is node.args[0]:
-                            self._flag(where, node, _unparse(node), "code built from a string the scan cannot read")
+                    position = NAMED_BY_TEXT.get(name)
+                    choices = self.choices.get(getattr(node.args[position], "id", None)) \
+                        if position is not None and len(node.args) > position else None
+                    for text in choices or ():  # `for k in ("W1", "b1"): getattr(ctx, k)`: each name is read
+                        self._check_string(where, node, text, dynamic=True, on_torch=on_torch)
+                        refs.update(_IDENT.findall(text))
+                    if position is not None and not choices and (
+                            len(node.args) <= position or texts[position] is None
+                            or any(isinstance(a, ast.Starred) for a in node.args)):
+                        self._flag(where, node, _unparse(node), "an attribute name computed at run time", UNREADABLE)
+                self._check_namespace_call(where, node)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 self._check_import(where, node)
             elif isinstance(node, ast.Subscript):
                 text = _fold(node.slice, self.consts)
-                if text is not None and _is_namespace(node.value):
-                    self._check_string(where, node, text, dynamic=True)
-                    refs.update(_IDENT.findall(text))
+                if _is_namespace(node.value):
+                    if text is not None:
+                        self._check_string(where, node, text, dynamic=True)
+                        refs.update(_IDENT.findall(text))
+                    else:
+                        self._flag(where, node, _unparse(node), "a namespace indexed by a name computed at run time",
+                                   UNREADABLE)
             if isinstance(node, (ast.Constant, ast.BinOp, ast.JoinedStr, ast.Call)) and not _is_docstring(node):
                 text = _fold(node, self.consts)
                 if text is not None:
@@ -323,28 +472,122 @@ class _Scan:
                     if not isinstance(node, ast.Constant) or _IDENT.fullmatch(text.replace(".", "_") or "-"):
                         self._check_string(where, node, text, dynamic=False)
 
+    def _check_builtin(self, where, node: ast.Name) -> None:
+        """exec/eval/compile/__import__ anywhere; getattr & co. and globals/vars/locals passed around as values
+        (`g = getattr`), where the scan could not follow what they are given."""
+        if node.id in self.defined:
+            return
+        call = self.call_of.get(id(node))
+        if node.id in CODE_BUILTINS:
+            if node.id == "__import__" and call is not None and call.args and _fold(call.args[0], self.consts):
+                return  # a constant name: read as an import (and checked as a string)
+            self._flag(where, node, _unparse(call or node), "code the scan cannot read", UNREADABLE)
+        elif node.id in ATTRIBUTE_BUILTINS | NAMESPACE_BUILTINS and call is None:
+            self._flag(where, node, node.id, "a reflective builtin used as a value", UNREADABLE)
+
+    def _check_attribute(self, where, node: ast.Attribute) -> None:
+        value = node.value
+        if isinstance(value, ast.Name) and value.id == "os" and node.attr in OS_ROUTES:
+            self._flag(where, node, _unparse(node), "a new process", PROCESS)
+        if node.attr == "modules" and (isinstance(value, ast.Name) and value.id in self.sys_aliases
+                                       or isinstance(value, ast.Attribute) and value.attr == "sys"):
+            self._flag(where, node, _unparse(node), "the import system", UNREADABLE)
+        elif node.attr == "sys" and not (isinstance(value, ast.Name) and value.id in self.sys_aliases):
+            self._flag(where, node, _unparse(node), "sys reached through another module", UNREADABLE)
+        if node.attr in self.blocked and node.attr not in self.defined:
+            self._flag(where, node, _unparse(node), f"{node.attr} is not allowed here", BLOCKED)
+        if self.torch_module_chain(value):
+            if node.attr in TORCH_CODE:
+                self._flag(where, node, _unparse(node), TORCH_CODE[node.attr], UNREADABLE)
+            elif node.attr.startswith("_") and not node.attr.startswith("__") and \
+                    node.attr not in TORCH_PRIVATE_ALLOWED and node.attr not in AUTOGRAD_NAMES:
+                self._flag(where, node, _unparse(node), "torch's private internals", UNREADABLE)
+
+    def _check_namespace_call(self, where, node: ast.Call) -> None:
+        """`globals().get(name)`, `vars(x).update(...)`, `obj.__dict__.setdefault(name, ...)`: a namespace read
+        or written by names the scan cannot read."""
+        func = node.func
+        if isinstance(func, ast.Attribute) and _is_namespace(func.value) and func.attr in (
+                "get", "pop", "setdefault", "update", "__getitem__", "__setitem__", "__delitem__", "values", "items"):
+            texts = [_fold(a, self.consts) for a in node.args[:1]]
+            if func.attr in ("update", "values", "items", "__setitem__") or not texts or texts[0] is None:
+                self._flag(where, node, _unparse(node), "a namespace read or written by computed names", UNREADABLE)
+            else:
+                self._check_string(where, node, texts[0], dynamic=True)
+
     def _check_import(self, where, node) -> None:
+        imports = self.local_imports.setdefault(where, set())
         if isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level:
-                self.local_imports.add(module.split(".")[0] or node.names[0].name)
+                imports.add(module.split(".")[0] or node.names[0].name)
+                imports |= {a.name for a in node.names} if not module else set()
             else:
-                self.local_imports.add(module.split(".")[0])
+                imports.add(module.split(".")[0])
+                imports |= {f"{module}.{a.name}".split(".")[0] for a in node.names}
             paths = [f"{module}.{a.name}" if module else a.name for a in node.names]
+            if node.level and module:
+                paths = [module] + paths
         else:
             paths = [a.name for a in node.names]
-            self.local_imports |= {a.name.split(".")[0] for a in node.names}
+            imports |= {a.name.split(".")[0] for a in node.names}
         for path in paths:
             segments = path.split(".")
+            level = getattr(node, "level", 0)
+            if segments[0] in self.blocked and not level:
+                # A literal import of a blocked module is refused where it runs (the import blocker, which only
+                # constructs this policy refuses could remove), costing the op that runs it, with its line.
+                return
             for i, segment in enumerate(segments):
                 on_torch = i > 0 and segments[i - 1] == "torch"
-                if (i == 0 and segment in ROUTE_MODULES) or segment in AUTOGRAD_NAMES or \
-                        (segment in TORCH_ONLY and on_torch) or \
+                dotted = ".".join(segments[: i + 1])
+                route = ROUTE_MODULES.get(dotted) if not level else None
+                if route is None and i == 0 and not level:
+                    route = ROUTE_MODULES.get(segment)
+                if route is not None:
+                    self._flag(where, node, f"import {path}", route[1], route[0])
+                    return
+                if segment in AUTOGRAD_NAMES or (segment in TORCH_ONLY and on_torch) or \
                         ("backward" in segment and segment not in self.defined and segment != "backward"):
-                    why = ROUTE_MODULES.get(segment) if i == 0 and segment in ROUTE_MODULES else \
-                        AUTOGRAD_NAMES.get(segment) or TORCH_ONLY.get(segment) or "a PyTorch backward kernel"
+                    why = AUTOGRAD_NAMES.get(segment) or TORCH_ONLY.get(segment) or "a PyTorch backward kernel"
                     self._flag(where, node, f"import {path}", why)
                     return
+                if segment in OTHER_NAMES:
+                    self._flag(where, node, f"import {path}", OTHER_NAMES[segment][1], OTHER_NAMES[segment][0])
+                    return
+                if segment in INTERNALS or (segment in self.sys_aliases | {"sys"} and i == 0 and len(segments) > 1
+                                            and segments[1] == "modules"):
+                    self._flag(where, node, f"import {path}", "code, frame or import-system internals", UNREADABLE)
+                    return
+                if on_torch and (segment in TORCH_CODE or (segment.startswith("_") and not segment.startswith("__")
+                                                           and segment not in TORCH_PRIVATE_ALLOWED)):
+                    self._flag(where, node, f"import {path}", TORCH_CODE.get(segment) or "torch's private internals",
+                               UNREADABLE)
+                    return
+
+
+def _split_definition(stmt) -> list[tuple[ast.AST, str | None]]:
+    """A top-level def or class in parts: what runs at import (decorators, default values, base classes,
+    a class body's statements) and what runs when it is called (function and method bodies)."""
+    name = stmt.name
+    parts: list[tuple[ast.AST, str | None]] = [(d, None) for d in stmt.decorator_list]
+    if isinstance(stmt, ast.ClassDef):
+        parts += [(b, None) for b in stmt.bases] + [(k, None) for k in stmt.keywords]
+        for sub in stmt.body:
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                parts += [(p, None if w is None else name) for p, w in _split_definition(sub)]
+            else:
+                parts.append((sub, None))
+    else:
+        args = stmt.args
+        parts += [(d, None) for d in args.defaults + [d for d in args.kw_defaults if d is not None]]
+        if stmt.returns is not None:
+            parts.append((stmt.returns, None))
+        parts += [(s, name) for s in stmt.body]
+        for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
+            if a is not None and a.annotation is not None:
+                parts.append((a.annotation, None))
+    return parts
 
 
 # Not `requires_grad`/`requires_grad_()`/`retain_grad()`: harmless with grad mode off (the lecture sets them out of
@@ -400,6 +643,49 @@ def _string_constants(tree: ast.Module) -> dict:
                 if value is not None:
                     consts[node.targets[0].id] = value
     return consts
+
+
+def _string_choices(tree: ast.Module, consts: dict) -> dict[str, tuple[str, ...]]:
+    """Loop variables that only ever take constant strings (`for k in ("W1", "b1")`, `for k in NAMES` with NAMES
+    a tuple or list of strings assigned once, comprehensions alike), so that `getattr(ctx, k)` is read as
+    each of them. A name bound anywhere else as well is left out."""
+    collections, counts = {}, {}
+    for node in ast.walk(tree):
+        for target in getattr(node, "targets", None) or ([node.target] if isinstance(node, (ast.For, ast.comprehension,
+                                                                                         ast.AugAssign, ast.AnnAssign))
+                                                          else []):
+            for name in ast.walk(target):
+                if isinstance(name, ast.Name):
+                    counts[name.id] = counts.get(name.id, 0) + 1
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs + [node.args.vararg, node.args.kwarg]:
+                if a is not None:
+                    counts[a.arg] = counts.get(a.arg, 0) + 2  # a parameter takes any value
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                counts[(a.asname or a.name).split(".")[0]] = 2
+
+    def strings(node) -> tuple[str, ...] | None:
+        if isinstance(node, ast.Name) and counts.get(node.id) == 1:
+            return collections.get(node.id)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            values = [_fold(e, consts) for e in node.elts]
+            return tuple(values) if values and all(v is not None for v in values) else None
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = strings(node.value)
+            if value is not None:
+                collections[node.targets[0].id] = value
+    choices = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name) and \
+                counts.get(node.target.id) == 1:
+            value = strings(node.iter)
+            if value is not None:
+                choices[node.target.id] = value
+    return choices
 
 
 def _unparse(node: ast.AST) -> str:

@@ -40,6 +40,24 @@ def uninformative(fwd: Forward, name: str, local: Local, outputs: dict) -> str:
     return ""
 
 
+ZERO_BY_THE_MATH = ("zero_by_the_math: the true gradient here is ~0 (the math cancels it), so a zero answer cannot "
+                    "tell work from none: it earns its points once the gradient it is computed from, d{source}, is "
+                    "right")
+
+
+def zero_truth(expected: torch.Tensor, scale: float, tolerance: Tolerance | None = None) -> bool:
+    """Would an answer of zeros pass this check (dlogit_maxes and db1 are mathematically 0)?"""
+    return close(torch.zeros_like(expected), expected, tol=tolerance, scale=scale)
+
+
+def unearned_zero(c: Comparison, source: str) -> Comparison:
+    """A passing check that a zero answer would pass too, whose source gradient is not right: it earns nothing
+    (doing nothing earns nothing), and says why."""
+    c.verdict, c.local_verdict = WRONG, WRONG
+    c.message = "; ".join(m for m in (c.message, ZERO_BY_THE_MATH.format(source=source)) if m)
+    return c
+
+
 def carried_precision(outputs: dict, names, dtype: torch.dtype) -> tuple[Tolerance | None, str]:
     """Where some of the student's gradients are in a lower precision than the case (`torch.zeros(probs.shape)`
     is float32 on a float64 case), that rounding flows into every gradient computed from them: all are
@@ -96,6 +114,7 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
     shown = False
     comparisons = []
     tolerance, precision_note = carried_precision(outputs, GRADIENT_NAMES, fwd.values["loss"].dtype)
+    zero_checks = []
     for name in GRADIENT_NAMES:
         got = outputs.get(name)
         if name in missing:
@@ -110,6 +129,8 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
         if c.mistake == "nan" and name == "bnvar" and not bool((fwd.values["bnvar"] > 0).all()):
             c.hint = ("inf where a unit's batch variance is 0 (identical rows in the batch): that is what the "
                       "1e-5 in (bnvar + 1e-5)**-0.5 is for; keep it in the derivative")
+        if c.passed and zero_truth(truth[name], global_scale(fwd, name), tolerance):
+            zero_checks.append(c)
         if c.passed:
             c.local_verdict = c.verdict
         elif c.verdict != NOT_IMPLEMENTED:
@@ -120,6 +141,15 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
             elif why:
                 c.details["no_local_credit"] = why
         comparisons.append(c)
+    # A check a zero answer passes (its truth is ~0) earns where the gradients it is computed from earn theirs
+    # (right, or right given their own upstream): zeros everywhere earn nothing, a right step keeps its points.
+    by_name = {c.name: c for c in comparisons}
+    for c in zero_checks:
+        sources = [step.out for step in CONSUMERS[c.name] if step.out != "loss"]
+        unearned = [s for s in sources if s in by_name and not (by_name[s].passed or by_name[s].local_verdict in
+                                                                 ("exact", "approx"))]
+        if unearned:
+            unearned_zero(c, unearned[0])
     return comparisons
 
 
@@ -216,6 +246,7 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
     seen = {**{n: outputs.get(n) for n in STEP_ORDER[1:]},
             **{h: rec.get("out") for h, rec in calls.items() if isinstance(rec, dict)}}
     tolerance, precision_note = carried_precision(seen, list(seen), fwd.values["loss"].dtype)
+    zero_checks = []
     for name in STEP_ORDER:
         got = outputs.get(name)
         if raised and got is None:
@@ -232,6 +263,8 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             c.message = "; ".join(m for m in (c.message, precision_note) if m)
         if name != "loss":
             c.local_verdict = c.verdict if c.passed else None
+        if name != "loss" and c.passed and zero_truth(truth[name], global_scale(fwd, name), tolerance):
+            zero_checks.append(c)
         if not c.passed and name in locals_ and c.verdict != NOT_IMPLEMENTED:
             expected, deps = locals_[name]
             wrong = [helper for helper, right in deps if not right]
@@ -244,7 +277,22 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             elif not lc.passed:
                 c.local_verdict = WRONG
         comparisons.append(c)
+    # db1 is mathematically 0 (and at batch 2 more of them are ~0): such a check earns where the nearest check
+    # upstream of it that zeros would not pass earns (right, or right given the student's helpers): zeros
+    # everywhere earn nothing.
+    by_name = {c.name: c for c in comparisons}
+    zero_names = {c.name for c in zero_checks}
+    for c in zero_checks:
+        source = next((by_name[s] for s in FB_UPSTREAM.get(c.name, ()) if s in by_name and s not in zero_names), None)
+        if source is None or not (source.passed or source.local_verdict in ("exact", "approx")):
+            unearned_zero(c, source.name if source is not None else "loss")
     return comparisons
+
+
+# forward_backward's parameter gradients, each with the ones computed before it on its path (nearest first).
+FB_UPSTREAM = {"b1": ("W1", "bngain", "bnbias", "W2"), "W1": ("bngain", "bnbias", "W2"),
+               "C": ("W1", "bngain", "bnbias", "W2"), "bngain": ("W2",), "bnbias": ("W2",), "b2": ("W2",),
+               "W2": ()}
 
 
 # The loss curve against autograd's trajectory, tight enough that a wrong backward is never "the true

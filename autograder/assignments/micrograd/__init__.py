@@ -180,12 +180,51 @@ def judge_deep_chain(case: Case, outputs: dict, truth: dict) -> list[Comparison]
     return results
 
 
+def _local_derivative_right(probe, op: str) -> bool:
+    """Does the op's backward compute its local derivative right at every probe point, whether it then adds it
+    into the inputs' gradients (right) or overwrites them (`=` for `+=`, a catalogued mistake)? A backward that
+    does nothing, sets a constant or copies the upstream gradient does not."""
+    local = probe.get("local") if isinstance(probe, dict) and isinstance(probe.get("local"), dict) else {}
+    truth = probe_truth()["local"]
+    specs = PROBE_LOCAL.get(op, ())
+    for i, spec in enumerate(specs):
+        got, expected = local.get(f"{op}{i}"), truth.get(f"{op}{i}")
+        if not isinstance(got, list) or not isinstance(expected, list) or len(got) != len(expected) or \
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in got):
+            return False
+        preset = [spec["a_grad"], spec["b_grad"]][:len(got) - 1]
+        overwritten = [expected[0]] + [e - p for e, p in zip(expected[1:], preset)]
+        if not (close(got, expected) or close(got, overwritten)):
+            return False
+    return bool(specs)
+
+
 @guarded
 def judge_ops(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     """Each op alone; a derived op (`a - b`) whose forward value is right and whose error comes from a base
     op it is built from is correct on its own."""
     results = judge(case, outputs, truth)
     by_shown = {c.name: c for c in results}
+    probe = outputs.get("_probe")
+    # Doing nothing earns nothing: where no base op the probe measures has its local derivative right (each
+    # does nothing, sets a constant or copies the upstream gradient), nothing of the student's is right yet,
+    # and a derived op (given code) earns no "correct; depends on" credit; an op whose local
+    # gradient is 0 in this case (relu's flat side: the input grads stay as they were set) passes with a
+    # backward that does nothing, so it earns only where the probe finds it right on both sides.
+    probed = [op for op in ("add", "mul", "pow") if op in (case.inputs.get("probe_ops") or ())]
+    nothing_right = bool(probed) and not any(_local_derivative_right(probe, op) for op in probed)
+    for name, c in by_shown.items():
+        expected = truth.get(name)
+        op = next((k for k, shown in SHOWN.items() if shown == name), None)
+        spec = (case.inputs.get("ops") or {}).get(op) if isinstance(case.inputs.get("ops"), dict) else None
+        preset = [spec.get(k) for k in ("a_grad", "b_grad") if k in spec] if isinstance(spec, dict) else []
+        if c.passed and op in BASE_OPS and isinstance(expected, torch.Tensor) and expected.numel() > 1 and \
+                len(preset) >= expected.numel() - 1 and \
+                close(expected[1:], torch.tensor(preset[:expected.numel() - 1], dtype=torch.float64)) and \
+                op in (case.inputs.get("probe_ops") or ()) and probe_bad_ops(probe, (op,)):
+            c.verdict, c.local_verdict = WRONG, None
+            c.message = (f"right here only because its local gradient is 0 at this input; {name} is wrong elsewhere "
+                         "(a backward that does nothing passes here too)")
     for key, base in BUILT_FROM.items():
         c = by_shown.get(SHOWN[key])
         got = outputs.get(SHOWN[key])
@@ -194,8 +233,8 @@ def judge_ops(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
             continue
         bad = {SHOWN[b]: op_failure(outputs.get(SHOWN[b]), truth[SHOWN[b]].tolist()) for b in base}
         bad = {k: v for k, v in bad.items() if v}
-        c.local_verdict = APPROX if bad else WRONG
-        if bad:
+        c.local_verdict = APPROX if bad and not nothing_right else WRONG
+        if bad and not nothing_right:
             c.message = f"correct; depends on {depends_on(bad)}" + (f" ({c.message})" if c.message else "")
     return results
 
@@ -316,7 +355,7 @@ def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
     if not c.passed and cover is not None and _usable(got):
         covered = set(cover)
         expected = [0.0 if k in covered else 1.0 + k for k in range(n)]
-        if close(got, expected):
+        if covered and close(got, expected):  # with no parameter covered, a zero_grad doing nothing is "right"
             c.local_verdict = APPROX
             c.message = "zero_grad() is correct; depends on parameters(), which is wrong"
         else:

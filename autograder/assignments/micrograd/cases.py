@@ -146,7 +146,8 @@ def ops_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
         specs = {name: op_spec(rng, name, seed) for name in OPS}
         case = _case(cases, hidden, {"ops": specs}, ("add", "mul", "pow"),
                      label="each operation at random inputs, pre-set input grads, out.grad != 1")
-        case.inputs["probe_ops"] = ["add", "mul", "pow"]  # the derived ops' parts; no graphs are probed
+        # the derived ops' parts, and relu (its zero side cannot tell a right backward from none); no graphs
+        case.inputs["probe_ops"] = ["add", "mul", "pow", "relu"]
         cases.append(case)
     return cases
 
