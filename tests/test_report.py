@@ -338,3 +338,45 @@ def test_a_real_browser_shows_the_wrong_node_the_legend_and_the_curve(mistaken, 
     assert bright.sum() > 2000, "the wrong answer's error map is not on screen"
     curve_red = (abs(pixels[..., 0] - 207) < 40) & (pixels[..., 1] < 110) & (pixels[..., 2] < 110)
     assert curve_red.sum() > 500, "the student's loss curve is not on screen"
+
+
+# -- what the hint says and what the score says agree (issue 20) -------------------------------------------
+
+def _ninja_sub(tmp_path: Path, *edits) -> Path:
+    source = (ROOT / "reference" / "backprop_ninja.py").read_text()
+    for old, new in edits:
+        assert old in source, f"the reference no longer has {old!r}"
+        source = source.replace(old, new, 1)
+    sub = tmp_path / "ninja"
+    sub.mkdir()
+    (sub / "backprop_ninja.py").write_text(source)
+    return sub
+
+
+def _graded_ninja(sub, runner, *entries):
+    from autograder.assignments import exercises
+    from autograder.pipeline import grade
+    exs = [e for e in exercises("backprop_ninja") if e.entry in entries]
+    return {ex.id.split(".")[1]: ex for ex in grade(sub, exs, hidden=False, runner=runner).exercises}
+
+
+def test_a_helper_returning_zeros_does_not_promise_points(tmp_path, runner):
+    """tanh_backward returns zeros: forward_backward's steps after it are right on what it returned but
+    earn nothing (zeros cannot tell a right step from a wrong one), and the hint says so."""
+    sub = _ninja_sub(tmp_path, ("    dhpreact = (1.0 - h**2) * dh\n    ### END SOLUTION\n    return dhpreact",
+                                "    dhpreact = torch.zeros_like(dh)\n    ### END SOLUTION\n    return dhpreact"))
+    fb = _graded_ninja(sub, runner, "forward_backward")["forward_backward"]
+    for check in fb.checks:
+        if check.mistake == "depends_on":
+            assert check.points == 0
+            assert "keeps its points" not in check.hint and "earns its points once that helper is fixed" in check.hint
+
+
+def test_a_right_train_keeps_its_points_when_forward_backward_leaves_a_gradient_none(tmp_path, runner):
+    sub = _ninja_sub(tmp_path, ("    db1 = dhprebn.sum(0)\n    demb = dembcat.view(emb.shape)\n",
+                                "    db1 = None\n    demb = dembcat.view(emb.shape)\n"))
+    graded = _graded_ninja(sub, runner, "forward_backward", "train")
+    b1 = next(c for c in graded["forward_backward"].checks if c.name == "b1")
+    assert b1.verdict == "not_implemented" and b1.points == 0           # costs forward_backward's own check
+    train = graded["train"]
+    assert train.score == train.max_score and "TypeError" not in train.message
