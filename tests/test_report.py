@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -380,3 +381,24 @@ def test_a_right_train_keeps_its_points_when_forward_backward_leaves_a_gradient_
     assert b1.verdict == "not_implemented" and b1.points == 0           # costs forward_backward's own check
     train = graded["train"]
     assert train.score == train.max_score and "TypeError" not in train.message
+
+
+def test_the_given_sample_never_hangs_on_a_diverged_model():
+    """The template's given `sample()` (what `python backprop_ninja.py` runs last): names are bounded in
+    length where '.' is never picked, and a NaN model samples nothing instead of raising or looping."""
+    import importlib.util
+
+    import torch
+    spec = importlib.util.spec_from_file_location("given_ninja", ROOT / "student_template" / "backprop_ninja.py")
+    given = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(given)
+    from autograder.assignments.backprop_ninja.model import LECTURE_SEED, init_params
+    params = init_params(LECTURE_SEED)
+    params["b2"][0] = -1e4                       # '.' has probability 0: the lecture's loop never ends
+    bnmean, bnvar = torch.zeros(1, 64), torch.ones(1, 64)
+    started = time.perf_counter()
+    names = given.sample(params, bnmean, bnvar, count=3)
+    assert len(names) == 3 and all(len(n) == 24 for n in names)
+    params["W2"][:] = float("nan")
+    assert given.sample(params, bnmean, bnvar, count=3) == ["", "", ""]
+    assert time.perf_counter() - started < 10
