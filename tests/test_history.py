@@ -2,6 +2,7 @@
 printing it after two runs of a student's edit."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -116,3 +117,16 @@ def test_the_line_after_two_runs_of_check(tmp_path):
     assert float(before) < float(total)
     # and the file is not a submission file: it sits in a self-ignoring folder
     assert (sub / ".backprop-lab" / ".gitignore").exists()
+
+
+def test_the_notebook_check_says_what_changed(runner, tmp_path, monkeypatch):
+    """check() in a notebook keeps its last result beside the notebook (the kernel's working directory)."""
+    from autograder.notebook_check import check
+    monkeypatch.chdir(tmp_path)
+    source = (ROOT / "reference" / "graphs.py").read_text().split('if __name__ == "__main__":')[0]
+    first = check("graphs", cells=[source], runner=runner)
+    assert first.history.startswith("first run here: score 12/12")
+    broken = check("graphs", cells=[source.replace("dx = self.y * dout", "dx = -self.y * dout", 1)], runner=runner)
+    assert broken.history == "since the last run: fixed: nothing; newly wrong: MultiplyGate dx; score 12 -> 11.5"
+    assert broken.history in repr(broken) and html.escape(broken.history) in broken._repr_html_()
+    assert (tmp_path / ".backprop-lab" / "last-notebook-graphs.json").is_file()
