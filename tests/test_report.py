@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -241,7 +240,7 @@ def _result_with(check: CheckResult, ex_id="backprop_ninja.manual_backward") -> 
     return ExerciseResult(id=ex_id, title="t", max_score=1, checks=[check])
 
 
-def _case(name, values):
+def _case():
     from autograder.exercise import Case
     return Case("public-0", False, {}, label="float32")
 
@@ -259,7 +258,7 @@ def test_heatmaps_are_in_units_of_the_tolerance_with_a_legend():
                           [CaseVerdict("public-0", False, "exact")]),
               CheckResult("s", "approx", None, 0.0, [], [], None, "", "", 1, [CaseVerdict("public-0", False, "approx")])]
     exercise = ExerciseResult(id="graphs.l2_of_matvec", title="t", max_score=3, checks=checks)
-    kept = (_case("x", None), {"a": close, "b": tie, "s": torch.tensor(1.0)},
+    kept = (_case(), {"a": close, "b": tie, "s": torch.tensor(1.0)},
             {"a": true, "b": true, "s": torch.tensor(1.0)})
     html_ = report.heatmaps(exercise, kept)
     assert "black = within tolerance" in html_ and "10<sup>4</sup>" in html_
@@ -267,7 +266,7 @@ def test_heatmaps_are_in_units_of_the_tolerance_with_a_legend():
     assert "|yours − true| of b: judged right though it differs from PyTorch" in html_
     # graphs' scalar gates (a row of independent cases, 1xN): no map at all
     gate = ExerciseResult(id="graphs.MaxGate", title="t", max_score=1, checks=[checks[0]])
-    assert report.heatmaps(gate, (_case("x", None), {"a": close[0]}, {"a": true[0]})) == ""
+    assert report.heatmaps(gate, (_case(), {"a": close[0]}, {"a": true[0]})) == ""
 
 
 def test_a_leading_size_1_shape_is_a_note_everywhere_not_red():
@@ -396,9 +395,7 @@ def test_the_given_sample_never_hangs_on_a_diverged_model():
     params = init_params(LECTURE_SEED)
     params["b2"][0] = -1e4                       # '.' has probability 0: the lecture's loop never ends
     bnmean, bnvar = torch.zeros(1, 64), torch.ones(1, 64)
-    started = time.perf_counter()
     names = given.sample(params, bnmean, bnvar, count=3)
     assert len(names) == 3 and all(len(n) == 24 for n in names)
     params["W2"][:] = float("nan")
     assert given.sample(params, bnmean, bnvar, count=3) == ["", "", ""]
-    assert time.perf_counter() - started < 10
