@@ -326,6 +326,8 @@ def _heatmap_figure(name: str, exp, ratio, verdict: str) -> str:
         bar.set_ticks([10.0 ** k for k in range(ERROR_DECADES + 1)])
     for ax in axes:
         ax.tick_params(labelsize=6)
+        if cols == 1:
+            ax.set_xticks([0])  # one column: no fractional ticks
     fig.tight_layout()
     colour = COLOURS.get(verdict, "#1f2328")
     return (f"<figure class=\"heatmap\"><img alt=\"heatmap of {_e(name)}\" src=\"{_png(fig)}\">"
