@@ -221,7 +221,12 @@ def _worst(got, target) -> tuple:
     diff = (got.double() - target.double()).abs()
     diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
     flat = int(diff.flatten().argmax())
-    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), target.shape))
+    # (by hand: torch.unravel_index imports torch.fx on first use, ~3 s)
+    index = []
+    for size in reversed(tuple(target.shape)):
+        flat, i = divmod(flat, size)
+        index.append(i)
+    return tuple(reversed(index))
 
 
 @dataclass
