@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,3 +165,26 @@ def test_make_watch_passes_the_submission_and_assignment():
     out = subprocess.run(["make", "-n", "watch", "SUBMISSION=elsewhere", "A=graphs"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "autograder watch elsewhere -a graphs" in out.stdout
+
+
+def test_across_files_micrograd(tmp_path):
+    """nn.py uses engine.py's Value: an edit of Value regrades every micrograd exercise, one of MLP only nn."""
+    sub = tmp_path / "sub"
+    shutil.copytree(ROOT / "reference" / "micrograd", sub / "micrograd", ignore=shutil.ignore_patterns("__pycache__"))
+    exs = exercises("micrograd")
+
+    def touched(path, old, new):
+        before = watch.scan(sub)
+        text = path.read_text()
+        assert old in text, old
+        path.write_text(text.replace(old, new, 1))
+        after = watch.scan(sub)
+        return [ex.id for ex in watch.affected(exs, watch.changed_names(before, after), after, sub)]
+    engine, nn = sub / "micrograd" / "engine.py", sub / "micrograd" / "nn.py"
+    assert touched(nn, "            x = layer(x)\n", "            x = layer(x)  # same\n") == []       # a comment
+    assert touched(nn, "            x = layer(x)  # same\n", "            x = (layer(x))\n") == []  # same AST
+    assert touched(nn, "        return [p for layer in self.layers for p in layer.parameters()]",
+                   "        return list(p for layer in self.layers for p in layer.parameters())") == ["micrograd.nn"]
+    # Value is used by every exercise (nn's through its own file's import of it)
+    assert touched(engine, "    def __repr__", "    def helper(self):\n        return 1\n\n    def __repr__") == \
+        [ex.id for ex in exs]
