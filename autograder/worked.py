@@ -275,6 +275,8 @@ def _worked_element(exercise, kept: list) -> Worked | None:
     if not kept:
         return None
     short = exercise.id.split(".", 1)[-1]
+    if exercise.id.startswith("graphs.") and short in GATES:
+        return _gate(exercise, kept, short)
     if not exercise.id.startswith("backprop_ninja."):
         return None
     if short == "manual_backward":
@@ -384,3 +386,43 @@ def _embedding(case, outputs, truth, label):
     work = _sum(f"demb[b, t, {c}] over the (b, t) with Xb[b, t] == {row}", terms, "b,t") if terms else \
         Work(f"0  (character {row} is not in this batch)", "0", 0.0)
     return Worked("C", idx, label, "demb given", work, float(got[idx]), float(true[idx]))
+
+
+# -- the CS231n gates (graphs): one input of the batch of independent scalar cases ---------------------------
+
+GATES = ("AddGate", "MultiplyGate", "MaxGate", "SigmoidGate")
+
+
+def _gate(exercise, kept, gate: str) -> Worked | None:
+    import torch
+    check = next((c for c in exercise.checks if c.verdict == WRONG and c.name in ("dx", "dy")), None)
+    if check is None:
+        return None
+    found = _wrong_public_case(check, kept)
+    if found is None:
+        return None
+    case, outputs, truth = found
+    name = check.name
+    true = truth[name].double()
+    got = _same_shape(outputs.get(name), true)
+    if got is None:
+        return None
+    (i,) = _worst(got, true)
+    x, dout = float(case.inputs["x"][i]), float(case.inputs["dout"][i])
+    y = float(case.inputs["y"][i]) if "y" in case.inputs else None
+    own, other = (x, y) if name == "dx" else (y, x)
+    me, them = ("x", "y") if name == "dx" else ("y", "x")
+    if gate == "AddGate":
+        work = Work(f"1 * dout[{i}]  (add distributes dout to both inputs)", f"1 * {_p(dout)}", dout)
+    elif gate == "MultiplyGate":
+        work = Work(f"{them}[{i}] * dout[{i}]  (mul switches: each input gets the other one)",
+                    f"{_p(other)} * {_p(dout)}", other * dout)
+    elif gate == "MaxGate":
+        wins = own > other
+        work = Work(f"({me}[{i}] > {them}[{i}]) * dout[{i}]  (max routes dout to the larger input; "
+                    f"{me} = {_v(own)}, {them} = {_v(other)})", f"{int(wins)} * {_p(dout)}", wins * dout)
+    else:
+        sig = float(torch.sigmoid(torch.tensor(x, dtype=torch.float64)))
+        work = Work(f"s * (1 - s) * dout[{i}]  (s = sigmoid(x[{i}]) = {_v(sig)})",
+                    f"{_v(sig)} * (1 - {_v(sig)}) * {_p(dout)}", sig * (1 - sig) * dout)
+    return Worked(name[1:], (i,), _case_name(case, kept), "dout given", work, float(got[i]), float(true[i]))

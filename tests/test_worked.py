@@ -119,3 +119,25 @@ def test_no_worked_element_without_a_wrong_public_case(runner):
     exs = [e for e in exercises("backprop_ninja") if e.entry == "tanh_backward"]
     ex = grade(ROOT / "reference", exs, hidden=False, runner=runner, keep_outputs=kept).exercises[0]
     assert worked_element(ex, kept[ex.id]) is None and worked_element(ex, []) is None
+
+
+@pytest.mark.parametrize("old,new,gate,name,words", [
+    ("        dx = self.y * dout", "        dx = -self.y * dout", "MultiplyGate", "x", "mul switches"),
+    ("        return (1.0 - self.s) * self.s * dout", "        return self.s * dout", "SigmoidGate", "x", "sigmoid(x"),
+])
+def test_a_cs231n_gate_worked_through(tmp_path, runner, old, new, gate, name, words):
+    source = (ROOT / "reference" / "graphs.py").read_text()
+    assert old in source, f"reference/graphs.py has no {old!r}: update the mutation"
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "graphs.py").write_text(source.replace(old, new, 1))
+    kept: dict = {}
+    exs = [e for e in exercises("graphs") if e.id == f"graphs.{gate}"]
+    ex = grade(sub, exs, hidden=False, runner=runner, keep_outputs=kept).exercises[0]
+    worked = worked_element(ex, kept[ex.id])
+    assert worked is not None and worked.name == name and words in worked.work.symbolic
+    case, outputs, truth = kept[ex.id][0]
+    (i,) = worked.index
+    assert worked.work.value == pytest.approx(float(truth["d" + name][i]), rel=1e-9)
+    assert _evaluate(worked.work.numeric) == pytest.approx(worked.work.value, rel=1e-3, abs=1e-9)
+    assert worked.yours == float(outputs["d" + name][i]) != pytest.approx(worked.work.value)
