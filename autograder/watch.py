@@ -301,11 +301,22 @@ def cmd_watch(args) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.01 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"between 0.01 and 60 seconds, not {text}")
+    return value
+
+
 def register(subparsers) -> None:
     from .assignments import NAMES
     p = subparsers.add_parser("watch", help="regrade on every save, only the exercises your edit touches")
     p.add_argument("dir", nargs="?", help="the submission directory (default: student_template/ if present, else .)")
     p.add_argument("-a", "--assignment", action="append", choices=NAMES, help="only this assignment (repeatable)")
-    p.add_argument("--interval", type=float, default=POLL_SECONDS, help="seconds between looks at the files")
+    p.add_argument("--interval", type=_seconds, default=POLL_SECONDS, help="seconds between looks at the files")
     p.set_defaults(func=cmd_watch)
 

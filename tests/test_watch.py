@@ -188,3 +188,16 @@ def test_across_files_micrograd(tmp_path):
     # Value is used by every exercise (nn's through its own file's import of it)
     assert touched(engine, "    def __repr__", "    def helper(self):\n        return 1\n\n    def __repr__") == \
         [ex.id for ex in exs]
+
+
+def test_bad_input_is_named_not_a_crash(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "autograder", "watch", *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "COLUMNS": "200"})
+    missing = run(str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "No such directory" in missing.stdout
+    empty = run(str(tmp_path))
+    assert empty.returncode == 2 and "Nothing to watch" in empty.stdout
+    for bad in ("-1", "x"):
+        out = run(str(tmp_path), "--interval", bad)
+        assert out.returncode == 2 and "--interval" in out.stderr and "Traceback" not in out.stderr
