@@ -10,7 +10,7 @@ ROOT ?= submissions
 OUT ?= grades
 JOBS ?= 2
 
-.PHONY: check test templates bench autograde grade-all gradescope clean help report notebook
+.PHONY: check test templates bench autograde grade-all gradescope clean help report notebook watch
 
 help:
 	@echo "make check [SUBMISSION=dir]  grade a submission on the public cases (default: student_template/)"
@@ -20,6 +20,7 @@ help:
 	@echo "make autograde               the instructor flow with nbgrader on a demo course"
 	@echo "make grade-all ROOT=dir      grade every submission under ROOT into OUT=grades/ (JOBS=2)"
 	@echo "make gradescope              build autograder.zip for Gradescope"
+	@echo "make watch [SUBMISSION=dir]   regrade on every save, only what the edit touches (A=backprop_ninja: one assignment)"
 	@echo "make report [SUBMISSION=dir] write report.html: heatmaps, expression graphs, loss curve, names"
 	@echo "make notebook [ASSIGNMENT=backprop_ninja]  open the student notebook in Jupyter"
 
@@ -49,6 +50,10 @@ grade-all: $(STAMP)
 
 gradescope: $(STAMP)
 	$(BIN)/autograder gradescope-package -o autograder.zip
+
+A ?=
+watch: $(STAMP)
+	$(BIN)/autograder watch $(SUBMISSION) $(if $(A),-a $(A))
 
 report: $(STAMP)
 	$(BIN)/autograder report $(SUBMISSION) -o report.html

@@ -44,13 +44,24 @@ def cmd_check(args) -> int:
             return 2
         # Live: each exercise's table as soon as it is graded, and a progress line while one runs
         # (a spinner on a terminal; nothing extra in a log or a pipe).
+        kept: dict = {}  # the public cases' outputs, for the worked element under a wrong gradient
         with _progress(console) as status:
-            result = grade(submission, exs, hidden=False, runner=runner,
+            result = grade(submission, exs, hidden=False, runner=runner, keep_outputs=kept,
                            on_start=lambda ex: status(f"grading {ex.id}…"),
-                           on_exercise=lambda done: render_exercise(done, console))
+                           on_exercise=lambda done: render_exercise(done, console, kept.get(done.id)))
     render_error(result, console)
     console.print(total_line(result))
+    print_history(submission, result, console)
     return 0
+
+
+def print_history(folder: Path, result, console) -> None:
+    """The "fixed: ...; newly wrong: ...; score a -> b" line against the student's last run (history.py)."""
+    from .history import record_line
+    from .render import history_text
+    text = record_line(folder, result)
+    if text:
+        console.print(history_text(text))
 
 
 @contextlib.contextmanager
@@ -140,7 +151,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
 def _extensions():
     """Subcommands that live with their feature (batch grading, nbgrader, Gradescope)."""
     import importlib
-    for name in ("batch", "nbgrader_tools", "gradescope", "report", "class_report"):
+    for name in ("batch", "nbgrader_tools", "gradescope", "report", "class_report", "watch"):
         try:
             module = importlib.import_module(f"autograder.{name}")
         except ModuleNotFoundError as exc:

@@ -180,6 +180,7 @@ class Checked:
     def __init__(self, result: GradeResult, notes: list[str]):
         self.result = result
         self.notes = notes
+        self.history = ""   # what changed since the last check() of this assignment (history.py)
 
     @property
     def score(self) -> float:
@@ -188,7 +189,8 @@ class Checked:
     def _repr_html_(self) -> str:
         from .report import _e, table_html
         notes = "".join(f"<p style=\"color:#57606a\">{_e(n)}</p>" for n in self.notes)
-        return notes + table_html(self.result)
+        history = f"<p style=\"color:#0969da\">{_e(self.history)}</p>" if self.history else ""
+        return notes + table_html(self.result) + history
 
     def __repr__(self) -> str:
         import io
@@ -199,7 +201,7 @@ class Checked:
         buffer = io.StringIO()
         to_terminal(self.result, Console(file=buffer, width=100, force_terminal=False, force_jupyter=False,
                                         color_system=None))
-        return "\n".join(self.notes + [buffer.getvalue().rstrip()])
+        return "\n".join(self.notes + [buffer.getvalue().rstrip()] + ([self.history] if self.history else []))
 
 
 def _ipython():
@@ -208,6 +210,12 @@ def _ipython():
     except ImportError:
         return None
     return get_ipython()
+
+
+def _history(assignment: str, result: GradeResult) -> str:
+    """The history line, kept beside the notebook (the kernel's working directory), one file per assignment."""
+    from .history import record_line
+    return record_line(Path.cwd(), result, f"last-notebook-{assignment}.json")
 
 
 def guess_assignment(cells: list[str]) -> str:
@@ -245,6 +253,7 @@ def check(assignment: str | None = None, *, cells: list[str] | None = None, name
         result = grade(Path(tmp), exercises(assignment), hidden=False, runner=runner or _shared_runner())
     result.submission = "this notebook"
     checked = Checked(result, notes)
+    checked.history = _history(assignment, result)
     if shell is None:  # a plain script: nothing displays the return value
         print(repr(checked))
     return checked

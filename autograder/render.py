@@ -29,12 +29,25 @@ fmt_points = fmt
 
 
 def shape_text(shape, expected) -> Text:
-    """One shape where they agree; `got ≠ expected` in red where they do not."""
+    """One shape where they agree; `got ≈ expected` in yellow where they differ only by leading size-1
+    dimensions (accepted, with a note under the table); `got ≠ expected` in red where they differ."""
     if shape is None:
         return Text(fmt_shape(expected), style="dim")
     if list(shape) == list(expected or []):
         return Text(fmt_shape(shape))
+    if leading_ones_only(shape, expected):
+        return Text(f"{fmt_shape(shape)} ≈ {fmt_shape(expected)}", style="yellow")
     return Text(f"{fmt_shape(shape)} ≠ {fmt_shape(expected)}", style="red")
+
+
+def leading_ones_only(shape, expected) -> bool:
+    """The shapes differ only by leading size-1 dimensions, which the comparison accepts (compare.py)."""
+    def strip(s):
+        s = list(s or [])
+        while s and s[0] == 1:
+            s = s[1:]
+        return s
+    return shape is not None and expected is not None and list(shape) != list(expected) and strip(shape) == strip(expected)
 
 
 def verdict_text(verdict: str | None) -> Text:
@@ -44,16 +57,12 @@ def verdict_text(verdict: str | None) -> Text:
 COMPARED = (EXACT, APPROX, WRONG)   # verdicts where values were compared (not a stub, crash or timeout)
 
 
-def _cmp_cells(check) -> tuple[Text, Text]:
-    """The lecture's `cmp` columns, exact and approximate (True/False); where nothing was compared, `-`
-    and the verdict; a "correct step, wrong upstream" check says so in the approximate column."""
-    if check.verdict not in COMPARED:
-        return Text("-", style="dim"), verdict_text(check.verdict)
-    exact = Text(str(check.verdict == EXACT), style="green" if check.verdict == EXACT else "dim")
-    if check.status == PASSED_LOCALLY:
-        return exact, Text(LOCAL_CREDIT, style="yellow")
-    right = check.verdict in (EXACT, APPROX)
-    return exact, Text(str(right), style="green" if right else STYLE[WRONG])
+def _verdict_cell(check) -> Text:
+    """One verdict column (the README's): exact, approx, wrong, correct step (right given a wrong
+    upstream), or why nothing was compared (not_implemented, error, timeout)."""
+    if check.status == PASSED_LOCALLY and check.verdict in COMPARED:
+        return Text(LOCAL_CREDIT, style="yellow")
+    return verdict_text(check.verdict)
 
 
 def _summarised(ex: ExerciseResult) -> list:
@@ -74,21 +83,19 @@ def exercise_table(ex: ExerciseResult) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False,
                   padding=(0, 1), show_edge=False)
     table.add_column("check", overflow="fold", min_width=6)
-    for name, justify in (("exact", "left"), ("approximate", "left"), ("maxdiff", "right"), ("shape", "left"),
-                          ("points", "right")):
+    for name, justify in (("verdict", "left"), ("maxdiff", "right"), ("shape", "left"), ("points", "right")):
         table.add_column(name, justify=justify, no_wrap=True, overflow="ignore")
     folded = _summarised(ex)
     for c in ex.checks:
         if any(c is f for f in folded):
             continue
-        table.add_row(Text(printable(c.name)), *_cmp_cells(c), Text(fmt_diff(shown_maxdiff(c))),
+        table.add_row(Text(printable(c.name)), _verdict_cell(c), Text(fmt_diff(shown_maxdiff(c))),
                       shape_text(shown_shape(c), c.expected_shape),
                       Text(f"{fmt(c.points)}/{fmt(c.max_points)}", style="" if c.passed else "red"))
     if folded:
         earned = sum(c.points for c in folded)
         most = sum(c.max_points for c in folded)
-        table.add_row(Text(f"+{len(folded)} later steps", style="yellow"), Text("False", style="dim"),
-                      Text(LOCAL_CREDIT, style="yellow"),
+        table.add_row(Text(f"+{len(folded)} later steps", style="yellow"), Text(LOCAL_CREDIT, style="yellow"),
                       Text("-", style="dim"), Text("-", style="dim"), Text(f"{fmt(earned)}/{fmt(most)}"))
     return table
 
@@ -112,6 +119,7 @@ def exercise_notes(ex: ExerciseResult) -> list:
                 label = Text(f" ({printable(c.case_label)})", style="dim") if c.case_label else Text("")
                 notes.add_row(Text("  ✗ ", style="red"),
                               Text(printable(c.name), style="bold") + label + Text(": ") + Text(note, style="cyan"))
+    _shape_notes(ex, notes)
     if ex.first_wrong_step:
         notes.add_row(Text("  "), Text("first wrong step: ") + Text(printable(ex.first_wrong_step), style="bold"))
     folded = _summarised(ex)
@@ -139,13 +147,26 @@ def exercise_notes(ex: ExerciseResult) -> list:
     return lines
 
 
-def render_exercise(ex: ExerciseResult, console: Console) -> None:
+def _shape_notes(ex: ExerciseResult, notes: Table) -> None:
+    """The note for a shape accepted with leading size-1 dimensions (the HTML report shows the same)."""
+    for c in ex.checks:
+        if leading_ones_only(c.shape, c.expected_shape):
+            notes.add_row(Text("  ≈ ", style="yellow"),
+                          Text(printable(c.name), style="bold") + Text(f": shape {fmt_shape(c.shape)} accepted for "
+                          f"{fmt_shape(c.expected_shape)} (they differ only by leading size-1 dimensions, which "
+                          "broadcasting fills the same way)", style="dim"))
+
+
+def render_exercise(ex: ExerciseResult, console: Console, kept: list | None = None) -> None:
+    """`kept`: the exercise's public cases (case, outputs, truth), for the worked element."""
     if ex.checks:
         console.print(exercise_table(ex))
     else:  # nothing was judged (the code could not run at all): the title and why
         console.print(Text(ex.id, style="bold") + Text(f"  {fmt(ex.score)}/{fmt(ex.max_score)}", style="dim"))
     for line in exercise_notes(ex):
         console.print(line)
+    if kept:
+        render_worked(ex, kept, console)
 
 
 def total_line(result: GradeResult) -> Text:
@@ -153,6 +174,19 @@ def total_line(result: GradeResult) -> Text:
     return (Text(f"Total: {fmt(result.score)}/{fmt(result.max_score)}", style=style) +
             Text(f"   (sandbox: {printable(result.sandbox)}; {'public and hidden' if result.hidden else 'public'}"
                  f" cases; {result.seconds:.1f} s)", style="dim"))
+
+
+def render_worked(ex: ExerciseResult, kept: list, console: Console) -> None:
+    """Under a wrong gradient: one element worked through with the chain rule (worked.py; public cases)."""
+    from .worked import worked_element
+    worked = worked_element(ex, kept)
+    for i, line in enumerate(worked.lines() if worked else []):
+        console.print(Text("  " + line, style="bold" if i == 0 else ""), overflow="fold")
+
+
+def history_text(line: str) -> Text:
+    """The line that says what changed since the student's last run (history.py)."""
+    return Text(line, style="cyan")
 
 
 def render_error(result: GradeResult, console: Console) -> None:

@@ -30,7 +30,8 @@ MAX_FILES = 2000                 # files in one submission
 MAX_BYTES = 64 * 1024 * 1024     # bytes of one submission, uncompressed
 MAX_RATIO = 100                  # compression ratio of one zip member above which it is a bomb
 RATIO_FLOOR = 1024 * 1024        # ... when it is larger than this (text compresses ~5-10x)
-SKIP_DIRS = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".venv", "__MACOSX"}
+SKIP_DIRS = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".venv", "__MACOSX",
+             ".backprop-lab"}  # the student's own record of their last check (history.py): never graded
 SKIP_FILES = {".DS_Store"}
 NOTEBOOK_MODULE_HEADER = "# Generated from the code cells of {name} by the autograder (definitions only).\n"
 

@@ -333,19 +333,22 @@ def evaluate(params, X, Y, bnmean, bnvar):
 
 
 @torch.no_grad()
-def sample(params, bnmean, bnvar, count=10, seed=2147483647 + 10, block_size=BLOCK_SIZE):
-    """Names drawn from the model, one character at a time."""
+def sample(params, bnmean, bnvar, count=10, seed=2147483647 + 10, block_size=BLOCK_SIZE, max_length=24):
+    """Names drawn from the model, one character at a time (at most `max_length` of them each)."""
     g = torch.Generator().manual_seed(seed)
     itos = {0: "."} | {i + 1: c for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
     out = []
     for _ in range(count):
         context, name = [0] * block_size, []
-        while True:
+        for _ in range(max_length):  # a diverged model may never pick the '.' that ends a name
             X = torch.tensor([context])
             hprebn = params["C"][X].view(1, -1) @ params["W1"] + params["b1"]
             hpreact = params["bngain"] * (hprebn - bnmean) * (bnvar + BN_EPS)**-0.5 + params["bnbias"]
             logits = torch.tanh(hpreact) @ params["W2"] + params["b2"]
-            ix = torch.multinomial(torch.softmax(logits, 1), 1, generator=g).item()
+            probs = torch.softmax(logits, 1)
+            if not torch.isfinite(probs).all():
+                break  # NaN or inf: training diverged, there is nothing to sample
+            ix = torch.multinomial(probs, 1, generator=g).item()
             if ix == 0:
                 break
             name.append(itos[ix])

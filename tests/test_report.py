@@ -2,6 +2,7 @@
 graph fallback, and a real browser's rendering of the page."""
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -42,9 +43,10 @@ def test_reference_page_has_every_part_of_every_assignment(reference_page):
     assert ninja.count('class="heatmap"') == 26 and ninja.count('src="data:image/png;base64,') == 26
     assert 'alt="heatmap of dlogits"' not in ninja and 'alt="heatmap of logits"' in ninja
     training = page[page.index('id="training"'):]
-    assert 'class="loss-curve"' in training and "your curve follows the true one" in training
+    assert 'class="loss-curve"' in training and "your curve (blue) follows the true one" in training
     names = re.findall(r"<li>([^<]*)</li>", training)
-    assert len(names) == 5 and all(re.fullmatch(r"[a-z]*", n) for n in names)
+    # a name is cut at 24 characters (the sampler is bounded), with a mark
+    assert len(names) == 5 and all(re.fullmatch(r"[a-z]{0,24}|[a-z]{24}…", n) for n in names)
     # graphs: heatmaps for the tensor exercise (f = ||Wx||^2)
     graphs = page[page.index('id="graphs.l2_of_matvec"'):]
     assert 'class="heatmap"' in graphs.split("</section>")[0]
@@ -96,7 +98,7 @@ def test_every_student_text_is_escaped():
                                      "names": [evil], "output": evil, "message": evil})
     page = report.render_html(result, extras)
     assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "your curve departs from the true one" in page
+    assert "your curve (red) departs from the true one" in page
     assert evil not in report.table_html(result)
 
 
@@ -171,3 +173,229 @@ def test_keep_outputs_keeps_public_cases_only(runner):
         assert entries and all(not case.hidden for case, _, _ in entries)
         assert all(isinstance(outputs, dict) and truth for _, outputs, truth in entries)
     assert result.score == result.max_score
+
+
+# -- honest pictures (issue 20) -----------------------------------------------------------------------------
+
+def _mistaken(tmp_path: Path) -> Path:
+    """A submission with two catalogued mistakes: `=` for `+=` in micrograd's add (fan-out values' grads
+    are wrong) and a sign flip in cross-entropy's backward (training diverges)."""
+    sub = tmp_path / "mistaken"
+    shutil.copytree(ROOT / "reference" / "micrograd", sub / "micrograd", ignore=shutil.ignore_patterns("__pycache__"))
+    engine = sub / "micrograd" / "engine.py"
+    old = "            self.grad += out.grad\n            other.grad += out.grad"
+    assert engine.read_text().count(old) == 1
+    engine.write_text(engine.read_text().replace(old, "            self.grad = out.grad\n            other.grad = out.grad"))
+    ninja = (ROOT / "reference" / "backprop_ninja.py").read_text()
+    assert "    dlogits /= n\n" in ninja
+    (sub / "backprop_ninja.py").write_text(ninja.replace("    dlogits /= n\n", "    dlogits /= -n\n", 1))
+    return sub
+
+
+@pytest.fixture(scope="module")
+def mistaken(runner, tmp_path_factory):
+    """(result, extras) of the mistaken submission: the graph exercise, cross-entropy and 120 steps of its
+    diverging training, graded for real."""
+    from autograder.assignments import exercises
+    from autograder.pipeline import grade
+    sub = _mistaken(tmp_path_factory.mktemp("honest"))
+    extras = report.Extras()
+    exs = [e for name in ("micrograd", "backprop_ninja") for e in exercises(name)
+           if e.id in ("micrograd.expressions", "backprop_ninja.cross_entropy_backward")]
+    result = grade(sub, exs, hidden=False, runner=runner, keep_outputs=extras.outputs)
+    extras.training = report.train_and_sample(sub, runner, 120, 5)
+    return result, extras
+
+
+def test_a_diverging_train_is_drawn_clipped_and_sampling_returns(mistaken):
+    result, extras = mistaken
+    info = extras.training
+    losses = info["losses"]
+    assert len(losses) == 120 and max(x for x in losses if x == x) > 2 * max(info["true_losses"])
+    section = report.training_section(info)
+    assert "your curve (red) departs" in section and "clip-note" in section and "leaves the plot at step" in section
+    # the student's curve is in the picture: the red line's pixels, above the true curve's range
+    import base64
+    import io
+    np = pytest.importorskip("numpy")
+    Image = pytest.importorskip("PIL.Image")
+    png = re.search(r'class="loss-curve"><img alt="loss curve" src="data:image/png;base64,([^"]+)"', section).group(1)
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB")).astype(int)
+    red = (abs(pixels[..., 0] - 207) < 40) & (pixels[..., 1] < 110) & (pixels[..., 2] < 110)
+    assert red.sum() > 150
+    # sampling a diverged model ends: bounded names (or why it stopped), never a hang
+    assert "names" in info or "names_message" in info
+    assert all(len(n) <= 25 for n in info.get("names", []))
+
+
+def test_a_drawn_curve_for_a_curve_that_turns_nan():
+    true = [3.3 - 0.001 * i for i in range(50)]
+    mine = [3.3 + 0.2 * i for i in range(20)] + [float("nan")] * 30
+    note = report.clip_note(mine, true)
+    assert "leaves the plot at step" in note and "nan from step 20" in note
+    assert report.loss_curve_png(mine, true).startswith("data:image/png;base64,")
+
+
+def _result_with(check: CheckResult, ex_id="backprop_ninja.manual_backward") -> ExerciseResult:
+    return ExerciseResult(id=ex_id, title="t", max_score=1, checks=[check])
+
+
+def _case():
+    from autograder.exercise import Case
+    return Case("public-0", False, {}, label="float32")
+
+
+def test_heatmaps_are_in_units_of_the_tolerance_with_a_legend():
+    import torch
+    from autograder.result import CaseVerdict
+    true = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
+    close = true + 1e-9           # within tolerance: an all-black error map
+    tie = true.clone()
+    tie[0, 0] += 1.0              # judged right (e.g. a tie PyTorch splits) though it differs: no error map
+    checks = [CheckResult("a", "approx", None, 1e-9, [8, 5], [8, 5], None, "", "", 1,
+                          [CaseVerdict("public-0", False, "approx")]),
+              CheckResult("b", "exact", None, 0.0, [8, 5], [8, 5], None, "", "", 1,
+                          [CaseVerdict("public-0", False, "exact")]),
+              CheckResult("s", "approx", None, 0.0, [], [], None, "", "", 1, [CaseVerdict("public-0", False, "approx")])]
+    exercise = ExerciseResult(id="graphs.l2_of_matvec", title="t", max_score=3, checks=checks)
+    kept = (_case(), {"a": close, "b": tie, "s": torch.tensor(1.0)},
+            {"a": true, "b": true, "s": torch.tensor(1.0)})
+    html_ = report.heatmaps(exercise, kept)
+    assert "black = within tolerance" in html_ and "10<sup>4</sup>" in html_
+    assert html_.count('class="heatmap"') == 2         # a and b; never the scalar s
+    assert "|yours − true| of b: judged right though it differs from PyTorch" in html_
+    # graphs' scalar gates (a row of independent cases, 1xN): no map at all
+    gate = ExerciseResult(id="graphs.MaxGate", title="t", max_score=1, checks=[checks[0]])
+    assert report.heatmaps(gate, (_case(), {"a": close[0]}, {"a": true[0]})) == ""
+
+
+def test_a_leading_size_1_shape_is_a_note_everywhere_not_red():
+    from rich.console import Console
+
+    from autograder.render import to_terminal
+    from autograder.result import CaseVerdict
+    check = CheckResult("bnmeani", "approx", None, 1e-9, [64], [1, 64], None,
+                        "shape (64,) accepted for (1, 64): they differ only by leading size-1 dimensions", "", 1,
+                        [CaseVerdict("public-0", False, "approx")])
+    result = GradeResult("s", exercises=[_result_with(check)])
+    console = Console(width=100, record=True, force_terminal=True, color_system="standard", file=io.StringIO())
+    to_terminal(result, console)
+    plain, styled = console.export_text(clear=False), console.export_text(styles=True)
+    assert "(64,) ≈ (1, 64)" in plain and "accepted for (1, 64)" in plain
+    assert "\x1b[33m(64,) ≈ (1, 64)" in styled and "\x1b[31m(64,)" not in styled  # yellow, not red
+    page = report.render_html(result)
+    assert 'class="shape-note"' in page and "(64) ≈ (1, 64)" in page and 'class="wrong">(64)' not in page
+
+
+def test_a_hint_the_message_repeats_is_shown_once():
+    hint = "your loss must go down over the training: it did not"
+    check = CheckResult("lowers_loss", "wrong", None, None, None, None, "lowers_loss", f"{hint} (from 3.2 to 3.4)",
+                        hint, 2)
+    page = report.render_html(GradeResult("s", exercises=[_result_with(check, "backprop_ninja.train")]))
+    assert page.count(hint) == 1
+
+
+def _screenshot(page_html: str, tmp_path: Path, size=(1280, 900)):
+    np = pytest.importorskip("numpy")
+    Image = pytest.importorskip("PIL.Image")
+    page = tmp_path / f"page-{len(list(tmp_path.iterdir()))}.html"
+    page.write_text(page_html, encoding="utf-8")
+    shot = page.with_suffix(".png")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        "--hide-scrollbars", f"--user-data-dir={profile}", f"--screenshot={shot}",
+                        f"--window-size={size[0]},{size[1]}", page.as_uri()], capture_output=True, timeout=120)
+        dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+    assert shot.is_file(), "Chromium wrote no screenshot"
+    return np.asarray(Image.open(shot).convert("RGB")).astype(int), dom
+
+
+def _near(pixels, rgb, tol=12):
+    return int((abs(pixels - rgb).max(axis=2) <= tol).sum())
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian: apt-get install chromium)")
+def test_a_real_browser_shows_the_wrong_node_the_legend_and_the_curve(mistaken, tmp_path):
+    result, extras = mistaken
+    style = f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{report.CSS}</style></head><body>"
+    # The expression graph, as a student sees it on reaching it: it fits one 1280x900 viewport, with the
+    # wrong values (red fill) and the output (blue frame) on screen, no sideways scrolling.
+    graphs = report.expression_graphs(extras.outputs["micrograd.expressions"], extras, limit=1)
+    pixels, dom = _screenshot(style + graphs + "</body></html>", tmp_path)
+    assert _near(pixels, (255, 179, 179)) > 1000, "no wrong (red) node in the first viewport"
+    assert _near(pixels, (9, 105, 218), 30) > 100, "the output (blue frame) is not in the first viewport"
+    assert "true " in dom and "wrong-node" in dom
+    # The whole page: the heatmaps' legend, the error map of a wrong answer (bright: far beyond tolerance)
+    # and the student's diverging curve (red) next to the true one.
+    page = report.render_html(result, extras)
+    pixels, dom = _screenshot(page, tmp_path, size=(1280, 6000))
+    assert "black = within tolerance" in dom and "leaves the plot at step" in dom
+    bright = (pixels[..., 0] > 230) & (pixels[..., 1] > 180) & (pixels[..., 2] < 120)   # the map's top colours
+    assert bright.sum() > 2000, "the wrong answer's error map is not on screen"
+    curve_red = (abs(pixels[..., 0] - 207) < 40) & (pixels[..., 1] < 110) & (pixels[..., 2] < 110)
+    assert curve_red.sum() > 500, "the student's loss curve is not on screen"
+
+
+# -- what the hint says and what the score says agree (issue 20) -------------------------------------------
+
+def _ninja_sub(tmp_path: Path, *edits) -> Path:
+    source = (ROOT / "reference" / "backprop_ninja.py").read_text()
+    for old, new in edits:
+        assert old in source, f"the reference no longer has {old!r}"
+        source = source.replace(old, new, 1)
+    sub = tmp_path / "ninja"
+    sub.mkdir()
+    (sub / "backprop_ninja.py").write_text(source)
+    return sub
+
+
+def _graded_ninja(sub, runner, *entries):
+    from autograder.assignments import exercises
+    from autograder.pipeline import grade
+    exs = [e for e in exercises("backprop_ninja") if e.entry in entries]
+    return {ex.id.split(".")[1]: ex for ex in grade(sub, exs, hidden=False, runner=runner).exercises}
+
+
+def test_a_helper_returning_zeros_does_not_promise_points(tmp_path, runner):
+    """tanh_backward returns zeros: forward_backward's steps after it are right on what it returned but
+    earn nothing (zeros cannot tell a right step from a wrong one), and the hint says so."""
+    sub = _ninja_sub(tmp_path, ("    dhpreact = (1.0 - h**2) * dh\n    ### END SOLUTION\n    return dhpreact",
+                                "    dhpreact = torch.zeros_like(dh)\n    ### END SOLUTION\n    return dhpreact"))
+    fb = _graded_ninja(sub, runner, "forward_backward")["forward_backward"]
+    for check in fb.checks:
+        if check.mistake == "depends_on":
+            assert check.points == 0
+            assert "keeps its points" not in check.hint and "earns its points once that helper is fixed" in check.hint
+
+
+def test_a_right_train_keeps_its_points_when_forward_backward_leaves_a_gradient_none(tmp_path, runner):
+    sub = _ninja_sub(tmp_path, ("    db1 = dhprebn.sum(0)\n    demb = dembcat.view(emb.shape)\n",
+                                "    db1 = None\n    demb = dembcat.view(emb.shape)\n"))
+    graded = _graded_ninja(sub, runner, "forward_backward", "train")
+    b1 = next(c for c in graded["forward_backward"].checks if c.name == "b1")
+    assert b1.verdict == "not_implemented" and b1.points == 0           # costs forward_backward's own check
+    train = graded["train"]
+    assert train.score == train.max_score and "TypeError" not in train.message
+
+
+def test_the_given_sample_never_hangs_on_a_diverged_model():
+    """The template's given `sample()` (what `python backprop_ninja.py` runs last): names are bounded in
+    length where '.' is never picked, and a NaN model samples nothing instead of raising or looping."""
+    import importlib.util
+
+    import torch
+    spec = importlib.util.spec_from_file_location("given_ninja", ROOT / "student_template" / "backprop_ninja.py")
+    given = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(given)
+    from autograder.assignments.backprop_ninja.model import LECTURE_SEED, init_params
+    params = init_params(LECTURE_SEED)
+    params["b2"][0] = -1e4                       # '.' has probability 0: the lecture's loop never ends
+    bnmean, bnvar = torch.zeros(1, 64), torch.ones(1, 64)
+    names = given.sample(params, bnmean, bnvar, count=3)
+    assert len(names) == 3 and all(len(n) == 24 for n in names)
+    params["W2"][:] = float("nan")
+    assert given.sample(params, bnmean, bnvar, count=3) == ["", "", ""]

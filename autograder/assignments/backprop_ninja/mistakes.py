@@ -393,6 +393,10 @@ def _fb_depends(got, exp, case=None, name=None, context=None, **_):
     expected, deps = found
     wrong = [helper for helper, right in deps if not right]
     ok = wrong and close(got, expected, scale=max(_amax(expected), global_scale(fwd, name)))
+    if ok and close(torch.zeros_like(expected), expected, scale=max(_amax(expected), 1e-30)):
+        # as the judge: a helper that returned ~0 leaves nothing to tell a right step from a wrong one
+        return (f"{', '.join(wrong)} is wrong and gave ~0 here, so this step cannot be told right from wrong: "
+                "it earns its points once that helper is fixed")
     return bool(ok) and f"{', '.join(wrong)} is wrong: fix it in its own exercise; this step keeps its points"
 
 
