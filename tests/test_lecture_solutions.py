@@ -465,3 +465,54 @@ def test_judges_never_raise_on_records_they_did_not_expect():
         case, truth = prepared_cases(exs[entry], public)[0]
         comparisons = exs[entry].judge(case, junk, truth)
         assert comparisons and not any(c.passed for c in comparisons if c.name not in ("loss",))
+
+
+# -- an exception keeps what came before, whatever the gradients are named ------------------------------------
+
+def renamed_submission(tmp_path: Path, renames: dict, broken: tuple[str, str] | None = None) -> Path:
+    """The lecture's exercise 1 with the student's own local names (`dL_dlp` for `dlogprobs`), mapped to the
+    contract's names in the function's own `return dict(...)`, as a student who renamed them writes it."""
+    code = LECTURE_EX1
+    if broken:
+        assert code.count(broken[0]) == 1
+        code = code.replace(broken[0], broken[1])
+    for old in sorted(renames, key=len, reverse=True):
+        code = re.sub(rf"\b{old}\b", renames[old], code)
+    sub = lecture_submission(tmp_path, ex1=code)
+    path = sub / "backprop_ninja.py"
+    text = path.read_text()
+    start = text.index("    return dict(logprobs=dlogprobs")
+    end = text.index("\n\n", start)
+    mapping = ", ".join(f"{name}={renames.get('d' + name, 'd' + name)}" for name in NAMES)
+    path.write_text(text[:start] + f"    return dict({mapping})" + text[end:])
+    return sub
+
+
+def test_gradients_before_an_exception_are_graded_whatever_their_names(runner, tmp_path):
+    """Issue 17: `dL_d<name>` locals, and a hard-coded `view((32, 3, 10))` that raises on every other batch
+    size: the 24 gradients before it keep all their points (read through the function's own return mapping);
+    only emb and C, not reached on the other batch sizes, lose points, and they say why."""
+    renames = {"d" + name: "dL_d" + name for name in NAMES}
+    renames["dlogprobs"] = "dL_dlp"
+    sub = renamed_submission(tmp_path, renames, ("demb = dembcat.view(emb.shape)", "demb = dembcat.view((32, 3, 10))"))
+    ex = grade_all(runner, sub, ("manual_backward",)).exercises[0]
+    checks = {c.name: c for c in ex.checks}
+    before = NAMES[:NAMES.index("emb")]
+    assert all(checks[n].passed and checks[n].points == checks[n].max_points for n in before), \
+        [(n, checks[n].verdict, checks[n].message) for n in before if not checks[n].passed]
+    for name in ("emb", "C"):  # right on the batch of 32, not reached on the others
+        c = checks[name]
+        assert not c.passed and 0 < c.points < c.max_points, (name, c.points)
+    assert "RuntimeError" in checks["emb"].message and " at line " in checks["emb"].message
+    assert ex.score > 24
+
+
+def test_other_names_mapped_in_the_return_keep_their_points_after_an_exception(runner, tmp_path):
+    """`dnorms_logits` and `dbnmean1` (names of a real solution), an exception much later: both are graded."""
+    renames = {"dnorm_logits": "dnorms_logits", "dbnmeani": "dbnmean1"}
+    sub = renamed_submission(tmp_path, renames, ("dW1 = embcat.T @ dhprebn", "dW1 = embcat @ dhprebn"))
+    ex = grade_all(runner, sub, ("manual_backward",), seeds=Seeds(hidden=False)).exercises[0]
+    checks = {c.name: c for c in ex.checks}
+    assert checks["norm_logits"].passed and checks["bnmeani"].passed
+    assert all(checks[n].passed for n in NAMES[:NAMES.index("embcat") + 1])
+    assert ex.first_wrong_step == "W1"
