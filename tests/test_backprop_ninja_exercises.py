@@ -178,6 +178,27 @@ MISTAKES = [
         def cross_entropy_backward(logits, Yb):
             return torch.softmax(logits, 1) / logits.shape[0]
         '''),
+    # issue 17: `+= 1` at the target (the term added instead of subtracted), before and after the division
+    ("cross_entropy_backward", "target_sign", '''
+        def cross_entropy_backward(logits, Yb):
+            n = logits.shape[0]
+            dlogits = F.softmax(logits, 1)
+            dlogits[range(n), Yb] += 1
+            dlogits /= n
+            return dlogits
+        '''),
+    ("cross_entropy_backward", "target_sign", '''
+        def cross_entropy_backward(logits, Yb):
+            n = logits.shape[0]
+            dlogits = F.softmax(logits, 1) / n
+            dlogits[range(n), Yb] += 1
+            return dlogits
+        '''),
+    # issue 17: tanh's derivative written with its input
+    ("tanh_backward", "uses_input_not_output", '''
+        def tanh_backward(h, dh, hpreact=None):
+            return (1 - hpreact**2) * dh
+        '''),
     ("cross_entropy_backward", "nan", '''
         def cross_entropy_backward(logits, Yb):
             e = logits.exp()  # no max subtracted: overflows for large logits
@@ -347,3 +368,41 @@ def test_old_signatures_keep_working(runner, tmp_path):
     '''
     results = grade_entries(runner, submission(tmp_path, code), ("tanh_backward", "embedding_backward"), hidden=True)
     assert all(ex.score == ex.max_score for ex in results.values())
+
+
+# -- what hidden cases test shows in a public one (issue 17) ----------------------------------------------------
+
+def _properties(case) -> set:
+    """The dtypes, batch sizes and widths of a case's tensors."""
+    import torch
+    out = set()
+    values = case.inputs.get("params", {}) | case.inputs if isinstance(case.inputs.get("params"), dict) else case.inputs
+    for key, value in values.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            out.add(("dtype", value.dtype))
+    return out
+
+
+@pytest.mark.parametrize("entry", [e.entry for e in exercises("backprop_ninja")])
+def test_every_dtype_hidden_cases_use_is_in_a_public_case(entry):
+    from autograder.exercise import Seeds
+    exercise = next(e for e in exercises("backprop_ninja") if e.entry == entry)
+    cases = exercise.cases(Seeds(hidden=True, secret="properties"))
+    public = set().union(*(_properties(c) for c in cases if not c.hidden))
+    hidden = set().union(*(_properties(c) for c in cases if c.hidden))
+    assert hidden <= public, (entry, hidden - public)
+    sizes = {c.label.split("batch ")[1].split(",")[0] for c in cases if not c.hidden and "batch " in c.label}
+    assert len(sizes) >= 2 or entry == "train", (entry, sizes)  # a hard-coded 32 fails a public case
+
+
+def test_code_that_cannot_mix_dtypes_fails_check_not_only_grading(runner, tmp_path):
+    """`F.one_hot(Xb, 27).float() @ demb`: right on float32, a RuntimeError on float64 (hidden cases were its
+    only float64): `check` now shows it, with the case that fails named."""
+    code = '''
+    def embedding_backward(Xb, demb, C):
+        return F.one_hot(Xb.view(-1), 27).float().T @ demb.view(-1, demb.shape[-1])
+    '''
+    ex = grade_entries(runner, submission(tmp_path, code), ("embedding_backward",), hidden=False)["embedding_backward"]
+    (check,) = ex.checks
+    assert check.points < check.max_points
+    assert any(cv.verdict in ("error", "wrong") for cv in check.cases)

@@ -239,7 +239,8 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             informative = not close(torch.zeros_like(expected), expected, scale=max(_amax(expected), 1e-30))
             if lc.passed and wrong and informative:
                 c.local_verdict = lc.verdict
-                c.message = f"correct; depends on {', '.join(wrong)}, which is wrong" + (f" ({c.message})" if c.message else "")
+                c.message = f"correct; depends on {', '.join(wrong)}, {'which are' if len(wrong) > 1 else 'which is'} wrong" \
+                    + (f" ({c.message})" if c.message else "")
                 c.details["depends_on"] = wrong
             elif not lc.passed:
                 c.local_verdict = WRONG
