@@ -406,3 +406,18 @@ def test_code_that_cannot_mix_dtypes_fails_check_not_only_grading(runner, tmp_pa
     (check,) = ex.checks
     assert check.points < check.max_points
     assert any(cv.verdict in ("error", "wrong") for cv in check.cases)
+
+
+def test_a_step_depending_on_two_wrong_helpers_says_they_are_wrong(runner, tmp_path):
+    code = '''
+    def tanh_backward(h, dh, hpreact=None):
+        return 2 * (1.0 - h**2) * dh
+
+    def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+        n = dhpreact.shape[0]
+        return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - bnraw * (dhpreact * bnraw).sum(0))
+    '''
+    ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
+    w1 = next(c for c in ex.checks if c.name == "W1")
+    assert w1.points == w1.max_points
+    assert "depends on tanh_backward, batchnorm_backward, which are wrong" in w1.message, w1.message
