@@ -406,6 +406,19 @@ def test_an_exception_keeps_the_gradients_computed_before(runner, tmp_path, kind
     assert messages[0].startswith("raised ") and " at line " in messages[0]
     assert all(m.startswith("not reached: ") and " at line " in m for m in messages[1:])
     assert sum("Error:" in m for m in messages) == 1  # the exception's text is shown once
+    # what the student reads at 80 columns: the raise once, then ONE line listing what it left unreached
+    from rich.console import Console
+
+    from autograder.render import render_exercise
+    console = Console(width=80, record=True, color_system=None)
+    render_exercise(ex, console)
+    text = console.export_text()
+    unreached = [n for n in NAMES if checks[n].verdict == "error"][1:]
+    assert "not reached" not in text and text.count("raised ") == 1, text
+    if len(unreached) >= 2:
+        assert f"{len(unreached)} left unreached by the " in text
+        listing = " ".join(text[text.index("left unreached by the "):].split())
+        assert ", ".join(unreached) in listing, listing
 
 
 def test_an_exception_under_a_decorator_keeps_the_gradients_too(runner, tmp_path):
@@ -516,3 +529,21 @@ def test_other_names_mapped_in_the_return_keep_their_points_after_an_exception(r
     assert checks["norm_logits"].passed and checks["bnmeani"].passed
     assert all(checks[n].passed for n in NAMES[:NAMES.index("embcat") + 1])
     assert ex.first_wrong_step == "W1"
+
+
+def test_a_right_step_fed_a_wrongly_shaped_upstream_keeps_its_point(runner, tmp_path):
+    """Issue 17: dcounts_sum_inv without keepdim is (32,); the lecture's next line, right, broadcasts it to
+    (32, 32). A wrong upstream shape is a wrong upstream: that step keeps its point, and says why."""
+    old, new, _ = EXCEPTIONS["keepdim_broadcast"]
+    sub = lecture_submission(tmp_path, ex1=LECTURE_EX1.replace(old, new))
+    ex = grade_all(runner, sub, ("manual_backward",), seeds=Seeds(hidden=False)).exercises[0]
+    checks = {c.name: c for c in ex.checks}
+    assert ex.first_wrong_step == "counts_sum_inv" and checks["counts_sum_inv"].points == 0
+    c = checks["counts_sum"]
+    assert c.points == c.max_points and c.local_verdict in ("exact", "approx"), (c.verdict, c.message)
+    assert "correct given your dcounts_sum_inv of shape (32,)" in c.message
+    # a wrong step fed the same upstream is still wrong
+    wrong = LECTURE_EX1.replace(old, new).replace("dcounts_sum = (-counts_sum**-2)", "dcounts_sum = (counts_sum**-2)")
+    ex = grade_all(runner, lecture_submission(tmp_path, ex1=wrong, name="wrong"), ("manual_backward",),
+                   seeds=Seeds(hidden=False)).exercises[0]
+    assert next(c for c in ex.checks if c.name == "counts_sum").points == 0
