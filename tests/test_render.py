@@ -562,3 +562,34 @@ def test_one_mistake_repeated_on_several_checks_gives_its_hint_once():
     assert text.count("only after every node that uses it") == 1
     assert "chain (public case 1, batch 3): [no_topological_order] as above - 2 of 5 elements differ" in text
     assert "leaf grads (public case 1, batch 3): [no_topological_order] as above - 3 of 5 elements differ" in text
+
+
+def test_check_names_every_file_it_did_not_find_and_totals_out_of_the_course(tmp_path, capsys):
+    """Issue 17: graphs saved as graph.py. `check` grades what it found, names what it expected and did not
+    find (with the points not graded, and the close name it found), and totals out of the whole course."""
+    from autograder.assignments import exercises
+    from autograder.cli import main
+    sub = tmp_path / "s"
+    (sub / "micrograd").mkdir(parents=True)
+    for name in ("__init__.py", "engine.py", "nn.py"):
+        (sub / "micrograd" / name).write_text((ROOT / "reference" / "micrograd" / name).read_text())
+    (sub / "graph.py").write_text((ROOT / "reference" / "graphs.py").read_text())
+    assert main(["check", str(sub)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    points = {name: fmt(sum(e.points for e in exercises(name))) for name in ("micrograd", "graphs", "backprop_ninja")}
+    whole = fmt(sum(sum(e.points for e in exercises(n)) for n in points))
+    assert f"Total: {points['micrograd']}/{whole}" in out, out[-600:]
+    assert f"graphs.py not found: {points['graphs']} points not graded" in out
+    assert f"backprop_ninja.py not found: {points['backprop_ninja']} points not graded" in out
+    assert "found graph.py: rename it to graphs.py?" in out
+
+
+def test_check_with_nothing_to_grade_names_what_it_expected(tmp_path, capsys):
+    from autograder.cli import main
+    sub = tmp_path / "empty"
+    sub.mkdir()
+    (sub / "backprop-ninja.py").write_text("x = 1\n")
+    assert main(["check", str(sub)]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Nothing to grade" in out and "micrograd/engine.py" in out and "graphs.py" in out
+    assert "found backprop-ninja.py: rename it to backprop_ninja.py?" in out
