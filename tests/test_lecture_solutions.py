@@ -547,3 +547,44 @@ def test_a_right_step_fed_a_wrongly_shaped_upstream_keeps_its_point(runner, tmp_
     ex = grade_all(runner, lecture_submission(tmp_path, ex1=wrong, name="wrong"), ("manual_backward",),
                    seeds=Seeds(hidden=False)).exercises[0]
     assert next(c for c in ex.checks if c.name == "counts_sum").points == 0
+
+
+# -- the templates take the lecture's code as it is written (issue 17) ------------------------------------------
+
+LECTURE_TRAIN_UPDATE = "for p, grad in zip(parameters, grads):\n    p.data += -lr * grad\n"
+
+
+def test_the_lectures_training_loop_over_its_parameters_list_scores_full_marks(runner, tmp_path):
+    """The lecture keeps `parameters` as a list and zips it with its list of gradients; the template's train
+    gives `parameters` and a `grads` that works both ways. With forward_backward returning the lecture's
+    list `[dC, dW1, ...]` as well."""
+    sub = lecture_submission(tmp_path)
+    path = sub / "backprop_ninja.py"
+    text = path.read_text()
+    assert text.count(textwrap.indent(TRAIN_UPDATE, "        ")) == 1
+    text = text.replace(textwrap.indent(TRAIN_UPDATE, "        "), textwrap.indent(LECTURE_TRAIN_UPDATE, "        "))
+    ret = "    return loss, dict(C=dC, W1=dW1, b1=db1, W2=dW2, b2=db2, bngain=dbngain, bnbias=dbnbias)\n"
+    assert text.count(ret) == 1
+    text = text.replace(ret, "    grads = [dC, dW1, db1, dW2, db2, dbngain, dbnbias]\n    return loss, grads\n")
+    path.write_text(text)
+    result = grade_all(runner, sub, ("forward_backward", "train"))
+    bad = [(e.id, c.name, c.verdict, c.message) for e in result.exercises for c in e.checks if not c.passed]
+    assert bad == [] and result.score == result.max_score
+
+
+def test_the_lectures_globals_are_there_where_its_lines_use_them(runner, tmp_path):
+    """`batch_size`, `block_size`, `n_embd` in exercise 1 (bound to this batch: right on every batch size),
+    `probs` in exercise 2, as the lecture's notebook has them."""
+    ex1 = LECTURE_EX1.replace("demb = dembcat.view(emb.shape)", "demb = dembcat.view(batch_size, block_size, n_embd)")
+    sub = lecture_submission(tmp_path, ex1=ex1)
+    path = sub / "backprop_ninja.py"
+    text = path.read_text()
+    cell = textwrap.indent(LECTURE_EX2.strip("\n") + "\n", "    ")
+    start = text.index("def cross_entropy_backward(")
+    assert cell in text[start:text.index("\ndef ", start + 1)]
+    text = text[:start] + text[start:].replace(
+        cell, "    dlogits = probs.clone()\n    dlogits[range(batch_size), Yb] -= 1\n    dlogits /= batch_size\n", 1)
+    path.write_text(text)
+    result = grade_all(runner, sub, ("manual_backward", "cross_entropy_backward"))
+    bad = [(e.id, c.name, c.verdict, c.message) for e in result.exercises for c in e.checks if not c.passed]
+    assert bad == [] and result.score == result.max_score
