@@ -119,8 +119,11 @@ if __name__ == "__main__":
             if type(exc).__name__ == "GradcheckError":  # what gradcheck refuses in your answer (a shape...)
                 print(f"{name:<15} FAILED: {exc}")
                 return
-            # where in this file it raised (your line, not the library's)
-            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == __file__]
+            # where in this file (or notebook cell) it raised: your line, not the library's
+            here = globals().get("__file__")
+            frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                      if (f.filename == here if here else "site-packages" not in f.filename
+                          and "autograder" not in f.filename)]
             at = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
             print(f"{name:<15} FAILED: {type(exc).__name__}: {exc}{at}")
 
