@@ -287,3 +287,23 @@ def test_the_lectures_tanh_neuron_scores_full_marks(runner, tmp_path):
     result, checks = graded(runner, sub, ids=["micrograd.nn"])
     assert result.score == result.max_score, {k: (c.verdict, c.message) for k, c in checks.items()}
     assert not any(c.mistake for c in checks.values())
+
+
+def test_a_backward_in_the_wrong_order_is_blamed_on_backward_not_on_tanh(runner, tmp_path):
+    """Issue 17: backward() visiting nodes breadth-first (no topological order) with the lecture's tanh
+    Neuron: the wrong checks name backward() and `no_topological_order`; nothing blames tanh."""
+    from tests.test_micrograd_grading import TOPO_BUILD_START
+    bfs = [(TOPO_BUILD_START, "        self.grad = 1.0\n        queue, seen = [self], {self}\n"
+            "        while queue:\n            v = queue.pop(0)\n            v._backward()\n"
+            "            for c in v._prev:\n                if c not in seen:\n                    seen.add(c)\n"
+            "                    queue.append(c)\n        return\n" + TOPO_BUILD_START)]
+    sub = make_submission(tmp_path, bfs, [("return act.relu() if self.nonlin else act", "return act.tanh()")])
+    result, checks = graded(runner, sub, ids=["micrograd.ops", "micrograd.reuse", "micrograd.expressions",
+                                              "micrograd.nn"])
+    wrong = {k: c for k, c in checks.items() if not c.passed}
+    assert wrong and all("tanh" not in (c.mistake or "") and "uses_input" not in (c.mistake or "")
+                         for c in wrong.values()), {k: c.mistake for k, c in wrong.items()}
+    assert all(c.passed for (ex, _), c in checks.items() if ex == "micrograd.ops")
+    assert checks[("micrograd.reuse", "diamond")].mistake == "no_topological_order"
+    grads = checks[("micrograd.nn", "gradients")]
+    assert grads.passed or "backward()" in grads.message, grads.message
