@@ -137,14 +137,29 @@ def children_attr(Value) -> str:
         return _CHILDREN[key]
     found = "_prev"
     for op in (lambda a, b: a + b, lambda a, b: a * b):
-        try:
+        def made(op=op):
             a, b = Value(2.0), Value(3.0)
-            out = op(a, b)
-            names = ["_prev"] + sorted(k for k in vars(out) if isinstance(k, str))
-        except Exception:  # noqa: a stub or a broken op; the next one, or `_prev`
+            return a, b, op(a, b)
+        # guarded like every part: a constructor or operator that raises or never ends costs its own checks
+        # (found again there), not this search
+        got = _attempt(made, "", seconds=PART_SECONDS)
+        if not isinstance(got, tuple):
             continue
-        hit = next((n for n in names if isinstance(getattr(out, n, None), (set, frozenset, list, tuple))
-                    and any(x is a for x in getattr(out, n)) and any(x is b for x in getattr(out, n))), None)
+        a, b, out = got
+        try:
+            names = ["_prev"] + sorted(k for k in vars(out) if isinstance(k, str))
+        except TypeError:  # no instance attributes (__slots__, a number)
+            continue
+        hit = None
+        for n in names:
+            try:
+                held = getattr(out, n, None)
+                if isinstance(held, (set, frozenset, list, tuple)) and any(x is a for x in held) \
+                        and any(x is b for x in held):
+                    hit = n
+                    break
+            except Exception:  # noqa: a property of the student's that raises is not where inputs are kept
+                continue
         if hit is not None:
             found = hit
             break
