@@ -266,7 +266,7 @@ def test_catalogue_mistakes(runner, tmp_path, entry, mistake, code):
 
 
 def test_forward_backward_wrong_batchnorm_step(runner, tmp_path):
-    code = MISTAKES[5][2]  # batchnorm_backward without Bessel's correction
+    code = next(c for e, m, c in MISTAKES if (e, m) == ("batchnorm_backward", "bessel"))  # no n/(n-1)
     ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
     verdicts = {c.name: c.correct for c in ex.checks}  # right against the true gradient
     assert verdicts == {"loss": True, "W2": True, "b2": True, "bngain": True, "bnbias": True,
@@ -337,7 +337,7 @@ def test_train_loop_mistakes_cost_train(runner, tmp_path, kind):
 def test_train_with_a_wrong_backward_keeps_its_points(runner, tmp_path):
     """n/(n-1) dropped in batchnorm_backward: the curve differs by ~2e-5 relative (not the true trajectory),
     the loop is right on the student's own gradients, so train keeps its points."""
-    code = MISTAKES[5][2]  # batchnorm_backward without Bessel's correction
+    code = next(c for e, m, c in MISTAKES if (e, m) == ("batchnorm_backward", "bessel"))  # no n/(n-1)
     ex = grade_entries(runner, submission(tmp_path, code), ("train",), hidden=True)["train"]
     losses = next(c for c in ex.checks if c.name == "losses")
     assert losses.verdict == "wrong"  # the global verdict is tight enough to see it
