@@ -16,6 +16,30 @@ def _exercises_for(submission: Path, names: list[str] | None):
     return chosen, [ex for name in chosen for ex in exercises(name)]
 
 
+def not_found(submission: Path, graded: list[str]) -> list[tuple[str, list[str], float, list[str]]]:
+    """The course's assignments `check` did not grade because their files are not in the submission:
+    (assignment, the files expected and missing, its points, files there with a close name (`graph.py` for
+    `graphs.py`)), so that the total is out of the whole course and a misnamed file is not taken for done."""
+    import difflib
+    from fractions import Fraction
+
+    from .assignments import NAMES, exercises
+    import itertools
+    # a bounded look (a student's repository may hold a large tree): enough to spot `graph.py`
+    present = [p.relative_to(submission).as_posix() for p in itertools.islice(
+        (p for p in submission.rglob("*.py") if ".venv" not in p.parts and "__pycache__" not in p.parts), 500)]
+    out = []
+    for name in NAMES:
+        if name in graded:
+            continue
+        exs = exercises(name)
+        files = sorted({f for ex in exs for f in ex.required_files})
+        missing = [f for f in files if not (submission / f).is_file()]
+        close = sorted({c for f in missing for c in difflib.get_close_matches(f, present, n=2, cutoff=0.8)})
+        out.append((name, missing or files, sum((Fraction(ex.points) for ex in exs), Fraction(0)), close))
+    return out
+
+
 def _started_runner():
     """The student's-process worker, started first: it imports torch while this process does too."""
     from .runner import Runner
@@ -37,10 +61,14 @@ def cmd_check(args) -> int:
         from .pipeline import grade
         from .render import render_error, render_exercise, total_line
         names, exs = _exercises_for(submission, args.assignment)
+        # Asked for one assignment (-a): that one is the whole; else the whole course is.
+        absent = [] if args.assignment else not_found(submission, names)
         if not exs:
             console.print(Text(f"Nothing to grade in {submission}", style="bold red")
-                          + Text(": no assignment files found (expected e.g. micrograd/engine.py, "
-                                 "backprop_ninja.py or graphs.py)"))
+                          + Text(": no assignment files found (expected "
+                                 + "; ".join(", ".join(files) for _, files, _, _ in absent) + ")"))
+            for line in not_found_lines(absent):
+                console.print(line)
             return 2
         # Live: each exercise's table as soon as it is graded, and a progress line while one runs
         # (a spinner on a terminal; nothing extra in a log or a pipe).
@@ -50,7 +78,9 @@ def cmd_check(args) -> int:
                            on_start=lambda ex: status(f"grading {ex.id}…"),
                            on_exercise=lambda done: render_exercise(done, console, kept.get(done.id)))
     render_error(result, console)
-    console.print(total_line(result))
+    for line in not_found_lines(absent):
+        console.print(line)
+    console.print(total_line(result, not_graded=absent))
     print_history(submission, result, console)
     return 0
 
@@ -62,6 +92,22 @@ def print_history(folder: Path, result, console) -> None:
     text = record_line(folder, result)
     if text:
         console.print(history_text(text))
+
+
+def not_found_lines(absent) -> list:
+    """One line per assignment whose files are missing: the files, the points, a close name found instead."""
+    from rich.text import Text
+
+    from .formats import fmt
+    lines = []
+    for name, files, points, close in absent:
+        line = Text(f"{name}: ", style="bold") + Text(f"{', '.join(files)} not found", style="bold red") \
+            + Text(f" ({fmt(points)} points not graded)")
+        if close:
+            line += Text(f"; found {', '.join(close)}: rename it to {files[0]}?" if len(files) == 1 and len(close) == 1
+                         else f"; found {', '.join(close)}", style="yellow")
+        lines.append(line)
+    return lines
 
 
 @contextlib.contextmanager

@@ -38,6 +38,8 @@ class Definition:
     kind: str           # "import", "def", "assign"
     position: int       # order of the latest run
     uses: set = field(default_factory=set)
+    cell: int = 0       # the cell's number in `In` (its prompt, `In [cell]`) and the segment's first line there
+    line: int = 1
 
 
 def _uses(node: ast.AST) -> set:
@@ -53,9 +55,12 @@ def _uses(node: ast.AST) -> set:
     return loaded - bound
 
 
+def _start(node: ast.stmt) -> int:
+    return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+
+
 def _segment(lines: list[str], node: ast.stmt) -> str:
-    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-    return "".join(lines[start - 1:node.end_lineno]).rstrip() + "\n"
+    return "".join(lines[_start(node) - 1:node.end_lineno]).rstrip() + "\n"
 
 
 def cell_definitions(cells: list[str], local_modules: set[str]) -> tuple[dict[str, Definition], list[str]]:
@@ -91,7 +96,7 @@ def cell_definitions(cells: list[str], local_modules: set[str]) -> tuple[dict[st
                 names, kind = tuple(t.id for t in targets), "assign"
             else:
                 continue
-            definition = Definition(names, _segment(lines, node), kind, position, _uses(node))
+            definition = Definition(names, _segment(lines, node), kind, position, _uses(node), number, _start(node))
             for name in names:
                 found[name] = definition
     return found, notes
@@ -110,6 +115,13 @@ def needed_names(assignment: str) -> set[str]:
 
 def build_module(cells: list[str], assignment: str, namespace: dict | None = None) -> tuple[str, list[str]]:
     """The source of one module holding what the assignment needs from the notebook, and notes."""
+    source, notes, _ = build_module_mapped(cells, assignment, namespace)
+    return source, notes
+
+
+def build_module_mapped(cells: list[str], assignment: str, namespace: dict | None = None):
+    """`build_module`, and for every line of the module the (cell, line) of the notebook it comes from
+    (None for the blank lines between definitions): the student has cells, not a file."""
     from .assignments import exercises
     local = {f.split("/")[0].removesuffix(".py") for ex in exercises(assignment) for f in ex.required_files}
     found, notes = cell_definitions(cells, local)
@@ -131,12 +143,47 @@ def build_module(cells: list[str], assignment: str, namespace: dict | None = Non
     if missing:
         notes.append("not defined in this notebook (yet): " + ", ".join(missing))
     chosen = sorted(keep.values(), key=lambda d: (d.kind != "import", d.position))
-    return "\n".join(d.source for d in chosen), notes
+    lines: list = []
+    for i, d in enumerate(chosen):
+        if i:
+            lines.append(None)  # the "\n" that joins two definitions
+        lines.extend((d.cell, d.line + k) for k in range(d.source.count("\n")))
+    return "\n".join(d.source for d in chosen), notes, lines
 
 
-def write_submission(directory: Path, assignment: str, module_source: str) -> None:
+_FILE_LINE = re.compile(r"(?P<file>[\w./-]+\.py), line (?P<line>\d+)")
+_AT_LINE = re.compile(r"\bat line (?P<line>\d+)")
+
+
+def in_cells(text: str, primary: str, lines: list) -> str:
+    """`text` with the module's places (`graphs.py, line 10`, ninja's `at line 10`) said as the notebook's
+    (`cell [3], line 4`); places in other files are left as they are."""
+    def cell_of(number: str) -> str | None:
+        k = int(number) - 1
+        place = lines[k] if 0 <= k < len(lines) else None
+        return f"cell [{place[0]}], line {place[1]}" if place else None
+
+    def file_line(match):
+        if not primary.endswith(match["file"]) and not match["file"].endswith(primary):
+            return match[0]
+        return cell_of(match["line"]) or match[0]
+
+    def at_line(match):
+        place = cell_of(match["line"])
+        return f"at {place}" if place else match[0]
+    return _AT_LINE.sub(at_line, _FILE_LINE.sub(file_line, text or "")) if text else text
+
+
+def _say_cells(result: GradeResult, primary: str, lines: list) -> None:
+    for ex in result.exercises:
+        ex.message, ex.where = in_cells(ex.message, primary, lines), in_cells(ex.where, primary, lines)
+        for c in ex.checks:
+            c.message, c.hint = in_cells(c.message, primary, lines), in_cells(c.hint, primary, lines)
+
+
+def write_submission(directory: Path, assignment: str, module_source: str) -> str:
     """The files the assignment's exercises need: the first holds the notebook's module, the others take
-    everything from it (`from <first> import *`)."""
+    everything from it (`from <first> import *`). Returns the first's path (relative)."""
     from .assignments import exercises
     files = []
     for ex in exercises(assignment):
@@ -152,6 +199,7 @@ def write_submission(directory: Path, assignment: str, module_source: str) -> No
             if str(parent) != "." and not (directory / parent / "__init__.py").exists():
                 (directory / parent / "__init__.py").write_text("")
         path.write_text(module_source if f == primary else f"from {primary_module} import *  # noqa\n")
+    return primary
 
 
 # -- the grading worker, one per kernel ---------------------------------------------------------------------
@@ -246,12 +294,13 @@ def check(assignment: str | None = None, *, cells: list[str] | None = None, name
     assignment = assignment or guess_assignment(cells)
     if assignment not in NAMES:
         raise NotebookCheckError(f"unknown assignment {assignment!r}: one of {', '.join(NAMES)}")
-    source, notes = build_module(cells, assignment, namespace)
+    source, notes, lines = build_module_mapped(cells, assignment, namespace)
     from .pipeline import grade
     with tempfile.TemporaryDirectory(prefix="backprop-lab-notebook-") as tmp:
-        write_submission(Path(tmp), assignment, source)
+        primary = write_submission(Path(tmp), assignment, source)
         result = grade(Path(tmp), exercises(assignment), hidden=False, runner=runner or _shared_runner())
     result.submission = "this notebook"
+    _say_cells(result, primary, lines)
     checked = Checked(result, notes)
     checked.history = _history(assignment, result)
     if shell is None:  # a plain script: nothing displays the return value

@@ -28,16 +28,23 @@ fmt_maxdiff = fmt_diff
 fmt_points = fmt
 
 
+NAME_WIDTH = 16                    # check names up to this long are never broken (longer ones fold)
+SHAPE_WIDTH = 17                   # a `got≠expected` wider than this is written without spaces
+
+
 def shape_text(shape, expected) -> Text:
     """One shape where they agree; `got ≈ expected` in yellow where they differ only by leading size-1
-    dimensions (accepted, with a note under the table); `got ≠ expected` in red where they differ."""
+    dimensions (accepted, with a note under the table); `got ≠ expected` in red where they differ (without
+    spaces where that is wide: `(32,3,10)≠(32,30)`, so that the check's name keeps its room at 80 columns)."""
     if shape is None:
         return Text(fmt_shape(expected), style="dim")
     if list(shape) == list(expected or []):
         return Text(fmt_shape(shape))
-    if leading_ones_only(shape, expected):
-        return Text(f"{fmt_shape(shape)} ≈ {fmt_shape(expected)}", style="yellow")
-    return Text(f"{fmt_shape(shape)} ≠ {fmt_shape(expected)}", style="red")
+    mark, style = ("≈", "yellow") if leading_ones_only(shape, expected) else ("≠", "red")
+    text = f"{fmt_shape(shape)} {mark} {fmt_shape(expected)}"
+    if len(text) > SHAPE_WIDTH:
+        text = text.replace(", ", ",").replace(f" {mark} ", mark)
+    return Text(text, style=style)
 
 
 def leading_ones_only(shape, expected) -> bool:
@@ -81,8 +88,10 @@ def exercise_table(ex: ExerciseResult) -> Table:
     name may fold, so the table fits 80 columns."""
     title = Text(ex.id, style="bold") + Text(f"  {fmt(ex.score)}/{fmt(ex.max_score)}", style="dim")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False,
-                  padding=(0, 1), show_edge=False)
-    table.add_column("check", overflow="fold", min_width=6)
+                  padding=(0, 1, 0, 0), show_edge=False)  # 2 spaces between columns: 5 more for the name
+    # The name is whole: the column is as wide as the longest name (up to NAME_WIDTH; only longer ones fold).
+    longest = max((len(printable(c.name)) for c in ex.checks), default=6)
+    table.add_column("check", overflow="fold", min_width=max(6, min(longest, NAME_WIDTH)))
     for name, justify in (("verdict", "left"), ("maxdiff", "right"), ("shape", "left"), ("points", "right")):
         table.add_column(name, justify=justify, no_wrap=True, overflow="ignore")
     folded = _summarised(ex)
@@ -111,9 +120,22 @@ def exercise_notes(ex: ExerciseResult) -> list:
         notes.add_row(Text("  ! ", style="bold red"), Text(printable(ex.message)))
         if ex.where and ex.where not in ex.message:
             notes.add_row(Text("    "), Text("at ", style="dim") + Text(printable(ex.where)))
+    unreached = _unreached(ex)
+    hinted: set = set()
     for c in ex.checks:
         if c.status == FAILED and c.verdict != NOT_IMPLEMENTED:
+            if any(c is u for group in unreached.values() for u in group):
+                group = next(g for g in unreached.values() if any(c is u for u in g))
+                if c is group[0]:  # one line for everything one raise left unreached
+                    notes.add_row(Text("  ✗ ", style="red"), _unreached_line(group))
+                continue
             note = check_note(c, case=False)
+            if c.mistake and c.hint and (c.mistake, c.hint) in hinted:
+                # the same mistake's hint once per exercise; later checks say which it is and their details
+                note = printable(f"[{c.mistake}] as above" + (f" - {c.message}" if c.message and c.message not in c.hint
+                                                                else ""))
+            elif c.mistake and c.hint:
+                hinted.add((c.mistake, c.hint))
             said = ex.message and note.rstrip() == printable(ex.message).rstrip()  # the "!" line above says it
             if note and note != c.verdict and not said:
                 label = Text(f" ({printable(c.case_label)})", style="dim") if c.case_label else Text("")
@@ -157,6 +179,25 @@ def _shape_notes(ex: ExerciseResult, notes: Table) -> None:
                           "broadcasting fills the same way)", style="dim"))
 
 
+NOT_REACHED = "not reached: "
+
+
+def _unreached(ex: ExerciseResult) -> dict[str, list]:
+    """The failed checks an exception left unreached ("not reached: RuntimeError at line 40"), grouped by that
+    message: one raise, one group, shown as one line."""
+    groups: dict[str, list] = {}
+    for c in ex.checks:
+        if c.status == FAILED and c.verdict == ERROR and (c.message or "").startswith(NOT_REACHED):
+            groups.setdefault(c.message, []).append(c)
+    return {m: g for m, g in groups.items() if len(g) >= 2}
+
+
+def _unreached_line(group: list) -> Text:
+    why = printable(group[0].message[len(NOT_REACHED):])
+    return (Text(f"{len(group)} left unreached", style="bold") + Text(f" by the {why}: ", style="cyan")
+            + Text(", ".join(printable(c.name) for c in group)))
+
+
 def render_exercise(ex: ExerciseResult, console: Console, kept: list | None = None) -> None:
     """`kept`: the exercise's public cases (case, outputs, truth), for the worked element."""
     if ex.checks:
@@ -169,9 +210,16 @@ def render_exercise(ex: ExerciseResult, console: Console, kept: list | None = No
         render_worked(ex, kept, console)
 
 
-def total_line(result: GradeResult) -> Text:
-    style = "bold green" if result.score == result.max_score and result.max_score else "bold"
-    return (Text(f"Total: {fmt(result.score)}/{fmt(result.max_score)}", style=style) +
+def total_line(result: GradeResult, not_graded=()) -> Text:
+    """`Total: score/max`; with the assignments `check` found no files for (`not_graded`: (name, files,
+    points, ...)), out of the whole course, naming what was not graded."""
+    missing = sum(points for _, _, points, *_ in not_graded)
+    whole = result.max_score + missing
+    style = "bold green" if result.score == whole and whole else "bold"
+    text = Text(f"Total: {fmt(result.score)}/{fmt(whole)}", style=style)
+    for _, files, points, *_ in not_graded:
+        text += Text(f"; {', '.join(files)} not found: {fmt(points)} points not graded", style="bold red")
+    return (text +
             Text(f"   (sandbox: {printable(result.sandbox)}; {'public and hidden' if result.hidden else 'public'}"
                  f" cases; {result.seconds:.1f} s)", style="dim"))
 
@@ -223,7 +271,7 @@ def _why_correct(message: str) -> str:
     message = message or ""
     if "; correct " in message:
         text = "correct " + message.split("; correct ", 1)[1]
-    elif "depends on" in message:
+    elif "depends on" in message or "; depend on " in message or message.startswith("correct given "):
         text = message
     else:
         return ""

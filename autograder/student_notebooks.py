@@ -41,7 +41,9 @@ TRY_IT = """\
 try:
 {body}
 except NotImplementedError as exc:
-    print("not implemented yet:", exc or "fill in the functions above, then run this cell again")"""
+    import traceback
+    stub = traceback.extract_tb(exc.__traceback__)[-1].name  # the function whose stub raised
+    print(f"not implemented yet: {{stub}}{{f' ({{exc}})' if str(exc) else ''}}: fill it in above, then run this cell again")"""
 
 
 def main_block(source: str) -> str | None:

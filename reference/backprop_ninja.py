@@ -102,6 +102,7 @@ def manual_backward(ctx):
     """
     n, Xb, Yb = ctx.n, ctx.Xb, ctx.Yb
     C, W1, b1, W2, b2, bngain, bnbias = ctx.C, ctx.W1, ctx.b1, ctx.W2, ctx.b2, ctx.bngain, ctx.bnbias
+    batch_size, block_size, n_embd = n, Xb.shape[1], C.shape[1]  # the lecture's globals, for this batch
     emb, embcat, hprebn = ctx.emb, ctx.embcat, ctx.hprebn
     bnmeani, bndiff, bndiff2, bnvar, bnvar_inv, bnraw = ctx.bnmeani, ctx.bndiff, ctx.bndiff2, ctx.bnvar, ctx.bnvar_inv, ctx.bnraw
     hpreact, h, logits = ctx.hpreact, ctx.h, ctx.logits
@@ -221,8 +222,11 @@ def manual_backward(ctx):
 # -- exercise 2: cross entropy backward in one go -----------------------------------------------------------
 
 def cross_entropy_backward(logits, Yb):
-    """dloss/dlogits for loss = F.cross_entropy(logits, Yb) (the mean over the batch)."""
-    n = logits.shape[0]
+    """dloss/dlogits for loss = F.cross_entropy(logits, Yb) (the mean over the batch). `probs` and `logprobs`
+    are the forward pass's, as in the lecture's notebook."""
+    n = batch_size = logits.shape[0]
+    probs = F.softmax(logits, 1)
+    logprobs = probs.log()
     ### BEGIN SOLUTION stub: dlogits = None  # TODO
     dlogits = F.softmax(logits, 1)
     dlogits[range(n), Yb] -= 1
@@ -270,6 +274,7 @@ def forward_backward(params, Xb, Yb):
     backward."""
     C, W1, b1, W2, b2, bngain, bnbias = (params[k] for k in PARAMETER_NAMES)
     n = Xb.shape[0]
+    batch_size, block_size, n_embd = n, Xb.shape[1], C.shape[1]  # the lecture's globals, for this batch
     emb = C[Xb]
     embcat = emb.view(n, -1)
     hprebn = embcat @ W1 + b1
@@ -300,18 +305,35 @@ def forward_backward(params, Xb, Yb):
 
 
 def train(params, X, Y, steps, lr, batch_size=BATCH_SIZE, seed=0):
-    """Minibatch SGD with your manual backward; updates `params` in place, returns the loss of every step."""
+    """Minibatch SGD with your manual backward; updates `params` in place, returns the loss of every step.
+
+    `parameters` is the lecture's list (the same tensors as `params`), and `grads` works both ways: by name
+    (`for name, p in params.items(): p -= lr * grads[name]`) and in the order of `parameters` (the lecture's
+    `for p, grad in zip(parameters, grads): p.data += -lr * grad`)."""
     g = torch.Generator().manual_seed(seed)
+    parameters = [params[name] for name in PARAMETER_NAMES]
     losses = []
     for _ in range(steps):
         ix = torch.randint(0, X.shape[0], (batch_size,), generator=g)
         loss, grads = forward_backward(params, X[ix], Y[ix])
+        grads = Gradients(grads)
         ### BEGIN SOLUTION
         for name, p in params.items():
             p -= lr * grads[name]
         ### END SOLUTION
         losses.append(loss.item())
     return losses
+
+
+class Gradients(list):
+    """The gradients in the order of PARAMETER_NAMES (the lecture's `grads = [dC, dW1, ...]`), also by name
+    (`grads["W1"]`). Made from a dict keyed like params or from the lecture's list."""
+
+    def __init__(self, grads):
+        super().__init__(grads[name] for name in PARAMETER_NAMES) if isinstance(grads, dict) else super().__init__(grads)
+
+    def __getitem__(self, key):
+        return super().__getitem__(PARAMETER_NAMES.index(key) if isinstance(key, str) else key)
 
 
 # -- given: evaluate and sample --------------------------------------------------------------------------

@@ -106,6 +106,13 @@ class Value:
             node._backward()
 '''
 
+# ITERATIVE_DFS keeping its inputs in `children` (a real engine's name), not micrograd's private `_prev`:
+# judged through its public behaviour (data, grad, operators, backward()), it loses nothing (issue 17).
+CHILDREN_NOT_PREV = ITERATIVE_DFS.replace("self._prev = list(_children)", "self.children = list(_children)") \
+    .replace("iter(self._prev)", "iter(self.children)").replace("iter(child._prev)", "iter(child.children)")
+assert "_prev" not in CHILDREN_NOT_PREV
+
+
 # Every Value numbered at creation: a node is always made after its inputs, so visiting the reachable nodes
 # from the highest number down is a reverse topological order (no depth-first search at all). `_prev` a
 # tuple; relu's gradient from the input; the reflected ops written out.

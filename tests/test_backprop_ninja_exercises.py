@@ -178,6 +178,27 @@ MISTAKES = [
         def cross_entropy_backward(logits, Yb):
             return torch.softmax(logits, 1) / logits.shape[0]
         '''),
+    # issue 17: `+= 1` at the target (the term added instead of subtracted), before and after the division
+    ("cross_entropy_backward", "target_sign", '''
+        def cross_entropy_backward(logits, Yb):
+            n = logits.shape[0]
+            dlogits = F.softmax(logits, 1)
+            dlogits[range(n), Yb] += 1
+            dlogits /= n
+            return dlogits
+        '''),
+    ("cross_entropy_backward", "target_sign", '''
+        def cross_entropy_backward(logits, Yb):
+            n = logits.shape[0]
+            dlogits = F.softmax(logits, 1) / n
+            dlogits[range(n), Yb] += 1
+            return dlogits
+        '''),
+    # issue 17: tanh's derivative written with its input
+    ("tanh_backward", "uses_input_not_output", '''
+        def tanh_backward(h, dh, hpreact=None):
+            return (1 - hpreact**2) * dh
+        '''),
     ("cross_entropy_backward", "nan", '''
         def cross_entropy_backward(logits, Yb):
             e = logits.exp()  # no max subtracted: overflows for large logits
@@ -245,7 +266,7 @@ def test_catalogue_mistakes(runner, tmp_path, entry, mistake, code):
 
 
 def test_forward_backward_wrong_batchnorm_step(runner, tmp_path):
-    code = MISTAKES[5][2]  # batchnorm_backward without Bessel's correction
+    code = next(c for e, m, c in MISTAKES if (e, m) == ("batchnorm_backward", "bessel"))  # no n/(n-1)
     ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
     verdicts = {c.name: c.correct for c in ex.checks}  # right against the true gradient
     assert verdicts == {"loss": True, "W2": True, "b2": True, "bngain": True, "bnbias": True,
@@ -316,7 +337,7 @@ def test_train_loop_mistakes_cost_train(runner, tmp_path, kind):
 def test_train_with_a_wrong_backward_keeps_its_points(runner, tmp_path):
     """n/(n-1) dropped in batchnorm_backward: the curve differs by ~2e-5 relative (not the true trajectory),
     the loop is right on the student's own gradients, so train keeps its points."""
-    code = MISTAKES[5][2]  # batchnorm_backward without Bessel's correction
+    code = next(c for e, m, c in MISTAKES if (e, m) == ("batchnorm_backward", "bessel"))  # no n/(n-1)
     ex = grade_entries(runner, submission(tmp_path, code), ("train",), hidden=True)["train"]
     losses = next(c for c in ex.checks if c.name == "losses")
     assert losses.verdict == "wrong"  # the global verdict is tight enough to see it
@@ -347,3 +368,56 @@ def test_old_signatures_keep_working(runner, tmp_path):
     '''
     results = grade_entries(runner, submission(tmp_path, code), ("tanh_backward", "embedding_backward"), hidden=True)
     assert all(ex.score == ex.max_score for ex in results.values())
+
+
+# -- what hidden cases test shows in a public one (issue 17) ----------------------------------------------------
+
+def _properties(case) -> set:
+    """The dtypes, batch sizes and widths of a case's tensors."""
+    import torch
+    out = set()
+    values = case.inputs.get("params", {}) | case.inputs if isinstance(case.inputs.get("params"), dict) else case.inputs
+    for key, value in values.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            out.add(("dtype", value.dtype))
+    return out
+
+
+@pytest.mark.parametrize("entry", [e.entry for e in exercises("backprop_ninja")])
+def test_every_dtype_hidden_cases_use_is_in_a_public_case(entry):
+    from autograder.exercise import Seeds
+    exercise = next(e for e in exercises("backprop_ninja") if e.entry == entry)
+    cases = exercise.cases(Seeds(hidden=True, secret="properties"))
+    public = set().union(*(_properties(c) for c in cases if not c.hidden))
+    hidden = set().union(*(_properties(c) for c in cases if c.hidden))
+    assert hidden <= public, (entry, hidden - public)
+    sizes = {c.label.split("batch ")[1].split(",")[0] for c in cases if not c.hidden and "batch " in c.label}
+    assert len(sizes) >= 2 or entry == "train", (entry, sizes)  # a hard-coded 32 fails a public case
+
+
+def test_code_that_cannot_mix_dtypes_fails_check_not_only_grading(runner, tmp_path):
+    """`F.one_hot(Xb, 27).float() @ demb`: right on float32, a RuntimeError on float64 (hidden cases were its
+    only float64): `check` now shows it, with the case that fails named."""
+    code = '''
+    def embedding_backward(Xb, demb, C):
+        return F.one_hot(Xb.view(-1), 27).float().T @ demb.view(-1, demb.shape[-1])
+    '''
+    ex = grade_entries(runner, submission(tmp_path, code), ("embedding_backward",), hidden=False)["embedding_backward"]
+    (check,) = ex.checks
+    assert check.points < check.max_points
+    assert any(cv.verdict in ("error", "wrong") for cv in check.cases)
+
+
+def test_a_step_depending_on_two_wrong_helpers_says_they_are_wrong(runner, tmp_path):
+    code = '''
+    def tanh_backward(h, dh, hpreact=None):
+        return 2 * (1.0 - h**2) * dh
+
+    def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
+        n = dhpreact.shape[0]
+        return bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - bnraw * (dhpreact * bnraw).sum(0))
+    '''
+    ex = grade_entries(runner, submission(tmp_path, code), ("forward_backward",), hidden=False)["forward_backward"]
+    w1 = next(c for c in ex.checks if c.name == "W1")
+    assert w1.points == w1.max_points
+    assert "depends on tanh_backward, batchnorm_backward, which are wrong" in w1.message, w1.message

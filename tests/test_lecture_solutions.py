@@ -406,6 +406,19 @@ def test_an_exception_keeps_the_gradients_computed_before(runner, tmp_path, kind
     assert messages[0].startswith("raised ") and " at line " in messages[0]
     assert all(m.startswith("not reached: ") and " at line " in m for m in messages[1:])
     assert sum("Error:" in m for m in messages) == 1  # the exception's text is shown once
+    # what the student reads at 80 columns: the raise once, then ONE line listing what it left unreached
+    from rich.console import Console
+
+    from autograder.render import render_exercise
+    console = Console(width=80, record=True, color_system=None)
+    render_exercise(ex, console)
+    text = console.export_text()
+    unreached = [n for n in NAMES if checks[n].verdict == "error"][1:]
+    assert "not reached" not in text and text.count("raised ") == 1, text
+    if len(unreached) >= 2:
+        assert f"{len(unreached)} left unreached by the " in text
+        listing = " ".join(text[text.index("left unreached by the "):].split())
+        assert ", ".join(unreached) in listing, listing
 
 
 def test_an_exception_under_a_decorator_keeps_the_gradients_too(runner, tmp_path):
@@ -465,3 +478,113 @@ def test_judges_never_raise_on_records_they_did_not_expect():
         case, truth = prepared_cases(exs[entry], public)[0]
         comparisons = exs[entry].judge(case, junk, truth)
         assert comparisons and not any(c.passed for c in comparisons if c.name not in ("loss",))
+
+
+# -- an exception keeps what came before, whatever the gradients are named ------------------------------------
+
+def renamed_submission(tmp_path: Path, renames: dict, broken: tuple[str, str] | None = None) -> Path:
+    """The lecture's exercise 1 with the student's own local names (`dL_dlp` for `dlogprobs`), mapped to the
+    contract's names in the function's own `return dict(...)`, as a student who renamed them writes it."""
+    code = LECTURE_EX1
+    if broken:
+        assert code.count(broken[0]) == 1
+        code = code.replace(broken[0], broken[1])
+    for old in sorted(renames, key=len, reverse=True):
+        code = re.sub(rf"\b{old}\b", renames[old], code)
+    sub = lecture_submission(tmp_path, ex1=code)
+    path = sub / "backprop_ninja.py"
+    text = path.read_text()
+    start = text.index("    return dict(logprobs=dlogprobs")
+    end = text.index("\n\n", start)
+    mapping = ", ".join(f"{name}={renames.get('d' + name, 'd' + name)}" for name in NAMES)
+    path.write_text(text[:start] + f"    return dict({mapping})" + text[end:])
+    return sub
+
+
+def test_gradients_before_an_exception_are_graded_whatever_their_names(runner, tmp_path):
+    """Issue 17: `dL_d<name>` locals, and a hard-coded `view((32, 3, 10))` that raises on every other batch
+    size: the 24 gradients before it keep all their points (read through the function's own return mapping);
+    only emb and C, not reached on the other batch sizes, lose points, and they say why."""
+    renames = {"d" + name: "dL_d" + name for name in NAMES}
+    renames["dlogprobs"] = "dL_dlp"
+    sub = renamed_submission(tmp_path, renames, ("demb = dembcat.view(emb.shape)", "demb = dembcat.view((32, 3, 10))"))
+    ex = grade_all(runner, sub, ("manual_backward",)).exercises[0]
+    checks = {c.name: c for c in ex.checks}
+    before = NAMES[:NAMES.index("emb")]
+    assert all(checks[n].passed and checks[n].points == checks[n].max_points for n in before), \
+        [(n, checks[n].verdict, checks[n].message) for n in before if not checks[n].passed]
+    for name in ("emb", "C"):  # right on the batch of 32, not reached on the others
+        c = checks[name]
+        assert not c.passed and 0 < c.points < c.max_points, (name, c.points)
+    assert "RuntimeError" in checks["emb"].message and " at line " in checks["emb"].message
+    assert ex.score > 24
+
+
+def test_other_names_mapped_in_the_return_keep_their_points_after_an_exception(runner, tmp_path):
+    """`dnorms_logits` and `dbnmean1` (names of a real solution), an exception much later: both are graded."""
+    renames = {"dnorm_logits": "dnorms_logits", "dbnmeani": "dbnmean1"}
+    sub = renamed_submission(tmp_path, renames, ("dW1 = embcat.T @ dhprebn", "dW1 = embcat @ dhprebn"))
+    ex = grade_all(runner, sub, ("manual_backward",), seeds=Seeds(hidden=False)).exercises[0]
+    checks = {c.name: c for c in ex.checks}
+    assert checks["norm_logits"].passed and checks["bnmeani"].passed
+    assert all(checks[n].passed for n in NAMES[:NAMES.index("embcat") + 1])
+    assert ex.first_wrong_step == "W1"
+
+
+def test_a_right_step_fed_a_wrongly_shaped_upstream_keeps_its_point(runner, tmp_path):
+    """Issue 17: dcounts_sum_inv without keepdim is (32,); the lecture's next line, right, broadcasts it to
+    (32, 32). A wrong upstream shape is a wrong upstream: that step keeps its point, and says why."""
+    old, new, _ = EXCEPTIONS["keepdim_broadcast"]
+    sub = lecture_submission(tmp_path, ex1=LECTURE_EX1.replace(old, new))
+    ex = grade_all(runner, sub, ("manual_backward",), seeds=Seeds(hidden=False)).exercises[0]
+    checks = {c.name: c for c in ex.checks}
+    assert ex.first_wrong_step == "counts_sum_inv" and checks["counts_sum_inv"].points == 0
+    c = checks["counts_sum"]
+    assert c.points == c.max_points and c.local_verdict in ("exact", "approx"), (c.verdict, c.message)
+    assert "correct given your dcounts_sum_inv of shape (32,)" in c.message
+    # a wrong step fed the same upstream is still wrong
+    wrong = LECTURE_EX1.replace(old, new).replace("dcounts_sum = (-counts_sum**-2)", "dcounts_sum = (counts_sum**-2)")
+    ex = grade_all(runner, lecture_submission(tmp_path, ex1=wrong, name="wrong"), ("manual_backward",),
+                   seeds=Seeds(hidden=False)).exercises[0]
+    assert next(c for c in ex.checks if c.name == "counts_sum").points == 0
+
+
+# -- the templates take the lecture's code as it is written (issue 17) ------------------------------------------
+
+LECTURE_TRAIN_UPDATE = "for p, grad in zip(parameters, grads):\n    p.data += -lr * grad\n"
+
+
+def test_the_lectures_training_loop_over_its_parameters_list_scores_full_marks(runner, tmp_path):
+    """The lecture keeps `parameters` as a list and zips it with its list of gradients; the template's train
+    gives `parameters` and a `grads` that works both ways. With forward_backward returning the lecture's
+    list `[dC, dW1, ...]` as well."""
+    sub = lecture_submission(tmp_path)
+    path = sub / "backprop_ninja.py"
+    text = path.read_text()
+    assert text.count(textwrap.indent(TRAIN_UPDATE, "        ")) == 1
+    text = text.replace(textwrap.indent(TRAIN_UPDATE, "        "), textwrap.indent(LECTURE_TRAIN_UPDATE, "        "))
+    ret = "    return loss, dict(C=dC, W1=dW1, b1=db1, W2=dW2, b2=db2, bngain=dbngain, bnbias=dbnbias)\n"
+    assert text.count(ret) == 1
+    text = text.replace(ret, "    grads = [dC, dW1, db1, dW2, db2, dbngain, dbnbias]\n    return loss, grads\n")
+    path.write_text(text)
+    result = grade_all(runner, sub, ("forward_backward", "train"))
+    bad = [(e.id, c.name, c.verdict, c.message) for e in result.exercises for c in e.checks if not c.passed]
+    assert bad == [] and result.score == result.max_score
+
+
+def test_the_lectures_globals_are_there_where_its_lines_use_them(runner, tmp_path):
+    """`batch_size`, `block_size`, `n_embd` in exercise 1 (bound to this batch: right on every batch size),
+    `probs` in exercise 2, as the lecture's notebook has them."""
+    ex1 = LECTURE_EX1.replace("demb = dembcat.view(emb.shape)", "demb = dembcat.view(batch_size, block_size, n_embd)")
+    sub = lecture_submission(tmp_path, ex1=ex1)
+    path = sub / "backprop_ninja.py"
+    text = path.read_text()
+    cell = textwrap.indent(LECTURE_EX2.strip("\n") + "\n", "    ")
+    start = text.index("def cross_entropy_backward(")
+    assert cell in text[start:text.index("\ndef ", start + 1)]
+    text = text[:start] + text[start:].replace(
+        cell, "    dlogits = probs.clone()\n    dlogits[range(batch_size), Yb] -= 1\n    dlogits /= batch_size\n", 1)
+    path.write_text(text)
+    result = grade_all(runner, sub, ("manual_backward", "cross_entropy_backward"))
+    bad = [(e.id, c.name, c.verdict, c.message) for e in result.exercises for c in e.checks if not c.passed]
+    assert bad == [] and result.score == result.max_score

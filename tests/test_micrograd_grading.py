@@ -602,3 +602,15 @@ def test_a_value_where_a_float_belongs_is_named(runner, tmp_path):
     checks, _ = grade_checks(runner, sub, ids=["micrograd.ops"])
     c = checks["micrograd.ops"]["a * b"]
     assert c.verdict == WRONG and "is a Value, not a number" in c.message
+
+
+def test_endless_loop_in_an_operator_costs_its_own_checks_not_the_whole_exercise(runner, tmp_path):
+    """Where a Value keeps its inputs is found by building `a + b` (then `a * b`); an `__add__` that never
+    returns costs what uses `+`, guarded like every part, and `a * b` is still judged (with its `_prev`)."""
+    sub = make_submission(tmp_path, [("        other = other if isinstance(other, Value) else Value(other)\n"
+                                      "        out = Value(self.data + other.data, (self, other), '+')\n",
+                                      "        while True:\n            pass\n")])
+    checks, _ = grade_checks(runner, sub, ids=["micrograd.ops"])
+    ops = checks["micrograd.ops"]
+    assert ops["a + b"].verdict == TIMEOUT
+    assert ops["a * b"].passed and ops["a.tanh()"].passed

@@ -175,3 +175,44 @@ def test_the_shipped_notebook_is_also_a_submission_for_grade(assignment, total, 
     stub = grade_path(ROOT / "student_template" / "notebooks" / f"{assignment}.ipynb", None, hidden=False,
                       runner=runner)
     assert stub.error is None and stub.score == 0 and stub.max_score == total
+
+
+def test_in_a_notebook_the_report_names_the_cell_not_a_file(runner):
+    """Issue 17: the student has cells, not graphs.py: where the code raised is said as `cell [k], line m`."""
+    reference = _without_main(ROOT / "reference" / "graphs.py")
+    start = reference.index("class MultiplyGate:")
+    end = reference.index("class MaxGate:")
+    gate = reference[start:end].replace("        dy = self.x * dout\n", "        dy = self.z * dout\n")
+    assert "self.z" in gate
+    cells = ["", reference, "x = 1\n", gate]  # In[0] is empty in IPython; the fixed gate is run last
+    checked = check("graphs", cells=cells, runner=runner)
+    line = gate.splitlines().index("        dy = self.z * dout") + 1
+    texts = [t for ex in checked.result.exercises for t in [ex.message, ex.where] + [c.message for c in ex.checks]]
+    shown = " ".join(t for t in texts if t)
+    assert f"cell [3], line {line}" in shown, shown
+    assert "graphs.py, line" not in shown and "graphs.py, line" not in repr(checked)
+
+
+@needs_kernel
+def test_the_try_it_cell_of_a_stub_notebook_says_what_to_fill(tmp_path, monkeypatch):
+    """Issue 17: the "Try it" cell printed "not implemented yet: " and nothing. It names each function to fill."""
+    nb = nbformat.read(ROOT / "student_template" / "notebooks" / "graphs.ipynb", as_version=4)
+    nb.cells = [c for c in nb.cells if c.get("id") != "check"]  # the table is tested elsewhere
+    _execute(nb, tmp_path, monkeypatch)
+    output = _outputs(next(c for c in nb.cells if c.get("id") == "try-graphs"))
+    assert "not implemented yet: fill in AddGate.backward" in output
+    assert "not implemented yet: fill in l2_of_matvec" in output
+    assert "not implemented yet: \n" not in output and "Traceback" not in output
+
+
+def test_the_try_it_cell_names_the_stub_when_the_main_block_does_not():
+    """The cell's own fallback (a stub raising through a main block with no handler of its own) names the
+    function whose stub raised."""
+    from autograder.student_notebooks import TRY_IT
+    code = TRY_IT.format(path="x.py", body="    def fill_me():\n        raise NotImplementedError()\n    fill_me()")
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "<cell>", "exec"), {})
+    assert out.getvalue().strip() == "not implemented yet: fill_me: fill it in above, then run this cell again"

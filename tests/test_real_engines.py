@@ -22,7 +22,7 @@ from autograder.assignments import graphs, micrograd
 from autograder.compare import PASSING
 from autograder.exercise import Seeds
 from autograder.pipeline import grade
-from tests.real_engines import CREATION_ORDER, ITERATIVE_DFS, NN_OTHER_STYLE, RECURSIVE_BIG_STACK
+from tests.real_engines import CHILDREN_NOT_PREV, CREATION_ORDER, ITERATIVE_DFS, NN_OTHER_STYLE, RECURSIVE_BIG_STACK
 from tests.test_micrograd_grading import COMPOSITE_ENGINE, MISTAKE_EDITS, ORIGINAL_MICROGRAD, make_submission, write_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,8 @@ def test_karpathys_micrograd_loses_only_its_missing_ops_and_the_deep_chain(runne
 # -- correct engines written differently score full marks ------------------------------------------------------
 
 ENGINES = {"iterative DFS, list _prev": ITERATIVE_DFS, "creation order, BFS": CREATION_ORDER,
-           "recursive build_topo in a big-stack thread": RECURSIVE_BIG_STACK, "Kahn's algorithm": COMPOSITE_ENGINE}
+           "recursive build_topo in a big-stack thread": RECURSIVE_BIG_STACK, "Kahn's algorithm": COMPOSITE_ENGINE,
+           "inputs in `children`, no _prev": CHILDREN_NOT_PREV}
 
 
 @pytest.mark.parametrize("name", list(ENGINES))
@@ -102,7 +103,18 @@ def test_an_nn_written_differently_scores_full_marks(runner, tmp_path):
 
 # id -> (engine edits, nn edits, the checks that lose points: everything else keeps them)
 OWN_COST = {
-    "overwrite_not_accumulate": (MISTAKE_EDITS["overwrite_not_accumulate"], [], {("micrograd.ops", "a + b")}),
+    # `=` for `+=` costs what it teaches (issue 17; the lecture's chapter "fixing a backprop bug when one node
+    # is used multiple times"): the op itself, and the checks of a value used twice (micrograd.reuse, the
+    # fan-out of micrograd.expressions) that the op makes wrong; not forgiven as a dependency's fault there.
+    "overwrite_not_accumulate": (MISTAKE_EDITS["overwrite_not_accumulate"], [],
+                                 {("micrograd.ops", "a + b"), ("micrograd.reuse", "a + a"),
+                                  ("micrograd.reuse", "b + b (b = a + a)"), ("micrograd.expressions", "leaf grads"),
+                                  ("micrograd.expressions", "node grads")}),
+    # the lecture's own bug, on one side of __mul__ only
+    "the lecture's `self.grad = other.data * out.grad`": (
+        [("self.grad += other.data * out.grad", "self.grad = other.data * out.grad")], [],
+        {("micrograd.ops", "a * b"), ("micrograd.reuse", "a*x + a*y"), ("micrograd.expressions", "leaf grads"),
+         ("micrograd.expressions", "node grads")}),
     "mul forgets other.grad": ([("other.grad += self.data * out.grad", "pass")], [], {("micrograd.ops", "a * b")}),
     # out = Value(..., (self,), '*'): backward() cannot reach `other`'s own inputs through _prev
     "mul records one input": ([("out = Value(self.data * other.data, (self, other), '*')",
@@ -111,11 +123,13 @@ OWN_COST = {
     "wrong_local_derivative": (MISTAKE_EDITS["wrong_local_derivative"], [], {("micrograd.ops", "a ** k")}),
     "uses_input_not_output": (MISTAKE_EDITS["uses_input_not_output"], [], {("micrograd.ops", "a.tanh()")}),
     "overwrite_everywhere": (MISTAKE_EDITS["overwrite_everywhere"], [],
-                             {("micrograd.ops", micrograd.SHOWN[op]) for op in micrograd.BASE_OPS}),
+                             {("micrograd.ops", micrograd.SHOWN[op]) for op in micrograd.BASE_OPS}
+                             | {("micrograd.reuse", part) for part in micrograd.REUSE_PARTS}
+                             | {("micrograd.expressions", "leaf grads"), ("micrograd.expressions", "node grads")}),
     "parameters() without biases": ([], [("return self.w + [self.b]", "return self.w")],
                                     {("micrograd.nn", "parameters")}),
-    "tanh neuron (the video's)": ([], [("return act.relu() if self.nonlin else act", "return act.tanh()")],
-                                  {("micrograd.nn", "forward")}),
+    # the lecture's Neuron is no mistake (issue 17): it costs nothing
+    "tanh neuron (the video's)": ([], [("return act.relu() if self.nonlin else act", "return act.tanh()")], set()),
     "weights detached (wi.data * xi)": ([], [("wi * xi for wi, xi", "wi.data * xi for wi, xi")],
                                         {("micrograd.nn", "gradients")}),
     "zero_grad does nothing": ([], [("        for p in self.parameters():\n            p.grad = 0\n", "        pass\n")],
@@ -126,7 +140,8 @@ OWN_COST = {
     "topo_not_reversed": (MISTAKE_EDITS["topo_not_reversed"], [],
                           {("micrograd.backward", "seed"), ("micrograd.nn", "SGD step"),
                            ("micrograd.backward", "chain"), ("micrograd.reuse", "b + b (b = a + a)"),
-                           ("micrograd.reuse", "diamond"), ("micrograd.expressions", "leaf grads"),
+                           ("micrograd.reuse", "diamond"), ("micrograd.reuse", "a*x + a*y"),
+                           ("micrograd.reuse", "x*a + y*a"), ("micrograd.expressions", "leaf grads"),
                            ("micrograd.expressions", "node grads")}),
 }
 
@@ -141,6 +156,8 @@ def test_one_mistake_costs_exactly_its_own_function(runner, tmp_path, name):
     assert set(lost(checks)) == costs, {k: (checks[k].verdict, checks[k].message) for k in lost(checks)}
     for key in costs:
         assert checks[key].points == 0, (key, checks[key].points)
+        if name.startswith(("overwrite", "the lecture's")):
+            assert checks[key].mistake == "overwrite_not_accumulate", (key, checks[key].mistake)
     if name.startswith("weights detached"):
         assert checks[("micrograd.nn", "gradients")].mistake == "detached_parameter"
     expected_loss = sum(points(*key) for key in costs)
@@ -250,3 +267,43 @@ def test_the_deep_chain_keeps_its_point_when_only_an_op_is_wrong(runner, tmp_pat
     c = checks[("micrograd.deep_chain", "out, x.grad")]
     assert c.verdict == "wrong" and c.local_verdict in PASSING and c.points == c.max_points
     assert "depends on `a * b`, which is wrong" in c.message
+
+
+def test_parameters_without_biases_are_counted_in_the_students_terms(runner, tmp_path):
+    """Issue 17: "41 expected, 32 returned: the biases (b) are missing", not a tensor diff of one element
+    with a dtype note."""
+    sub = make_submission(tmp_path, [], [("return self.w + [self.b]", "return self.w")])
+    result, checks = graded(runner, sub, ids=["micrograd.nn"])
+    c = checks[("micrograd.nn", "parameters")]
+    assert c.mistake == "parameters_incomplete"
+    assert "41 expected, 32 returned: the biases (b) are missing" in c.message, c.message
+    assert "int64" not in c.message and "elements differ" not in c.message
+
+
+def test_the_lectures_tanh_neuron_scores_full_marks(runner, tmp_path):
+    """The micrograd lecture's Neuron (`out = act.tanh()`, every layer) is an MLP as right as the template's
+    relu one: full marks, no `tanh_neuron` flag."""
+    sub = make_submission(tmp_path, [], [("return act.relu() if self.nonlin else act", "return act.tanh()")])
+    result, checks = graded(runner, sub, ids=["micrograd.nn"])
+    assert result.score == result.max_score, {k: (c.verdict, c.message) for k, c in checks.items()}
+    assert not any(c.mistake for c in checks.values())
+
+
+def test_a_backward_in_the_wrong_order_is_blamed_on_backward_not_on_tanh(runner, tmp_path):
+    """Issue 17: backward() visiting nodes breadth-first (no topological order) with the lecture's tanh
+    Neuron: the wrong checks name backward() and `no_topological_order`; nothing blames tanh."""
+    from tests.test_micrograd_grading import TOPO_BUILD_START
+    bfs = [(TOPO_BUILD_START, "        self.grad = 1.0\n        queue, seen = [self], {self}\n"
+            "        while queue:\n            v = queue.pop(0)\n            v._backward()\n"
+            "            for c in v._prev:\n                if c not in seen:\n                    seen.add(c)\n"
+            "                    queue.append(c)\n        return\n" + TOPO_BUILD_START)]
+    sub = make_submission(tmp_path, bfs, [("return act.relu() if self.nonlin else act", "return act.tanh()")])
+    result, checks = graded(runner, sub, ids=["micrograd.ops", "micrograd.reuse", "micrograd.expressions",
+                                              "micrograd.nn"])
+    wrong = {k: c for k, c in checks.items() if not c.passed}
+    assert wrong and all("tanh" not in (c.mistake or "") and "uses_input" not in (c.mistake or "")
+                         for c in wrong.values()), {k: c.mistake for k, c in wrong.items()}
+    assert all(c.passed for (ex, _), c in checks.items() if ex == "micrograd.ops")
+    assert checks[("micrograd.reuse", "diamond")].mistake == "no_topological_order"
+    grads = checks[("micrograd.nn", "gradients")]
+    assert grads.passed or "backward()" in grads.message, grads.message

@@ -111,3 +111,34 @@ def test_python_backprop_ninja_on_the_template_says_what_to_fill():
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert "not implemented (returned None)" in run.stdout
     assert "not yet: `forward_backward` is not implemented" in run.stdout
+
+
+def _run_graphs(source: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "graphs.py").write_text(source)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "graphs.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_python_graphs_prints_one_line_per_function_never_a_traceback(tmp_path):
+    """Issue 17: a function that raises (here a dW of the wrong shape, which gradcheck refuses) is one FAILED
+    line naming the exception and the line; the others still print; a stub says to fill it."""
+    reference = (ROOT / "reference" / "graphs.py").read_text()
+    run = _run_graphs(reference, tmp_path)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert len(lines) == 7 and all("gradcheck ok" in line for line in lines), run.stdout
+    broken = reference.replace("dW = torch.outer(dq, x)       # dW[i, j] = dq[i] * x[j]", "dW = torch.outer(x, dq)")
+    assert broken != reference
+    broken = broken.replace("        return dout, dout\n", "        raise NotImplementedError()\n", 1)
+    run = _run_graphs(broken, tmp_path)
+    assert run.returncode == 0 and "Traceback" not in run.stderr + run.stdout, run.stderr[-2000:]
+    out = {line.split()[0]: line for line in run.stdout.splitlines()}
+    assert "FAILED" in out["l2_of_matvec"] and "has shape (4, 3) but the input has shape (3, 4)" in out["l2_of_matvec"]
+    assert "not implemented yet: fill in AddGate.backward" in out["AddGate"]
+    assert "FAILED" not in out["MultiplyGate"] and "FAILED" not in out["sigmoid_neuron"]
+    # an exception in the student's code: its type, message and the student's own line
+    broken = reference.replace("        dy = self.x * dout\n", "        dy = self.z * dout\n")
+    assert broken != reference
+    out = {line.split()[0]: line for line in _run_graphs(broken, tmp_path).stdout.splitlines()}
+    assert "FAILED: AttributeError" in out["MultiplyGate"] and "dy = self.z * dout" in out["MultiplyGate"], out

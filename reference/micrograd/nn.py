@@ -24,8 +24,9 @@ class Neuron(Module):
         self.nonlin = nonlin
 
     def __call__(self, x):
+        """w . x + b, then the nonlinearity: relu, none on the output layer (micrograd's nn.py). The lecture's
+        Neuron, `out = act.tanh()` on every layer, is graded as the network it is and scores the same."""
         ### BEGIN SOLUTION
-        # w . x + b, then the nonlinearity (none for the output layer)
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         return act.relu() if self.nonlin else act
         ### END SOLUTION

@@ -31,8 +31,11 @@ def model_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     cases = [
         _model_case("public-0", False, LECTURE_SEED, 42, BATCH_SIZE, torch.float32, lacks_last_char=True,
                     label="float32, batch 32, the lecture's model"),
-        _model_case("public-1", False, 1, 7, 7, torch.float32, low_variance=True,
-                    label="float32, batch 7, some low-variance hidden units"),
+        # Every property a hidden case tests shows in a public one (float64, another batch size, other widths),
+        # so `check` already fails what grading for credit would (a `.float()` that cannot mix dtypes,
+        # a hard-coded 32, 64 or 30).
+        _model_case("public-1", False, 1, 7, 7, torch.float64, n_hidden=100, n_embd=6, low_variance=True,
+                    label="float64, batch 7, 100 hidden units, 6-wide embedding, some low-variance units"),
     ]
     for i, seed in enumerate(seeds.hidden_seeds(exercise_id, len(HIDDEN_MODELS))):
         n, width, embd, low, lacks = HIDDEN_MODELS[i]
@@ -48,10 +51,11 @@ def ce_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
                     label=label)
     lecture = run_forward(init_params(LECTURE_SEED), *names_batch(42, BATCH_SIZE, True))
     out = [case("public-0", False, lecture.values["logits"], lecture.k.Yb, "float32, batch 32, the lecture's logits")]
-    # Logits up to ~100: exp() overflows float32 (e^89 = inf) unless the row's max is subtracted first.
+    # Logits up to ~1000: exp() overflows float64 (e^710 = inf), float32 all the more, unless the row's max is
+    # subtracted first. float64 like the hidden cases, so a `.float()` that cannot mix dtypes shows here.
     g = torch.Generator().manual_seed(3)
-    out.append(case("public-1", False, torch.randn(7, VOCAB_SIZE, generator=g) * 40,
-                    torch.randint(0, VOCAB_SIZE, (7,), generator=g), "float32, batch 7, large logits"))
+    out.append(case("public-1", False, torch.randn(7, VOCAB_SIZE, generator=g, dtype=torch.float64) * 400,
+                    torch.randint(0, VOCAB_SIZE, (7,), generator=g), "float64, batch 7, large logits"))
     for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 3)):
         n, spread = ((57, 3.0), (2, 2.0), (32, 400.0))[i]  # 400: exp overflows float64 too without the max
         g = torch.Generator().manual_seed(seed)
@@ -78,7 +82,7 @@ def bn_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
         return Case(case_id, hidden, {"dhpreact": dhpreact, "bngain": bngain, "bnraw": bnraw, "bnvar_inv": bnvar_inv},
                     info={"n": n, "hprebn": hprebn}, label=label)
     out = [case("public-0", False, 0, BATCH_SIZE, N_HIDDEN, torch.float32, "float32, batch 32"),
-           case("public-1", False, 1, 7, N_HIDDEN, torch.float32, "float32, batch 7")]
+           case("public-1", False, 1, 7, 100, torch.float64, "float64, batch 7, 100 units")]
     for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 3)):
         n, width = ((57, 64), (2, 17), (32, 100))[i]
         out.append(case(f"hidden-{i}", True, seed, n, width, torch.float64, f"float64, batch {n}, {width} units"))
@@ -101,7 +105,8 @@ def tanh_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
         hpreact[0, :4] = torch.tensor([12.0, -12.0, 30.0, 0.0], dtype=dtype)  # saturated and zero units
         return Case(case_id, hidden, {"h": torch.tanh(hpreact), "dh": torch.randn(n, width, generator=g, dtype=dtype),
                                       "hpreact": hpreact}, info={"hpreact": hpreact}, label=label)
-    out = [case("public-0", False, 0, BATCH_SIZE, N_HIDDEN, torch.float32, "float32, batch 32")]
+    out = [case("public-0", False, 0, BATCH_SIZE, N_HIDDEN, torch.float32, "float32, batch 32"),
+           case("public-1", False, 1, 7, 100, torch.float64, "float64, batch 7, 100 units")]
     for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 2)):
         n, width = ((57, 64), (7, 100))[i]
         out.append(case(f"hidden-{i}", True, seed, n, width, torch.float64, f"float64, batch {n}"))
@@ -126,7 +131,8 @@ def emb_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
         return Case(case_id, hidden, {"Xb": Xb, "demb": demb, "num_embeddings": num, "C": C}, info={"Xb": Xb},
                     label=label)
     out = [case("public-0", False, 42, BATCH_SIZE, VOCAB_SIZE, N_EMBD, torch.float32, True,
-                "float32, batch 32, no 'z' in the batch")]
+                "float32, batch 32, no 'z' in the batch"),
+           case("public-1", False, 43, 7, 40, 6, torch.float64, True, "float64, batch 7, 40 rows of 6 in C")]
     for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 3)):
         n, num, d, lacks = ((57, 27, 10, False), (7, 27, 6, True), (32, 40, 16, True))[i]
         out.append(case(f"hidden-{i}", True, seed, n, num, d, torch.float64, lacks, f"float64, batch {n}"))
@@ -166,7 +172,10 @@ def train_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     X, Y = _examples()
     out = [Case("public-0", False, {"params": init_params(LECTURE_SEED), "X": X[:4000], "Y": Y[:4000],
                                     "steps": TRAIN_STEPS, "lr": TRAIN_LR, "batch_size": BATCH_SIZE, "seed": 0},
-                label=f"float32, {TRAIN_STEPS} steps of SGD, lr {TRAIN_LR}")]
+                label=f"float32, {TRAIN_STEPS} steps of SGD, lr {TRAIN_LR}"),
+           Case("public-1", False, {"params": init_params(LECTURE_SEED + 1, dtype=torch.float64), "X": X[:4000],
+                                    "Y": Y[:4000], "steps": TRAIN_STEPS, "lr": TRAIN_LR, "batch_size": 20, "seed": 1},
+                label=f"float64, {TRAIN_STEPS} steps, batch 20")]
     for i, seed in enumerate(seeds.hidden_seeds(exercise_id, 1)):
         params = init_params(seed, dtype=torch.float64)
         out.append(Case(f"hidden-{i}", True, {"params": params, "X": X[4000:8000], "Y": Y[4000:8000],

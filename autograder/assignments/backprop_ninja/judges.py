@@ -84,11 +84,39 @@ def local_verdict(fwd: Forward, name: str, got, outputs: dict,
     if local is None:
         return None, ""
     lc = compare(name, got, local.expected, scale=local.scale, tolerance=tolerance)
+    if not lc.passed:
+        lc = _broadcast_by_upstream(fwd, name, got, outputs, local, tolerance) or lc
     if lc.passed:
         why = uninformative(fwd, name, local, outputs)
         if why:
             return None, why
     return lc, ""
+
+
+def _broadcast_by_upstream(fwd: Forward, name: str, got, outputs: dict, local: Local,
+                           tolerance: Tolerance | None) -> Comparison | None:
+    """A wrongly SHAPED upstream is a wrong upstream like any other (issue 17): `dcounts_sum_inv` without
+    keepdim is (n,) for (n, 1), and the right next line, `(-counts_sum**-2) * dcounts_sum_inv`, broadcasts it
+    to (n, n); that step is right given what it was fed, its diagonal being the right step applied to the
+    upstream's values. A comparison that passes where this is so, None elsewhere."""
+    g = as_tensor(got)
+    if g is None or g.dim() != 2 or g.shape[0] != g.shape[1] or g.shape[0] != local.expected.numel() \
+            or local.expected.numel() < 2:
+        return None
+    dropped = [step.out for step in CONSUMERS[name] if step.out != "loss"
+               and isinstance(outputs.get(step.out), torch.Tensor)
+               and tuple(outputs[step.out].shape) != tuple(fwd.values[step.out].shape)
+               and outputs[step.out].numel() == fwd.values[step.out].numel()]
+    if not dropped:
+        return None
+    lc = compare(name, g.diagonal().reshape(local.expected.shape), local.expected, scale=local.scale,
+                 tolerance=tolerance)
+    if not lc.passed:
+        return None
+    up = outputs[dropped[0]]
+    lc.message = (f"correct given your d{dropped[0]} of shape {tuple(up.shape)} (not "
+                  f"{tuple(fwd.values[dropped[0]].shape)}): the right step broadcast it to {tuple(g.shape)}")
+    return lc
 
 
 def not_reached(case: Case, raised: dict, outputs: dict) -> tuple[set, str, str]:
@@ -138,6 +166,8 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict) -> list[Compar
             if lc is not None:
                 c.local_verdict = lc.verdict
                 c.details["local_maxdiff"] = lc.maxdiff
+                if lc.passed and lc.message.startswith("correct given"):  # said in the student's terms
+                    c.message = f"{lc.message} ({c.message})" if c.message else lc.message
             elif why:
                 c.details["no_local_credit"] = why
         comparisons.append(c)
@@ -272,7 +302,8 @@ def judge_forward_backward(case: Case, outputs: dict, truth: dict) -> list[Compa
             informative = not close(torch.zeros_like(expected), expected, scale=max(_amax(expected), 1e-30))
             if lc.passed and wrong and informative:
                 c.local_verdict = lc.verdict
-                c.message = f"correct; depends on {', '.join(wrong)}, which is wrong" + (f" ({c.message})" if c.message else "")
+                c.message = f"correct; depends on {', '.join(wrong)}, {'which are' if len(wrong) > 1 else 'which is'} wrong" \
+                    + (f" ({c.message})" if c.message else "")
                 c.details["depends_on"] = wrong
             elif not lc.passed:
                 c.local_verdict = WRONG

@@ -283,7 +283,21 @@ def _ce_wrong_place(got, exp, case=None, **_):
         and "subtract 1 at [range(n), Yb], each row at its own target"
 
 
+def _ce_plus_one(got, exp, case=None, **_):
+    """`dlogits[range(n), Yb] += 1`: the target's term added instead of subtracted (before or after /n)."""
+    g = as_tensor(got)
+    if g is None or g.shape != exp.shape:
+        return False
+    n = case.info["n"]
+    soft = torch.softmax(case.inputs["logits"], 1)
+    onehot = F.one_hot(case.info["Yb"], exp.shape[1]).to(soft.dtype)
+    return any(close(g.to(soft.dtype), wrong) for wrong in ((soft + onehot) / n, soft / n + onehot))
+
+
 MISTAKES_2 = (
+    Mistake("target_sign", "the target's term is subtracted: loss = -log(softmax[target]), so "
+            "dlogits = softmax, then dlogits[range(n), Yb] -= 1, then /= n (`+= 1` pushes the right answer down)",
+            _ce_plus_one),
     Mistake("wrong_index", "the -1 of the target goes at each row's own target, [range(n), Yb]", _ce_wrong_place),
     Mistake("missing_branch", "the loss uses each logit in the softmax's normaliser AND the target's logit "
             "directly", _ce_without_onehot),
@@ -350,7 +364,15 @@ def _tanh_wrong_derivative(got, exp, case=None, **_):
     return False
 
 
+def _tanh_from_input(got, exp, case=None, **_):
+    """`(1 - hpreact**2) * dh`: the derivative written with tanh's input where its output belongs."""
+    x = case.inputs
+    return close(got, (1 - x["hpreact"] ** 2) * x["dh"]) and not close(exp, (1 - x["hpreact"] ** 2) * x["dh"])
+
+
 MISTAKES_TANH = (
+    Mistake("uses_input_not_output", "h = tanh(hpreact) is the output: d tanh/dhpreact = 1 - h**2 (or "
+            "1 - torch.tanh(hpreact)**2), not 1 - hpreact**2", _tanh_from_input),
     Mistake("chain_rule", "that is the local derivative only: multiply it by the upstream gradient dh", _tanh_no_chain),
     Mistake("tanh_derivative", "d tanh(x)/dx = 1 - tanh(x)**2 = 1 - h**2", _tanh_wrong_derivative),
 )
@@ -395,9 +417,11 @@ def _fb_depends(got, exp, case=None, name=None, context=None, **_):
     ok = wrong and close(got, expected, scale=max(_amax(expected), global_scale(fwd, name)))
     if ok and close(torch.zeros_like(expected), expected, scale=max(_amax(expected), 1e-30)):
         # as the judge: a helper that returned ~0 leaves nothing to tell a right step from a wrong one
-        return (f"{', '.join(wrong)} is wrong and gave ~0 here, so this step cannot be told right from wrong: "
-                "it earns its points once that helper is fixed")
-    return bool(ok) and f"{', '.join(wrong)} is wrong: fix it in its own exercise; this step keeps its points"
+        return (f"{', '.join(wrong)} {'are' if len(wrong) > 1 else 'is'} wrong and gave ~0 here, so this step "
+                "cannot be told right from wrong: it earns its points once that is fixed")
+    return bool(ok) and (f"{', '.join(wrong)} {'are' if len(wrong) > 1 else 'is'} wrong: fix "
+                         f"{'them' if len(wrong) > 1 else 'it'} in {'their' if len(wrong) > 1 else 'its'} own "
+                         "exercise; this step keeps its points")
 
 
 MISTAKES_FB = (

@@ -5,7 +5,9 @@ tolerance or hint lives here).
 What the drivers record besides the answers, so that each function is graded on its own (the grader
 judges the records, this module does not):
 - an exception inside `manual_backward` or `forward_backward`: the gradients the function had already
-  computed (its frame's `d<name>` locals at the exception) and where it raised (`raised`);
+  computed and where it raised (`raised`). Which local holds which gradient is read from the function's
+  own `return dict(logprobs=dL_dlp, ...)` (its source's AST), so whatever the student named them; `d<name>`
+  only where the return says nothing (a stub's return, or a mapping built some other way);
 - `forward_backward`: the inputs and output of each helper it calls (`calls`), so a right step that was
   fed a wrong helper's output can be told from a wrong step;
 - `train`: each step's parameters, batch, loss and gradients as its `forward_backward` saw and returned
@@ -14,8 +16,10 @@ judges the records, this module does not):
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import linecache
+import textwrap
 from types import SimpleNamespace
 
 import torch
@@ -61,6 +65,79 @@ def _raised_in(exc: BaseException, fn) -> tuple[dict, dict] | None:
     return dict(hit.tb_frame.f_locals), where
 
 
+def _dict_pairs(node, names=()) -> dict | None:
+    """{key: local name} of a `dict(k=name, ...)` call, a `{"k": name, ...}` literal (other values skipped), or
+    a list of as many names as `names` (the lecture's `grads = [dC, dW1, ...]`, in the contract's order)."""
+    pairs = {}
+    if isinstance(node, ast.List) and names and len(node.elts) == len(names) \
+            and all(isinstance(e, ast.Name) for e in node.elts):
+        return {name: e.id for name, e in zip(names, node.elts)}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        for kw in node.keywords:
+            if kw.arg is not None and isinstance(kw.value, ast.Name):
+                pairs[kw.arg] = kw.value.id
+        return pairs
+    if isinstance(node, ast.Dict):
+        for key, value in zip(node.keys, node.values):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and isinstance(value, ast.Name):
+                pairs[key.value] = value.id
+        return pairs
+    return None
+
+
+def return_mapping(fn, names) -> dict:
+    """{contract name: the local the function returns under it}, read from the AST of `fn`'s own return
+    statements (`return dict(logprobs=dL_dlp, ...)`, `return {"logprobs": dL_dlp}`, `return loss, grads` with
+    `grads = dict(...)` assigned in the function). A key `dlogprobs` counts as `logprobs`. Empty where the
+    source cannot be read (a notebook cell without a file, a built-in) or says nothing."""
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))
+        tree = ast.parse(source)
+    except (OSError, TypeError, ValueError, SyntaxError, IndentationError):
+        return {}
+    func = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if func is None:
+        return {}
+    own, stack = [], list(func.body)
+    while stack:  # the function's own statements, not those of functions or classes defined inside it
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        own.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    assigned = {}
+    for node in own:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            pairs = _dict_pairs(node.value, names)
+            if pairs:
+                assigned.setdefault(node.targets[0].id, {}).update(pairs)
+    mapping: dict = {}
+    for node in own:
+        if not isinstance(node, ast.Return) or node.value is None:
+            continue
+        values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+        for value in values:
+            pairs = _dict_pairs(value, names)
+            if pairs is None and isinstance(value, ast.Name):
+                pairs = assigned.get(value.id)
+            for key, local in (pairs or {}).items():
+                name = key if key in names else key[1:] if key.startswith("d") and key[1:] in names else None
+                if name is not None:
+                    mapping.setdefault(name, local)
+    return mapping
+
+
+def rescued(fn, frame: dict, names) -> dict:
+    """The gradients a function had computed when it raised, by contract name: the local its return maps
+    to the name, else `d<name>`."""
+    mapping = return_mapping(fn, names)
+    out = {}
+    for name in names:
+        local = mapping.get(name)
+        out[name] = frame.get(local) if local in frame else frame.get("d" + name)
+    return out
+
+
 def drive_manual_backward(module, inputs: dict) -> dict:
     """In the student's process: call manual_backward(ctx) and return its gradients by name."""
     ctx = SimpleNamespace(**inputs)
@@ -75,7 +152,10 @@ def drive_manual_backward(module, inputs: dict) -> dict:
             raise
         frame, where = found
         # What was computed before the exception is graded; the rest is "not reached".
-        return {**{name: frame.get("d" + name) for name in GRADIENT_NAMES}, "raised": where}
+        grads = rescued(fn, frame, GRADIENT_NAMES)
+        # The names the judge reads as "assigned before the exception" are the contract's, whatever the locals.
+        where["assigned"] = sorted(set(where["assigned"]) | {"d" + n for n, v in grads.items() if v is not None})
+        return {**grads, "raised": where}
     if not isinstance(grads, dict):
         raise TypeError(f"manual_backward must return a dict of gradients keyed by tensor name "
                         f"('logprobs', 'probs', ...), not a {type(grads).__name__}")
@@ -164,15 +244,25 @@ def drive_forward_backward(module, inputs):
         if found is None:
             raise
         frame, where = found
-        return {"loss": frame.get("loss"), **{name: frame.get("d" + name) for name in PARAMETER_NAMES},
-                "calls": calls, "raised": where}
+        return {"loss": frame.get("loss"), **rescued(fn, frame, PARAMETER_NAMES), "calls": calls, "raised": where}
     finally:
         for name, original in originals.items():
             setattr(module, name, original)
-    if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], dict):
-        raise TypeError("forward_backward must return (loss, grads) with grads a dict keyed like params")
-    loss, grads = result
-    return {"loss": loss, **{name: grads.get(name) for name in PARAMETER_NAMES}, "calls": calls}
+    grads = _as_named(result[1]) if isinstance(result, tuple) and len(result) == 2 else None
+    if grads is None:
+        raise TypeError("forward_backward must return (loss, grads) with grads a dict keyed like params (or the "
+                        "lecture's list [dC, dW1, db1, dW2, db2, dbngain, dbnbias])")
+    return {"loss": result[0], **{name: grads.get(name) for name in PARAMETER_NAMES}, "calls": calls}
+
+
+def _as_named(grads) -> dict | None:
+    """Gradients keyed like params, from a dict (keys `W1` or `dW1`) or from the lecture's list in the order of
+    PARAMETER_NAMES (`grads = [dC, dW1, db1, dW2, db2, dbngain, dbnbias]`); None for anything else."""
+    if isinstance(grads, dict):
+        return {name: grads.get(name, grads.get("d" + name)) for name in PARAMETER_NAMES}
+    if isinstance(grads, (list, tuple)) and len(grads) == len(PARAMETER_NAMES):
+        return dict(zip(PARAMETER_NAMES, grads))
+    return None
 
 
 def drive_train(module, inputs):
@@ -192,8 +282,9 @@ def drive_train(module, inputs):
             grads = {k: (torch.zeros_like(p[k]) if v is None and isinstance(p.get(k), torch.Tensor) else v)
                      for k, v in grads.items()}
             result = (loss, grads)
+        grads = _as_named(grads) or {}
         steps.append({"params": before, "Xb": _snapshot(Xb), "Yb": _snapshot(Yb), "loss": _snapshot(loss),
-                      "grads": {k: _snapshot(v) for k, v in grads.items()} if isinstance(grads, dict) else {}})
+                      "grads": {k: _snapshot(v) for k, v in grads.items() if v is not None}})
         return result
 
     if callable(original):

@@ -34,6 +34,7 @@ from .cases import (BASE_OPS, BUILT_FROM, CHAIN_STEPS, LECTURE_XS, LECTURE_YS, N
                     deep_chain_truth, expression_cases, expression_truth, graph_cases, graph_truth, nn_cases,
                     nn_reference, nn_truth, ops_cases, ops_truth, probe_truth, random_program, torch_graphs, torch_op,
                     torch_program)
+from .mistakes import GRAPH_OPS as GRAPH_OPS_REUSE, overwriting_ops
 from .mistakes import (DERIVATIVE, HINTS, MISTAKE_IDS, OP_MISTAKES, ENGINE_MISTAKES, depends_on, engine_mistake,  # noqa: F401
                        local_mistake, op_failure, probe_bad_ops, _catalogue, _engine_matcher, _usable)
 from .student_side import ENGINE, NN, NN_CHECKS, OPS, PROBE_LOCAL, PROBE_VALUES, SHOWN, run_program  # noqa: F401
@@ -134,7 +135,31 @@ def judge_graphs(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
         expected = alone_truth(graph["program"], graph["weights"])
         _local(c, _alone_comparison(c.name, alone.get(c.name), expected, case.hidden),
                wrong_nodes(graph["program"], graph["node_specs"], nodes.get(c.name), outputs.get("_probe")))
+        # micrograd.reuse teaches accumulation (the lecture's chapter on "a node used multiple times"): an
+        # op that overwrites its inputs' gradients is exactly what these graphs test, so its `=` costs them
+        # rather than being forgiven as a dependency's fault.
+        if c.name in REUSE_PARTS:
+            _accumulation_taught(c, outputs.get("_probe"), GRAPH_OPS_REUSE.get(c.name, ()))
     return results
+
+
+REUSE_PARTS = ("a + a", "a * a", "b + b (b = a + a)", "diamond", "a*x + a*y", "x*a + y*a")
+
+
+def _accumulation_taught(c: Comparison, probe, ops) -> None:
+    """A check that teaches accumulation (a value used twice: micrograd.reuse, the fan-out of
+    micrograd.expressions; the lecture's chapter on "a node used multiple times") is not forgiven as a
+    dependency's fault when the op it depends on overwrites its inputs' gradients (`=` for `+=`): that
+    mistake is exactly what the check tests."""
+    overwriting = overwriting_ops(probe, ops)
+    if c.passed or not overwriting or c.verdict not in (WRONG, APPROX):
+        return
+    c.local_verdict = WRONG
+    c.mistake = "overwrite_not_accumulate"
+    c.hint = HINTS["overwrite_not_accumulate"]
+    names = " and ".join(f"`{o}`" for o in overwriting)
+    c.message = f"{names} {'overwrites' if len(overwriting) == 1 else 'overwrite'} the gradient its inputs " \
+                "already hold (`=` for `+=`): a value used twice gets only one of its contributions"
 
 
 @guarded
@@ -162,6 +187,8 @@ def judge_expression(case: Case, outputs: dict, truth: dict) -> list[Comparison]
             if _usable(got) and isinstance(got, list) and len(got) == 2 and not close(got[0], truth["output"][0]):
                 bad = {**bad} or {"the forward pass": "is wrong"}
         _local(c, alone, bad)
+        if c.name != "output":  # the graphs have fan-out: accumulation is what they test
+            _accumulation_taught(c, outputs.get("_probe"), tuple(case.info.get("ops", ())))
     return results
 
 
@@ -290,19 +317,28 @@ def _detached(context) -> str | bool:
 
 @guarded
 def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
-    results = judge(case, outputs, truth)
     inputs = case.inputs
+    variant = nn_variant(inputs, outputs.get("forward"))
+    ref = nn_reference(inputs, variant)
+    if variant != "relu":
+        # The lecture's Neuron (`act.tanh()` on every layer, or on the hidden ones) is an MLP as right as the
+        # template's relu one: judged against that network's own forward pass, gradients and step.
+        truth = {**truth, "forward": ref["forward"], "gradients": ref["grads"],
+                 "SGD step": torch.tensor([ref["loss_before"], ref["loss_after"]], dtype=torch.float64)}
+    results = judge(case, outputs, truth)
     by = {c.name: c for c in results}
     cover = outputs.get("_cover") if isinstance(outputs.get("_cover"), list) else None
     probe = outputs.get("_probe")
-    variant = nn_variant(inputs, outputs.get("forward"))
-    ref = nn_reference(inputs, variant)
     n, _ = _structure(inputs)
 
     c = by["parameters"]
     problem = parameters_problem(inputs, cover)
     if c.passed and problem:
         c.verdict, c.message = WRONG, f"parameters(): {problem}"
+    count = outputs.get("parameters")
+    if not c.passed and isinstance(count, int) and not isinstance(count, bool):
+        # A count, said as one: "41 expected, 32 returned: the biases (b) are missing", not a tensor diff.
+        c.message = f"parameters(): {n} expected, {count} returned" + (f": {problem}" if problem else "")
 
     c = by["forward"]
     if not c.passed and c.verdict != "not_implemented":
@@ -318,9 +354,7 @@ def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
         propagated = outputs.get("_propagated")
         ops = ("add", "mul", "pow", "relu") + (("tanh",) if variant != "relu" else ())
         bad = probe_bad_ops(probe, ops)
-        if variant != "relu" and close(grads, ref["grads"]):
-            c.local_verdict, dep = APPROX, "the forward pass (a tanh neuron), which is wrong"
-        elif _usable(propagated) and close(propagated, ref["grads"]):
+        if _usable(propagated) and close(propagated, ref["grads"]):
             c.local_verdict, dep = APPROX, "backward(), which is wrong"
         elif bad and (outputs.get("_connected") == [True] * n or any("_prev" in how for how in bad.values())):
             # the ops explain it, and the graph reaches every parameter (unless an op cuts it off itself)
@@ -366,20 +400,14 @@ def judge_nn(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
 # -- the exercises ------------------------------------------------------------------------------------------
 
 _DRIVERS = "autograder.assignments.micrograd.student_side"
-# The nn exercise's catalogue: parameters() and the tanh neuron first; the engine's mistakes only where the
-# engine shows (the gradients and the step).
+# The nn exercise's catalogue: parameters() first; the engine's mistakes only where the engine shows (the
+# gradients and the step). The lecture's tanh Neuron is no mistake (judge_nn judges it as the MLP it is).
 NN_MISTAKES = (
     Mistake("parameters_incomplete", "parameters() must return every weight and bias of the model exactly once "
             "(Neuron: self.w + [self.b]; Layer and MLP: their parts' parameters, flattened)",
             lambda got, exp, case=None, context=None, **_: parameters_problem(
                 case.inputs, (context or {}).get("outputs", {}).get("_cover")) or False,
             ("parameters", "SGD step", "zero_grad")),
-    Mistake("tanh_neuron", "this template's Neuron is micrograd's nn.py: relu on the hidden layers "
-            "(`act.relu() if self.nonlin else act`) and a linear output layer; the micrograd video's Neuron uses "
-            "tanh (on every layer): the same idea, a different network",
-            lambda got, exp, case=None, context=None, **_: nn_variant(
-                case.inputs, (context or {}).get("outputs", {}).get("forward")) != "relu",
-            ("forward", "gradients", "SGD step")),
     Mistake("detached_parameter", "the loss's graph does not reach every parameter: `wi.data * xi` (or a new "
             "Value made from a number) cuts the weight off the graph, so backward() never gives it a gradient; "
             "compute with the Value itself (`wi * xi`)",
@@ -405,7 +433,7 @@ EXERCISES = [
     exercise("micrograd.backward", graph_cases(("seed", "chain")), entry="Value.backward", points=3,
              title="backward(): the seed gradient and reverse topological order", driver=f"{_DRIVERS}:graphs_driver",
              truth=graph_truth, judge=judge_graphs),
-    exercise("micrograd.reuse", graph_cases(("a + a", "a * a", "b + b (b = a + a)", "diamond")), entry="Value",
+    exercise("micrograd.reuse", graph_cases(REUSE_PARTS), entry="Value",
              points=3, title="a value used twice, a re-used non-leaf node", driver=f"{_DRIVERS}:graphs_driver",
              truth=graph_truth, judge=judge_graphs),
     exercise("micrograd.expressions", expression_cases, entry="Value", points=6,

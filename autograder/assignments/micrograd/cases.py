@@ -171,6 +171,10 @@ SMALL_GRAPHS = {
     "a * a": (("a",), [["mul", 0, 0]], [0]),
     "b + b (b = a + a)": (("a",), [["add", 0, 0], ["add", 1, 1]], [1, 0]),
     "diamond": (("a", "x"), [["mul", 0, 1], ["tanh", 2], ["mul", 3, 2], ["add", 4, 2]], [4, 3, 2, 0, 1]),
+    # a value that is the same operand of two products: `self.grad = other.data * out.grad` (the lecture's own
+    # bug, on one side only) keeps one of the two contributions
+    "a*x + a*y": (("a", "x", "y"), [["mul", 0, 1], ["mul", 0, 2], ["add", 3, 4]], [0, 1, 2]),
+    "x*a + y*a": (("a", "x", "y"), [["mul", 1, 0], ["mul", 2, 0], ["add", 3, 4]], [0, 1, 2]),
 }
 
 

@@ -40,6 +40,14 @@ def local_mistake(name: str, spec: dict, got, expected) -> tuple[str, str] | Non
     grads = got[1:]
     if close(grads, [l * spec["g"] for l in local]):
         return "overwrite_not_accumulate", f"the _backward of {shown} replaces the gradient its inputs already hold"
+    # The lecture's own bug is often on one input only (`self.grad = other.data * out.grad`, then `+=`).
+    overwritten = [i for i, (got_i, l, p) in enumerate(zip(grads, local, pre))
+                   if close(got_i, l * spec["g"]) and not close(got_i, p + l * spec["g"])]
+    if overwritten and all(i in overwritten or close(got_i, p + l * spec["g"])
+                           for i, (got_i, l, p) in enumerate(zip(grads, local, pre))):
+        which = " and ".join(("self", "other")[i] for i in overwritten)
+        return "overwrite_not_accumulate", f"the _backward of {shown} replaces the gradient {which} already " \
+                                           f"holds (`{which}.grad = ...` where `+=` is needed)"
     a, g, pa = spec["a"], spec["g"], pre[0]
     from_input = {"tanh": 1 - a**2, "exp": a, "sigmoid": a * (1 - a)}.get(name)
     if from_input is not None and close(grads[0], pa + from_input * g):
@@ -51,7 +59,8 @@ def local_mistake(name: str, spec: dict, got, expected) -> tuple[str, str] | Non
 
 # The base operations each small graph is built from, and how a student can picture the graph.
 GRAPH_OPS = {"seed": ("add", "mul"), "chain": ("add", "mul", "tanh", "exp"), "a + a": ("add",), "a * a": ("mul",),
-             "b + b (b = a + a)": ("add",), "diamond": ("add", "mul", "tanh")}
+             "b + b (b = a + a)": ("add",), "diamond": ("add", "mul", "tanh"), "a*x + a*y": ("add", "mul"),
+             "x*a + y*a": ("add", "mul")}
 GRAPH_SHOWN = {"chain": "exp(tanh(x*w)*u + z)", "diamond": "b = a*x; out = tanh(b)*b + b",
                "b + b (b = a + a)": "b = a + a; c = b + b"}
 
@@ -149,7 +158,7 @@ def op_failure(got, expected) -> str | None:
         message = str(got.get("message", ""))
         if message.startswith("AttributeError"):
             return "is missing"
-        if "_prev does not lead back" in message:
+        if "does not lead back to input" in message:
             return "does not record its inputs in _prev"
         return "does not finish" if got.get("failure") == "timeout" else \
             "raises" if got.get("failure") == "error" else "is wrong"
@@ -158,6 +167,18 @@ def op_failure(got, expected) -> str | None:
     if not isinstance(got, list) or len(got) != len(expected) or not close(got, expected):
         return "is wrong"
     return None
+
+
+def overwriting_ops(probe, ops) -> list[str]:
+    """The base `ops` whose probe shows `=` where `+=` belongs (shown names)."""
+    local = probe.get("local") if isinstance(probe, dict) and isinstance(probe.get("local"), dict) else {}
+    truth = probe_truth()["local"]
+    out = []
+    for name, specs in PROBE_LOCAL.items():
+        if name in ops and any((local_mistake(name, spec, local.get(f"{name}{i}"), truth[f"{name}{i}"]) or ("",))[0]
+                               == "overwrite_not_accumulate" for i, spec in enumerate(specs)):
+            out.append(SHOWN[name])
+    return out
 
 
 def probe_bad_ops(probe, ops, forward_only: bool = False) -> dict[str, str]:

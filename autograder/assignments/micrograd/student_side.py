@@ -124,6 +124,55 @@ def _value_class(module):
     return importlib.import_module(ENGINE).Value
 
 
+# Where a Value keeps its inputs. micrograd calls it `_prev`, but that is private structure: an engine that
+# keeps them in `children` (or `_children`, `parents`...) is as right. Found once per class, from what an
+# operation's result holds: the attribute that holds both operands.
+_CHILDREN: dict = {}
+
+
+def children_attr(Value) -> str:
+    """The attribute of the student's Value that holds an operation's inputs (`_prev` where none is found)."""
+    key = id(Value)
+    if key in _CHILDREN:
+        return _CHILDREN[key]
+    found = "_prev"
+    for op in (lambda a, b: a + b, lambda a, b: a * b):
+        def made(op=op):
+            a, b = Value(2.0), Value(3.0)
+            return a, b, op(a, b)
+        # guarded like every part: a constructor or operator that raises or never ends costs its own checks
+        # (found again there), not this search
+        got = _attempt(made, "", seconds=PART_SECONDS)
+        if not isinstance(got, tuple):
+            continue
+        a, b, out = got
+        try:
+            names = ["_prev"] + sorted(k for k in vars(out) if isinstance(k, str))
+        except TypeError:  # no instance attributes (__slots__, a number)
+            continue
+        hit = None
+        for n in names:
+            try:
+                held = getattr(out, n, None)
+                if isinstance(held, (set, frozenset, list, tuple)) and any(x is a for x in held) \
+                        and any(x is b for x in held):
+                    hit = n
+                    break
+            except Exception:  # noqa: a property of the student's that raises is not where inputs are kept
+                continue
+        if hit is not None:
+            found = hit
+            break
+    _CHILDREN[key] = found
+    return found
+
+
+def children(v) -> tuple:
+    """The inputs of a Value, through the attribute its class keeps them in."""
+    kids = getattr(v, children_attr(type(v)), ())
+    return tuple(kids) if isinstance(kids, (set, frozenset, list, tuple)) else ()
+
+
 def _propagate(out, upstream: float) -> None:
     """Backpropagate with the grader's own topological order, so one op's backward is judged on its own."""
     order, visited, stack = [], set(), [(out, False)]
@@ -134,7 +183,7 @@ def _propagate(out, upstream: float) -> None:
         elif id(v) not in visited:
             visited.add(id(v))
             stack.append((v, True))
-            stack.extend((c, False) for c in v._prev if id(c) not in visited)
+            stack.extend((c, False) for c in children(v) if id(c) not in visited)
     out.grad = upstream
     for v in reversed(order):
         v._backward()
@@ -162,6 +211,7 @@ def _deterministic_order(Value) -> None:
     """Give the student's Value the serial hash, where that changes nothing but the order: equality is
     identity and instances have a __dict__."""
     global _SERIAL
+    children_attr(Value)  # found now, with Values of its own: they must not take serial numbers later
     _SERIAL = itertools.count(1)
     if not isinstance(Value, type) or Value.__eq__ is not object.__eq__ or "__slots__" in vars(Value):
         return
@@ -174,7 +224,7 @@ def _deterministic_order(Value) -> None:
 # -- backward() on its own: nodes whose local derivatives are given -----------------------------------------
 
 def _prev_type(Value):
-    prev = getattr(Value(0.0), "_prev", ())
+    prev = getattr(Value(0.0), children_attr(Value), ())
     return type(prev) if isinstance(prev, (set, frozenset, list, tuple)) else tuple
 
 
@@ -183,7 +233,7 @@ def _node(Value, prev_type, children: list, weights: list):
     `_backward` that adds weight * out.grad into each child (a correct op whose local derivatives are the
     weights). backward() on such a graph tests the visiting order and the seed, and nothing else."""
     out = Value(1.0)
-    out._prev = prev_type(children)
+    setattr(out, children_attr(Value), prev_type(children))
     parts = tuple(zip(children, weights))
 
     def _backward():
@@ -229,7 +279,7 @@ def _reaches(out, target) -> bool:
             return True
         if id(v) not in seen:
             seen.add(id(v))
-            stack.extend(getattr(v, "_prev", ()))
+            stack.extend(children(v))
     return False
 
 
@@ -251,7 +301,8 @@ def _one_op(Value, name: str, spec: dict) -> list[float]:
         # a derived op's numbers show a broken _prev (backward() stops short); a base op's closure reaches its
         # inputs directly, so there only this check shows it
         if name in _OWN_BACKWARD and not _reaches(out, v):  # backward() walks _prev: an input it cannot reach never gets its gradient
-            raise _NotANumber(f"the result's _prev does not lead back to input {name_}: backward() cannot reach it")
+            raise _NotANumber(f"the result's {children_attr(Value)} does not lead back to input {name_}: backward() "
+                              "cannot reach it")
     _propagate(out, spec["g"])
     return [_num(out.data, "out.data")] + [_num(v.grad, "the input's grad") for v in inputs]
 
@@ -471,7 +522,7 @@ def nn_driver(module, inputs: dict) -> dict:
             v = stack.pop()
             if id(v) not in reached:
                 reached.add(id(v))
-                stack.extend(getattr(v, "_prev", ()))
+                stack.extend(children(v))
         return [id(p) in reached for p in structured()]
 
     def cover():  # where each parameter parameters() returns is in the structure (-1: not a parameter)
