@@ -576,7 +576,8 @@ def test_check_names_every_file_it_did_not_find_and_totals_out_of_the_course(tmp
     (sub / "graph.py").write_text((ROOT / "reference" / "graphs.py").read_text())
     assert main(["check", str(sub)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    points = {name: fmt(sum(e.points for e in exercises(name))) for name in ("micrograd", "graphs", "backprop_ninja")}
+    from autograder.assignments import NAMES
+    points = {name: fmt(sum(e.points for e in exercises(name))) for name in NAMES}
     whole = fmt(sum(sum(e.points for e in exercises(n)) for n in points))
     assert f"Total: {points['micrograd']}/{whole}" in out, out[-600:]
     assert f"graphs.py not found: {points['graphs']} points not graded" in out
