@@ -83,7 +83,11 @@ def reporter(results: dict) -> tuple[float, float, dict]:
     Classroom (notify-classroom.js: sum of tests' scores, sum of max_score), the table's Test Score per
     runner (aggregate-results.js: passed tests / tests x max_score), and whether it fails the job (main.js:
     a runner whose status is fail or error)."""
-    total = sum(t["score"] for r in results.values() if r["max_score"] for t in r["tests"])
+    total = 0.0
+    for r in results.values():  # as the reporter adds, one double at a time
+        if r["max_score"]:
+            for t in r["tests"]:
+                total += t["score"]
     out_of = sum(r["max_score"] for r in results.values() if r["max_score"])
     table = {name: sum(t["status"] == "pass" for t in r["tests"]) / len(r["tests"]) * (r["max_score"] or 1)
              for name, r in results.items()}
@@ -99,7 +103,7 @@ def test_grade_step_in_a_student_repository(workflow, root, tmp_path):
     results, summary, junit = run_workflow(workflow, repo, tmp_path)
     assert list(results) == ["graphs"]  # a graphs-only repository is graded on graphs only: 12, not 87
     total, out_of, seen = reporter(results)
-    assert (total, out_of) == (12, 12) and seen["table"] == {"graphs": 12} and not seen["failed"]
+    assert (total, out_of) == (12, 12) and seen["table"] == {"graphs": 12} and not seen["failed"]  # exactly
     assert summary.startswith("## Autograder: 12/12 points")
     assert [p.name for p in junit] == ["junit-graphs.xml"]
     ET.parse(junit[0])
