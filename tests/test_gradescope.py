@@ -326,6 +326,10 @@ def test_the_package_grades_in_user_mode_as_root(gradescope_root, root):
     data, run = _run_in_gradescope_root(gradescope_root, {"graphs.py": buggy.encode()})
     lost = {t["tags"][0] for t in data["tests"] if t["score"] < t["max_score"]}
     assert lost == {"graphs.l2_of_matvec"}, run.stdout[-3000:]
+    import re
+    wrong = [t for t in data["tests"] if t["visibility"] == "visible" and t["score"] < t["max_score"]]
+    # "wrong on 0/3 public cases" read as "never wrong": the count says what passed.
+    assert wrong and all(re.match(r"\*\*wrong\*\*: 0/\d+ public cases? passed", t["output"]) for t in wrong), wrong
 
 
 def test_a_hostile_submission_reads_nothing_in_user_mode(gradescope_root, root):
@@ -359,3 +363,24 @@ if _reached:
     assert not os.path.exists(f"{gs['root']}/source/planted.txt")
     # Correct code otherwise: its points stand (the reads failed quietly in the student's own process).
     assert sum(t["score"] for t in data["tests"]) == pytest.approx(12, abs=1e-6), run.stdout[-3000:]
+
+
+def test_make_gradescope_names_the_assignment(root, tmp_path):
+    """`make gradescope` (listed in `make help`) failed: -a is required. ASSIGNMENT names it; without it,
+    make says so (the variable's default is the notebook target's, never a silent choice)."""
+    import shutil
+    for name in ("pyproject.toml", "constraints.txt"):
+        shutil.copy2(root / name, tmp_path / name)
+    stamp = root / ".venv" / ".installed"
+    if not stamp.exists():
+        pytest.skip("make's virtual environment is not installed here")
+    make = ["make", "-f", str(root / "Makefile"), f"BIN={root / '.venv' / 'bin'}", f"STAMP={stamp}"]
+    env = {**os.environ, "AUTOGRADER_SECRET": "course-secret-42"}
+    env.pop("ASSIGNMENT", None)
+    run = subprocess.run(make + ["gradescope"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode != 0 and "make gradescope ASSIGNMENT=" in run.stdout + run.stderr
+    run = subprocess.run(make + ["gradescope", "ASSIGNMENT=graphs"], cwd=tmp_path, capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with zipfile.ZipFile(tmp_path / "autograder-graphs.zip") as zf:
+        assert "-a graphs" in zf.read("run_autograder").decode()
