@@ -275,9 +275,16 @@ def protect(root: Path, source: Path | None = None, results: Path | None = None)
     process needs it. Permissions, not a uid: any sandbox uid but root's is "other". Returns the paths."""
     if os.geteuid() != 0:
         raise PermissionError("protect runs as root (setup.sh and run_autograder do)")
-    root = Path(root)
-    paths = [Path(__file__).resolve().parent, Path(source or root / "source"), Path(results or root / "results")]
-    paths[2].mkdir(parents=True, exist_ok=True)
+    root = Path(root).resolve()
+    package = Path(__file__).resolve().parent
+    paths = [Path(source or root / "source"), Path(results or root / "results")]
+    # The package is made root's only where Gradescope installs it (the venv under ROOT): never a
+    # development checkout that happens to run these scripts.
+    if package.is_relative_to(root):
+        paths.insert(0, package)
+    else:
+        print(f"autograder: {package} is not under {root} (a development install?): left as it is")
+    paths[-1].mkdir(parents=True, exist_ok=True)
     for path in paths:
         if path.exists():
             _protect_tree(path)

@@ -384,3 +384,11 @@ def test_make_gradescope_names_the_assignment(root, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     with zipfile.ZipFile(tmp_path / "autograder-graphs.zip") as zf:
         assert "-a graphs" in zf.read("run_autograder").decode()
+
+
+def test_run_autograder_leaves_a_development_install_alone(package, root, tmp_path):
+    """run_autograder (as root) protects the package only where Gradescope installs it (under ROOT): run
+    from this checkout's editable install, the checkout keeps its modes."""
+    before = {p: p.stat().st_mode for p in [root / "autograder", *sorted((root / "autograder").glob("*.py"))[:5]]}
+    run_autograder(package, tmp_path, {"graphs.py": (root / "reference" / "graphs.py").read_bytes()})
+    assert {p: p.stat().st_mode for p in before} == before
