@@ -13,13 +13,21 @@ The course's `nbgrader_config.py` puts `GradeOutsideKernel` into nbgrader's auto
   value), which is all `SaveAutoGrades` reads. Whatever the kernel printed, returned or patched in a
   grade cell is gone: nothing the student's cells do in the kernel reaches the gradebook.
 
-The kernel never holds the secret: `take_secret()` (called by the course config when nbgrader loads it,
-and again by the preprocessor) moves AUTOGRADER_SECRET out of the environment nbgrader starts kernels
-with, into this module, and scrubs it from the process's initial environment block too (a kernel may
-read its parent's /proc/<pid>/environ).
+No Jupyter kernel runs the student's cells (`autograde_preprocessors()` leaves nbgrader's Execute out):
+the student's code runs only in the grader's sandbox, which sees the Python runtime, its own copy of the
+code and a private /tmp (never the course, the checkout or the network). `run_kernel=True` brings the
+kernel back for the feedback's outputs, in bubblewrap where it works (`SandboxedExecute`).
 
-The kernel runs in bubblewrap where it works (`SandboxedExecute`): read-only filesystem, own pid
-namespace, so a cell can neither write the gradebook nor leave a process behind to do it later.
+The secret is never reachable from the student's code: `take_secret()` (called by the course config
+when nbgrader loads it, and again by the preprocessor) moves AUTOGRADER_SECRET out of the environment
+children inherit, scrubs it from the process's initial environment block (what /proc/<pid>/environ
+shows) and makes the process non-dumpable, so that even a process of the same user (`--unsandboxed`)
+can read neither its environment, nor its descriptors, nor its memory. `autograder nbgrader-autograde`
+does the same to itself.
+
+A grade cell the student deleted is put back by nbgrader (the course sets
+`OverwriteCells.add_missing_cells`) and graded like the others; a deleted or edited one is named in its
+table, from the notebook as submitted, with the same words as `autograder grade` uses.
 
 Grade cells themselves do nothing under `nbgrader autograde` (see `nbgrader_tools.notebook_grade`): they
 print that the cell is graded outside the kernel and score 0, so a course config without this
@@ -50,12 +58,25 @@ _RUNNERS: dict = {}
 
 
 def take_secret() -> None:
-    """Move AUTOGRADER_SECRET from the environment (which kernels inherit) into this module."""
+    """Move AUTOGRADER_SECRET from the environment (which children inherit) into this module, scrub it from
+    this process's initial environment block, and make this process non-dumpable: then no process of
+    the same user (a student's code graded with --unsandboxed) can read its /proc/<pid>/environ, fds or
+    memory (the kernel checks ptrace access, which a non-dumpable process refuses without CAP_SYS_PTRACE)."""
     global _SECRET
     value = os.environ.pop(SECRET_ENV, None)
     if value:
         _SECRET = value
         _scrub_initial_environment(SECRET_ENV)
+    guard_process()
+
+
+def guard_process() -> None:
+    """prctl(PR_SET_DUMPABLE, 0): this process's /proc files become root's (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        pass
 
 
 def _scrub_initial_environment(name: str) -> None:
@@ -113,6 +134,16 @@ class GradingRefused(RuntimeError):
 class GradeOutsideKernel(NbGraderPreprocessor):
     """Grade the notebook's code in the sandboxed grader; write every grade cell's outputs and score."""
 
+    def _submitted_notebook(self, resources):
+        path = _submitted_notebook_path(self.config, resources)
+        if path is None:
+            return None
+        try:
+            import nbformat
+            return nbformat.read(str(path), as_version=4)
+        except Exception:  # noqa: unreadable: nbgrader itself will have said so
+            return None
+
     unsandboxed = Bool(False, help="grade even where no isolation mechanism works (as `autograder grade "
                                    "--unsandboxed`; every table then says so)").tag(config=True)
     public_only = Bool(False, help="grade public cases only (as `--public-only`): no AUTOGRADER_SECRET "
@@ -138,11 +169,29 @@ class GradeOutsideKernel(NbGraderPreprocessor):
         cells = graded_cells(nb)
         if not cells:
             return nb, resources
-        result = grade_notebook(nb, sorted({ex.assignment for ex, _ in cells}), self._seeds, self._runner,
-                                self.time_limit)
+        assignments = sorted({ex.assignment for ex, _ in cells})
+        result = grade_notebook(nb, assignments, self._seeds, self._runner, self.time_limit)
+        # What happened to the grade cells is read from the notebook as submitted: nbgrader has already
+        # restored edited cells and put deleted ones back (OverwriteCells.add_missing_cells).
+        submitted = self._submitted_notebook(resources)
+        if submitted is not None:
+            from .submission import add_notes, grade_cell_notes
+            add_notes(result, grade_cell_notes(submitted, assignments))
         for exercise, cell in cells:
             write_grade_cell(cell, exercise, result)
         return nb, resources
+
+
+def _submitted_notebook_path(config, resources) -> Path | None:
+    info = resources.get("nbgrader") or {}
+    try:
+        from nbgrader.coursedir import CourseDirectory
+        coursedir = CourseDirectory(config=config)
+        folder = coursedir.format_path(coursedir.submitted_directory, info["student"], info["assignment"])
+        path = Path(folder) / f"{info['notebook']}.ipynb"
+    except Exception:  # noqa: not run by nbgrader's autograde (no student, no course)
+        return None
+    return path if path.is_file() else None
 
 
 def graded_cells(nb) -> list:
@@ -169,7 +218,7 @@ def grade_notebook(nb, assignments: list[str], seeds, runner, time_limit: float 
         path = Path(tmp) / "notebook.ipynb"
         nbformat.write(clean, str(path))
         return grade_path(path, assignments, hidden=seeds.hidden, runner=runner, seeds=seeds,
-                          exercise_filter=functools.partial(cap_time_limits, time_limit))
+                          exercise_filter=functools.partial(cap_time_limits, time_limit), cell_notes=False)
 
 
 def _without_outputs(cell):
@@ -272,12 +321,19 @@ def _sandboxed_execute():
     return SandboxedExecute
 
 
-def autograde_preprocessors() -> list:
-    """nbgrader's autograde pipeline with the kernel sandboxed (where bubblewrap works) and GradeOutsideKernel
-    right before SaveAutoGrades."""
+def autograde_preprocessors(run_kernel: bool = False) -> list:
+    """nbgrader's autograde pipeline with GradeOutsideKernel right before SaveAutoGrades, and without
+    Execute: the grade comes from our grader, so no student code runs in a Jupyter kernel at all (the
+    kernel would see the course, the network and whatever its user can read; it also cost a kernel
+    start and a torch import per notebook). The feedback then shows the student's code and every grade
+    cell's table, not what the student's other cells printed. `run_kernel=True` keeps Execute (with the
+    kernel in bubblewrap where it works, see `SandboxedExecute`) for those outputs."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute, SaveAutoGrades
     default = list(Autograde.class_traits()["autograde_preprocessors"].default())
-    default = [_sandboxed_execute() if p is Execute else p for p in default]
+    if run_kernel:
+        default = [_sandboxed_execute() if p is Execute else p for p in default]
+    else:
+        default = [p for p in default if p is not Execute]
     at = default.index(SaveAutoGrades)
     return default[:at] + [GradeOutsideKernel] + default[at:]

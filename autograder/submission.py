@@ -449,10 +449,55 @@ def open_submission(path: Path, workdir: Path, notes: list | None = None) -> Pat
     raise SubmissionError(f"{path.name} is not a directory, a .zip or a notebook (.ipynb)")
 
 
+def grade_cell_notes(nb, assignments: list[str]) -> dict[str, str]:
+    """exercise id -> a note, for a course notebook (one with nbgrader grade cells) from which that
+    exercise's grade cell was deleted, or in which it was edited (its source no longer matches the
+    checksum nbgrader recorded at release). The same notes go to the gradebook (the course's
+    preprocessor reads the submitted file) and to `autograder grade`: either way the exercise is graded
+    from the notebook's code, and the note says what happened to the cell."""
+    from .assignments import NAMES, exercises
+    cells = [c for c in nb.get("cells", []) if (c.get("metadata") or {}).get("nbgrader", {}).get("grade")]
+    if not cells:
+        return {}
+    by_id = {c["metadata"]["nbgrader"].get("grade_id"): c for c in cells}
+    try:
+        from nbgrader.utils import compute_checksum
+    except ImportError:  # the instructor extra is not installed: deleted cells only
+        compute_checksum = None
+    notes = {}
+    for name in assignments:
+        if name not in NAMES:
+            continue
+        for ex in exercises(name):
+            gid = ex.id.replace(".", "-")
+            cell = by_id.get(gid)
+            if cell is None:
+                notes[ex.id] = (f"its grade cell ({gid}) is missing from the submitted notebook (deleted?); "
+                                "graded from the notebook's code all the same")
+                continue
+            recorded = cell["metadata"]["nbgrader"].get("checksum")
+            try:
+                edited = compute_checksum is not None and recorded and compute_checksum(cell) != recorded
+            except Exception:  # noqa: a malformed cell is for nbgrader to refuse, not for us to crash on
+                edited = False
+            if edited:
+                notes[ex.id] = (f"its grade cell ({gid}) was edited; the grade comes from the notebook's code "
+                                "(a grade cell's own code never counts)")
+    return notes
+
+
+def add_notes(result: GradeResult, notes: dict[str, str]) -> None:
+    for exercise in result.exercises:
+        if exercise.id in notes:
+            exercise.message = ((exercise.message + "\n") if exercise.message else "") + "note: " + notes[exercise.id]
+
+
 def grade_path(path: Path, assignments: list[str] | None, *, hidden: bool, runner=None,
-               exercise_filter=None, seeds=None) -> GradeResult:
+               exercise_filter=None, seeds=None, cell_notes: bool = True) -> GradeResult:
     """Grade a submission as it arrived. `exercise_filter(exercises) -> exercises` may adjust what is
-    graded (batch grading caps time limits with it)."""
+    graded (batch grading caps time limits with it). `cell_notes`: a course notebook's deleted or edited
+    grade cells are named (the nbgrader preprocessor, which sees a notebook nbgrader has already
+    repaired, says so from the submitted file instead)."""
     from .assignments import detect, exercises
     notes: list = []
     with tempfile.TemporaryDirectory(prefix="submission-") as tmp:
@@ -477,6 +522,12 @@ def grade_path(path: Path, assignments: list[str] | None, *, hidden: bool, runne
         result = grade(directory, exs, hidden=hidden, runner=runner, seeds=seeds)
         result.submission = str(path)
         _attach_notes(result, notes)
+        if cell_notes and _is_notebook(Path(path)):
+            try:
+                import nbformat
+                add_notes(result, grade_cell_notes(nbformat.read(str(path), as_version=4), names))
+            except Exception:  # noqa: the notebook was read once already; a note is not worth a crash
+                pass
         return result
 
 
