@@ -16,7 +16,7 @@ The course's `nbgrader_config.py` puts `GradeOutsideKernel` into nbgrader's auto
 No Jupyter kernel runs the student's cells (`autograde_preprocessors()` leaves nbgrader's Execute out):
 the student's code runs only in the grader's sandbox, which sees the Python runtime, its own copy of the
 code and a private /tmp (never the course, the checkout or the network). `run_kernel=True` brings the
-kernel back for the feedback's outputs, in bubblewrap where it works (`SandboxedExecute`).
+kernel back for the feedback's outputs, in a bubblewrap sandbox just as tight (`SandboxedExecute`).
 
 The secret is never reachable from the student's code: `take_secret()` (called by the course config
 when nbgrader loads it, and again by the preprocessor) moves AUTOGRADER_SECRET out of the environment
@@ -263,59 +263,94 @@ def _render(result, out) -> None:
 
 # -- the kernel, sandboxed where bubblewrap works ----------------------------------------------------------
 
-def kernel_sandbox_prefix() -> list[str]:
-    """bubblewrap for the kernel: the whole filesystem read-only (so no gradebook, course file or result
-    can be written), a private /var/tmp for scratch, its own pid namespace (nothing it starts outlives it), no new
-    privileges. The network stays: the kernel talks to nbgrader over loopback TCP. [] where bubblewrap
-    does not work here."""
+def kernel_sandbox_prefix(notebook_dir: str = "/nonexistent", ipc_dir: str = "/nonexistent") -> list[str]:
+    """bubblewrap for the kernel (run_kernel=True): every namespace unshared (no network: the kernel
+    talks to nbgrader over Unix sockets in `ipc_dir`), its own pid namespace, and a filesystem of only the
+    Python runtime (read-only, any installed copy of the grader covered up), the notebook's own folder
+    (read-only), `ipc_dir` and a private /tmp: none of the course, the checkout or reference/.
+    [] where bubblewrap does not work here."""
     import shutil
     import subprocess
+    from .runner import _hidden_paths, _python_paths
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return []
-    # /tmp stays visible (read-only): the course, and so the notebook's folder, may be under it.
-    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/var/tmp",
-           "--setenv", "TMPDIR", "/var/tmp", "--setenv", "IPYTHONDIR", "/var/tmp/ipython",
-           "--setenv", "MPLCONFIGDIR", "/var/tmp/matplotlib",
-           "--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--"]
+    cmd = [bwrap, "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            cmd += ["--ro-bind", top, top]
+    cmd += ["--tmpfs", "/tmp"]
+    bound = ["/usr"] + _python_paths()
+    for path in bound:
+        cmd += ["--ro-bind", path, path]
+    for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime"):
+        if os.path.exists(f"/etc/{name}"):
+            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for path in _hidden_paths():
+        if any(path == b or path.startswith(b + os.sep) for b in bound):
+            cmd += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+            "--setenv", "IPYTHONDIR", "/tmp/ipython", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib"]
     try:
-        ok = subprocess.run(cmd + ["true"], capture_output=True, timeout=10).returncode == 0
+        ok = subprocess.run(cmd + ["--", "true"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.SubprocessError):
         ok = False
-    return cmd if ok else []
+    if not ok:
+        return []
+    for path in (notebook_dir, ipc_dir):
+        if os.path.isdir(path):
+            flag = "--bind" if path == ipc_dir else "--ro-bind"
+            cmd += [flag, path, path]
+    if os.path.isdir(notebook_dir):
+        cmd += ["--chdir", notebook_dir]
+    return cmd + ["--"]
 
 
 def _sandboxed_kernel_manager():
+    import tempfile
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxedKernelManager(AsyncKernelManager):
-        """The kernel's command behind `kernel_sandbox_prefix()`."""
+        """The kernel in `kernel_sandbox_prefix()`, reached over Unix sockets (it has no network)."""
 
-        def format_kernel_cmd(self, extra_arguments=None):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._ipc_dir = tempfile.mkdtemp(prefix="kernel-ipc-")
+            self.transport = "ipc"
+            self.ip = os.path.join(self._ipc_dir, "kernel")
+            self.connection_file = os.path.join(self._ipc_dir, "kernel.json")
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
             # A signal from out here does not reach the kernel in its own session and pid namespace:
             # nbclient's interrupt (a cell's timeout) goes as a message on the control channel instead.
             self.kernel_spec.interrupt_mode = "message"
-            return _KERNEL_PREFIX + super().format_kernel_cmd(extra_arguments)
+            prefix = kernel_sandbox_prefix(str(kw.get("cwd") or "/nonexistent"), self._ipc_dir)
+            return await super()._async_launch_kernel(prefix + kernel_cmd, **kw)
+
+        def cleanup_resources(self, restart=False):
+            super().cleanup_resources(restart)
+            if not restart:
+                import shutil
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
     return SandboxedKernelManager
-
-
-_KERNEL_PREFIX: list[str] = []
 
 
 def _sandboxed_execute():
     from nbgrader.preprocessors import Execute
 
     class SandboxedExecute(Execute):
-        """nbgrader's Execute with the kernel in bubblewrap (where it works): a cell cannot write the
-        gradebook or leave a process behind to do it later."""
+        """nbgrader's Execute with the kernel in bubblewrap (run_kernel=True): it sees only the Python
+        runtime, the notebook's folder and a private /tmp, and no network. Refuses where bubblewrap does
+        not work: an unsandboxed kernel would see the course."""
 
         def __init__(self, *args, **kwargs):
-            global _KERNEL_PREFIX
-            if not _KERNEL_PREFIX:
-                _KERNEL_PREFIX = kernel_sandbox_prefix()
-            if _KERNEL_PREFIX:
-                kwargs.setdefault("kernel_manager_class", _sandboxed_kernel_manager())
+            if not kernel_sandbox_prefix():
+                raise GradingRefused("run_kernel=True runs the notebook in a kernel, which needs bubblewrap "
+                                     "here (apt-get install bubblewrap); without it, leave run_kernel off")
+            kwargs.setdefault("kernel_manager_class", _sandboxed_kernel_manager())
             super().__init__(*args, **kwargs)
 
     return SandboxedExecute
@@ -326,8 +361,8 @@ def autograde_preprocessors(run_kernel: bool = False) -> list:
     Execute: the grade comes from our grader, so no student code runs in a Jupyter kernel at all (the
     kernel would see the course, the network and whatever its user can read; it also cost a kernel
     start and a torch import per notebook). The feedback then shows the student's code and every grade
-    cell's table, not what the student's other cells printed. `run_kernel=True` keeps Execute (with the
-    kernel in bubblewrap where it works, see `SandboxedExecute`) for those outputs."""
+    cell's table, not what the student's other cells printed. `run_kernel=True` keeps Execute, with the
+    kernel in bubblewrap (`SandboxedExecute`, which refuses without it), for those outputs."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute, SaveAutoGrades
     default = list(Autograde.class_traits()["autograde_preprocessors"].default())

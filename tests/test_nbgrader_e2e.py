@@ -275,3 +275,51 @@ def test_nbgrader_autograde_command_refuses_before_starting_nbgrader(course):
                            str(course["path"]), "--jobs", "2"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "refusing to grade for credit" in proc.stderr
     assert "--public-only" in proc.stderr
+
+
+KERNEL_PROBE = """
+import os, socket
+_seen = []
+for _path in {targets!r}:
+    try:
+        open(_path, "rb").read(1) if os.path.isfile(_path) else os.listdir(_path)
+        _seen.append(_path)
+    except OSError:
+        pass
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2).close()
+    _seen.append("network")
+except OSError:
+    pass
+print("KERNEL REACHED", _seen, "CWD", os.getcwd())
+"""
+
+
+def test_with_run_kernel_the_kernel_sees_only_the_notebook(tmp_path):
+    """run_kernel=True (the kernel runs the notebook for the feedback's outputs): a cell tries the gradebook,
+    a classmate's submission, the source notebook, reference/ and the network, and reaches none; the
+    scores still come from the grader."""
+    from autograder.nbgrader_preprocessor import kernel_sandbox_prefix
+    if not kernel_sandbox_prefix():
+        pytest.skip("bubblewrap does not work here: run_kernel=True refuses")
+    course = tmp_path / "course"
+    nbt.make_course(course, [ASSIGNMENT])
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.Autograde.autograde_preprocessors = autograde_preprocessors(run_kernel=True)\n"
+                     f"c.Execute.timeout = {CELL_TIMEOUT}\n")
+    release = nbt.load_notebook(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    source = nbt.load_notebook(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    nbt.submit(course, ASSIGNMENT, "classmate", nbt.solution_filled(release, source))
+    prober = nbt.solution_filled(release, source)
+    targets = [str(course / "gradebook.db"), str(course / "submitted" / "classmate"),
+               str(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(ROOT / "reference" / "graphs.py"),
+               str(ROOT / "autograder" / "runner.py")]
+    nbt.edit_solution(prober, "graphs-part2", lambda s: s + KERNEL_PROBE.format(targets=targets))
+    nbt.submit(course, ASSIGNMENT, "prober", prober)
+    proc = nbt.run_nbgrader(["autograde", ASSIGNMENT], course, env={"AUTOGRADER_SECRET": SECRET}, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    nb = nbt.load_notebook(course / "autograded" / "prober" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "graphs-part2")
+    text = "".join(o.get("text", "") for o in cell.outputs)
+    assert "KERNEL REACHED [] CWD" in text, cell.outputs  # the kernel ran the cell, and reached nothing
+    assert nbt.gradebook_scores(course, ASSIGNMENT)["prober"] == POINTS
