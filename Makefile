@@ -19,7 +19,7 @@ help:
 	@echo "make bench                   speed benchmarks (figures and ratios from one run)"
 	@echo "make autograde               the instructor flow with nbgrader on a demo course"
 	@echo "make grade-all ROOT=dir      grade every submission under ROOT into OUT=grades/ (JOBS=2)"
-	@echo "make gradescope              build autograder.zip for Gradescope"
+	@echo "make gradescope ASSIGNMENT=graphs  build autograder-graphs.zip for Gradescope (needs AUTOGRADER_SECRET)"
 	@echo "make watch [SUBMISSION=dir]   regrade on every save, only what the edit touches (A=backprop_ninja: one assignment)"
 	@echo "make report [SUBMISSION=dir] write report.html: heatmaps, expression graphs, loss curve, names"
 	@echo "make notebook [ASSIGNMENT=backprop_ninja]  open the student notebook in Jupyter"
@@ -48,8 +48,10 @@ autograde: $(STAMP)
 grade-all: $(STAMP)
 	$(BIN)/autograder grade-all $(ROOT) -o $(OUT) --jobs $(JOBS)
 
+# One Gradescope assignment grades one of ours: ASSIGNMENT must be named (its default is the notebook's).
 gradescope: $(STAMP)
-	$(BIN)/autograder gradescope-package -o autograder.zip
+	@test "$(origin ASSIGNMENT)" != file || { echo "make gradescope ASSIGNMENT=<micrograd|graphs|backprop_ninja|micrograd_exercises>: name the assignment this Gradescope autograder grades"; exit 2; }
+	$(BIN)/autograder gradescope-package -a $(ASSIGNMENT) -o autograder-$(ASSIGNMENT).zip
 
 A ?=
 watch: $(STAMP)

@@ -19,14 +19,19 @@ c.CourseDirectory.course_id = "backprop-lab"
 c.GenerateAssignment.preprocessors = generate_assignment_preprocessors()
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-# Grading outside the kernel: after nbgrader has run the notebook (its outputs are the feedback), our
-# preprocessor grades the notebook's code in the sandboxed grader and writes every grade cell's table
-# and score, which is what the gradebook records. Nothing a cell does in the kernel changes a score.
+# Grading outside the kernel: our preprocessor grades the notebook's code in the sandboxed grader and
+# writes every grade cell's table and score, which is what the gradebook records. No Jupyter kernel
+# runs the student's cells (it would see the course and the network, and it cost seconds per notebook):
+# the feedback shows the code and every grade cell's table. autograde_preprocessors(run_kernel=True)
+# runs the notebook in a kernel too (in bubblewrap where it works), for its outputs in the feedback.
 # It refuses without isolation or without AUTOGRADER_SECRET; the operator may say otherwise with
 # --GradeOutsideKernel.unsandboxed=True / --GradeOutsideKernel.public_only=True (the same choices as
 # `autograder grade --unsandboxed / --public-only`).
 c.Autograde.autograde_preprocessors = autograde_preprocessors()
 
-# The kernel's run of the notebook is only for the feedback's outputs: a cell stuck in a loop is
-# interrupted after this many seconds and the rest of the notebook still runs.
+# A deleted grade cell is put back (with a line saying so) and graded like the others, so the gradebook
+# and `autograder grade` agree; both say which grade cells were deleted or edited.
+c.OverwriteCells.add_missing_cells = True
+
+# Used only with run_kernel=True: a cell stuck in a loop is interrupted after this many seconds.
 c.Execute.timeout = 120

@@ -2,9 +2,10 @@
 
 Every entry of ROOT is one student's submission (a folder, a .zip or a notebook), named by the
 student's id. Each result is written to OUTDIR/<id>.json atomically (a temporary file, then
-`os.replace`), the moment it is graded; `grades.csv` is written from those files at the end. A run that
-is killed (even with SIGKILL) and started again skips every result already on disk, so nothing is
-lost, duplicated or half-written.
+`os.replace`), the moment it is graded, and `grades.csv` is rewritten (atomically) after each one. A
+run that is killed (even with SIGKILL) and started again skips every result already on disk, so nothing
+is lost, duplicated or half-written; its workers' temporary files live in one directory per run, removed
+when the run ends (SIGTERM and SIGINT included) or, after a SIGKILL, by the next run.
 
 Executors, both standard: a process pool on this machine ('spawn' start method: a pool worker never
 inherits a parent that has touched torch's thread pool), or, with `--scheduler`, a Dask distributed
@@ -276,13 +277,61 @@ class _Progress:
             self._bar.stop()
 
 
+RUN_TMP_PREFIX = "autograder-grade-all-"   # + <pid>-: one temporary directory per run, for its workers
+
+
 def _clean_temporaries(outdir: Path) -> None:
-    """Temporary files of a run that was killed mid-write: never results, safe to delete."""
+    """What a killed run left: temporary result files in OUTDIR (never results), and the temporary
+    directory of any grade-all run whose process is gone (its workers' submission copies and sandbox
+    homes, which a SIGKILL gave no chance to remove)."""
+    import shutil
+    import tempfile
     for tmp in outdir.glob(".*.tmp-*"):
         try:
             tmp.unlink()
         except OSError:
             pass
+    for stale in Path(tempfile.gettempdir()).glob(f"{RUN_TMP_PREFIX}*-*"):
+        try:
+            pid = int(stale.name[len(RUN_TMP_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError, OSError):
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+class _RunTemporaries:
+    """One temporary directory for a run's pool workers (their TMPDIR): every submission copy and sandbox
+    home they make lives in it, so it is removed in one piece when the run ends, by SIGTERM or SIGINT too
+    (both unwind through `finally` here), and by the next run after a SIGKILL (`_clean_temporaries`)."""
+
+    def __enter__(self) -> Path:
+        import signal
+        import tempfile
+        self.path = Path(tempfile.mkdtemp(prefix=f"{RUN_TMP_PREFIX}{os.getpid()}-"))
+        os.chmod(self.path, 0o711)  # a sandbox user reaches its own home inside, lists nothing
+        self._old_tmpdir = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = str(self.path)  # read by each spawned worker when it starts
+        self._old_term = None
+        if threading.current_thread() is threading.main_thread():
+            def stop(signum, frame):
+                raise SystemExit(128 + signum)
+            self._old_term = signal.signal(signal.SIGTERM, stop)
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        import shutil
+        import signal
+        if self._old_term is not None:
+            signal.signal(signal.SIGTERM, self._old_term)
+        if self._old_tmpdir is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = self._old_tmpdir
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None = None,
@@ -311,10 +360,16 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
     progress = _Progress(len(submissions), len(submissions) - len(todo), fancy, quiet=not progress)
     if len(todo) < len(submissions):
         progress.log(f"{len(submissions) - len(todo)} of {len(submissions)} already graded in {outdir}: skipped")
+    temporaries = _RunTemporaries()
+    temporaries.__enter__()
     executor = executor or (DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs), settings, unsandboxed))
     attempts = {s.student: 0 for s in todo}
     not_graded: dict[str, str] = {}
     graded = 0
+    # grades.csv follows the results as they come (a killed run leaves it as complete as the results).
+    students = [s.student for s in submissions]
+    on_disk = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
+    write_grades_csv(outdir, students, on_disk)
     try:
         pending = list(todo)
         while pending:
@@ -342,12 +397,15 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
                 if data.get("error") and not data.get("max_score"):
                     data["max_score"] = _batch_max_score(outdir, submissions)
                 write_json_atomic(outdir / s.result_name, data)
+                on_disk[s.student] = json.loads(json.dumps(data))  # as read back from the file
+                write_grades_csv(outdir, students, on_disk)
                 graded += 1
                 progress.advance(s.student, data)
     finally:
         progress.close()
         executor.close()
-    write_grades_csv(outdir, [s.student for s in submissions])
+        temporaries.__exit__(None, None, None)
+    write_grades_csv(outdir, students)
     if class_report:  # what the class got wrong, from the results on disk (class_report.py)
         from .class_report import write_class_report
         try:
@@ -367,10 +425,14 @@ def _batch_max_score(outdir: Path, submissions: list[Submission]) -> float:
     return maxima.most_common(1)[0][0] if maxima else 0.0
 
 
-def write_grades_csv(outdir: Path, students: list[str]) -> Path:
-    """grades.csv from the result files on disk: one row per student with a result, in ROOT's order."""
+def write_grades_csv(outdir: Path, students: list[str], results: dict | None = None) -> Path:
+    """grades.csv from the result files on disk (or `results`, those files already read): one row per
+    student with a result, in ROOT's order."""
     from .formats import csv_header, csv_row, to_csv
-    results = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
+    if results is None:
+        results = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
+    else:
+        results = {s: results[s] for s in students if s in results}
     ids: list[str] = []
     for r in results.values():
         for ex in r.get("exercises", []):

@@ -163,7 +163,8 @@ def _check_markdown(check: CheckResult, cases: list[CaseVerdict], hidden: bool) 
     else:
         verdict = worst(*(c.verdict for c in cases if not c.earned))
     kind = "hidden" if hidden else "public"
-    lines = [f"**{verdict}** on {passed}/{len(cases)} {kind} case{'s' if len(cases) != 1 else ''}"]
+    # "passed on 2/3", never "wrong on 0/3" (which reads as never wrong): the count is of cases passed.
+    lines = [f"**{verdict}**: {passed}/{len(cases)} {kind} case{'s' if len(cases) != 1 else ''} passed"]
     about_these = _shown_case_is_hidden(check) == hidden
     if about_these and not hidden:
         lines.append(f"maxdiff {fmt_diff(check.maxdiff)}; shape {fmt_shape(check.shape)} "
@@ -223,26 +224,11 @@ def _log_line(text) -> str:
 
 
 def classroom_dict(result: GradeResult) -> dict:
-    """The result object of a GitHub Classroom autograding runner (version 1), as the
-    autograding-grading-reporter reads it: it sums `tests[].score` over runners for the points and
-    shows each test's name, status (pass/fail) and message."""
-    tests = []
-    if result.error:
-        tests.append({"name": "submission", "status": "error", "score": 0, "message": _log_line(result.error),
-                      "test_code": "", "filename": "", "line_no": 0, "duration": 0})
-    checks = [(ex, check) for ex in result.exercises for check in ex.checks]
-    scores = apportion([check.points for _, check in checks], SCORE_DECIMALS)
-    for (ex, check), score in zip(checks, scores):
-        note = check_note(check)
-        tests.append({"name": f"{ex.id}: {check.name}",
-                      "status": "pass" if check.passed else "fail",
-                      "score": score,
-                      "message": _log_line(f"{fmt(check.points)}/{fmt(check.max_points)} points"
-                                           + (f": {note}" if note else "")),
-                      "test_code": "", "filename": ex.id.split(".")[0], "line_no": 0, "duration": 0})
-    status = "error" if result.error else "pass" if all(t["status"] == "pass" for t in tests) else "fail"
-    return {"version": 1, "status": status, "max_score": float(round(result.max_score, SCORE_DECIMALS)),
-            "tests": tests}
+    """The result object of a GitHub Classroom autograding runner (version 1), built so that the
+    autograding-grading-reporter's two readings of it (the points it sends, the table it prints) both
+    equal the result's points: see `classroom.py`."""
+    from .classroom import runner_result
+    return runner_result(result)
 
 
 def to_classroom(result: GradeResult) -> str:

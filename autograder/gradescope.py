@@ -7,8 +7,9 @@ written here; the zip also carries a wheel of this package built from the checko
 constraints (torch included), and, when AUTOGRADER_SECRET is set while packaging, the secret the
 hidden cases derive from (the zip is only ever seen by instructors and Gradescope).
 
-`run_autograder` reads its paths from AUTOGRADER_SOURCE, AUTOGRADER_SUBMISSION, AUTOGRADER_RESULTS and AUTOGRADER_BIN
-when they are set, so it can be run here against a temporary folder with the installed package.
+Both scripts take Gradescope's /autograder from AUTOGRADER_ROOT when it is set (and run_autograder each of its
+paths from AUTOGRADER_SOURCE, AUTOGRADER_SUBMISSION, AUTOGRADER_RESULTS and AUTOGRADER_BIN), so the whole
+package can be run here, as root, in a temporary folder standing in for /autograder.
 """
 from __future__ import annotations
 
@@ -29,22 +30,28 @@ TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once while building the autograder image (Ubuntu 22.04, Python 3.10 by default):
 # a virtual environment with this package and its pinned dependencies (torch CPU wheels from PyTorch's
-# index), and the unprivileged user the student's code runs as.
+# index), the unprivileged user the student's code runs as, and the grader's files made unreachable to it.
+# AUTOGRADER_ROOT (default /autograder) stands for Gradescope's /autograder (a test runs the package in a
+# temporary folder); a venv already at $AUTOGRADER_ROOT/venv is reused.
 set -euxo pipefail
-cd /autograder/source
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+cd "$ROOT/source"
 if ! python3 -m venv --help >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
   apt-get update -qq
   # python3-venv for the environment; bubblewrap sandboxes the student's code where namespaces work
   apt-get install -y -qq python3 python3-venv python3-pip bubblewrap || apt-get install -y -qq python3 python3-venv python3-pip
 fi
-# Inside Docker user namespaces are usually unavailable: the student's code then runs as this user, who
-# can read neither the grader's files nor the secret, and cannot write the results.
+# Inside Docker user namespaces are usually unavailable: the student's code then runs as this user (or, when
+# several run at once, users numbered from it), none of whom can read the grader's files or the secret.
 SANDBOX_USER="${{AUTOGRADER_SANDBOX_USER:-{sandbox_user}}}"
 id -u "$SANDBOX_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SANDBOX_USER"
-python3 -m venv /autograder/venv
-/autograder/venv/bin/python -m pip install --quiet --upgrade pip
-/autograder/venv/bin/python -m pip install --quiet -c constraints.txt --extra-index-url {torch_index} {wheel}
-/autograder/venv/bin/python -I -m autograder --help >/dev/null
+[ -x "$ROOT/venv/bin/python" ] || python3 -m venv "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install --quiet --upgrade pip || echo "(pip not upgraded: no index reachable?)"
+"$ROOT/venv/bin/python" -m pip install --quiet -c constraints.txt --extra-index-url {torch_index} {wheel}
+# The installed package, the source (and secret) and the results become root's alone (o-rwx works for any
+# uid that is not root's), then are checked as the sandbox user: the image fails to build rather than
+# give every student 0 at grading time.
+"$ROOT/venv/bin/python" -I -m autograder.gradescope protect --root "$ROOT" --check
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -52,39 +59,47 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # the grader's sandbox (bubblewrap, or the unprivileged AUTOGRADER_SANDBOX_USER); before it runs, the
 # grader's files, the secret and the results folder are made the grader's alone. results.json is written
 # last, by a move from a private folder, once no process of the student's can run: a results.json the
-# student's code managed to write is replaced. Whatever happens, a results.json is written.
+# student's code managed to write is replaced. Whatever happens, a results.json is written; what went
+# wrong goes to this script's output (instructors only), never to the student.
 set -uo pipefail
-SOURCE="${{AUTOGRADER_SOURCE:-/autograder/source}}"
-SUBMISSION="${{AUTOGRADER_SUBMISSION:-/autograder/submission}}"
-RESULTS="${{AUTOGRADER_RESULTS:-/autograder/results}}"
-BIN="${{AUTOGRADER_BIN:-/autograder/venv/bin}}"
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+SOURCE="${{AUTOGRADER_SOURCE:-$ROOT/source}}"
+SUBMISSION="${{AUTOGRADER_SUBMISSION:-$ROOT/submission}}"
+RESULTS="${{AUTOGRADER_RESULTS:-$ROOT/results}}"
+BIN="${{AUTOGRADER_BIN:-$ROOT/venv/bin}}"
 export AUTOGRADER_SANDBOX_USER="${{AUTOGRADER_SANDBOX_USER:-{sandbox_user}}}"
 mkdir -p "$RESULTS"
-if [ "$(id -u)" = 0 ]; then
-  chown -R root:root "$SOURCE" "$RESULTS" 2>/dev/null
-  chmod -R go-rwx "$SOURCE" "$RESULTS" 2>/dev/null
-fi
 PRIVATE="$(mktemp -d)"   # mode 700: the grader's
+if [ "$(id -u)" = 0 ]; then
+  # Again at every run (setup.sh did it once): the package, the source, the secret and the results.
+  "$BIN/python" -I -m autograder.gradescope protect --root "$ROOT" --source "$SOURCE" --results "$RESULTS" \\
+    >>"$PRIVATE/stderr.txt" 2>&1
+fi
 if [ -f "$SOURCE/secret" ]; then
   export AUTOGRADER_SECRET="$(cat "$SOURCE/secret")"
   rm -f "$SOURCE/secret"  # held by the grader's process only from now on (a fresh container per run)
 fi
-"$BIN/python" -I -m autograder.gradescope arrange "$SUBMISSION" "$PRIVATE/upload" {arrange_args} 2>"$PRIVATE/stderr.txt"
+"$BIN/python" -I -m autograder.gradescope arrange "$SUBMISSION" "$PRIVATE/upload" {arrange_args} 2>>"$PRIVATE/stderr.txt"
 (cd "$PRIVATE" && "$BIN/python" -I -m autograder grade "$PRIVATE/upload" --format gradescope -o "$PRIVATE/results.json" {grade_args}) 2>>"$PRIVATE/stderr.txt"
 status=$?
 unset AUTOGRADER_SECRET
-# No code of the student's may run past this point.
+# No code of the student's may run past this point (every sandbox uid's processes: the base user's and
+# those numbered from it).
 if [ "$(id -u)" = 0 ] && id -u "$AUTOGRADER_SANDBOX_USER" >/dev/null 2>&1; then
-  pkill -KILL -u "$AUTOGRADER_SANDBOX_USER" 2>/dev/null
+  "$BIN/python" -I -m autograder.gradescope kill-sandbox 2>>"$PRIVATE/stderr.txt" \\
+    || pkill -KILL -u "$AUTOGRADER_SANDBOX_USER" 2>/dev/null
 fi
-cat "$PRIVATE/stderr.txt" >&2
+cat "$PRIVATE/stderr.txt"
 "$BIN/python" -I -m autograder.gradescope finalize "$PRIVATE" "$status" \\
-  || printf '{{"score": 0, "output": "The autograder failed; please tell your instructor.", "tests": []}}\\n' > "$PRIVATE/final.json"
+  || printf '{{"score": 0, "output": "{failed}", "tests": []}}\\n' > "$PRIVATE/final.json"
 mv -f "$PRIVATE/final.json" "$RESULTS/results.json"
 chmod 644 "$RESULTS/results.json"
 rm -rf "$PRIVATE"
 exit 0
 """
+
+FAILED = ("The autograder could not grade this submission (a problem on the course side, not a verdict on "
+          "your code). Please contact the course staff.")
 
 
 class PackageError(Exception):
@@ -151,7 +166,8 @@ def build_package(output: Path, *, assignments: list[str] | None = None, public_
             _add(zf, "setup.sh", SETUP_SH.format(torch_index=TORCH_INDEX, wheel=f"dist/{wheel.name}",
                                                  sandbox_user=sandbox_user), executable=True)
             _add(zf, "run_autograder", RUN_AUTOGRADER.format(grade_args=grade_args.strip(), arrange_args=arrange_args,
-                                                             sandbox_user=sandbox_user), executable=True)
+                                                             sandbox_user=sandbox_user, failed=FAILED),
+                 executable=True)
             _add(zf, f"dist/{wheel.name}", wheel.read_bytes())
             constraints = repo / "constraints.txt"
             pins = constraints.read_text() if constraints.is_file() else ""
@@ -200,22 +216,23 @@ HIDDEN_NOTE = "Checks on hidden cases ({points} points) are shown when grades ar
 
 
 def finalize(private: Path, status: int) -> Path:
-    """private/final.json: the grader's results.json with hidden points out of everything visible before
-    publication, or (the grader failed or wrote nothing usable) a results.json that says so with score 0."""
+    """private/final.json: the grader's results.json as the student may see it before publication, or (the
+    grader failed or wrote nothing usable) a results.json that says only that grading failed, score 0;
+    the detail is printed here, to run_autograder's output, which only instructors see.
+
+    Before publication nothing visible adds up to the hidden result: hidden-case tests are
+    `after_published` (Gradescope then hides the student's total score, per its specification), the
+    top-level `score` is left out (Gradescope's total is then the sum of the tests, the same points), and
+    the summary counts the public tests only."""
     private = Path(private)
     try:
         data = json.loads((private / "results.json").read_text())
         if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
             raise ValueError("not a results.json")
-    except (OSError, ValueError):
-        err = ""
-        try:
-            err = (private / "stderr.txt").read_text(errors="replace")[-2000:]
-        except OSError:
-            pass
-        from .formats import md_text
-        data = {"score": 0, "tests": [], "output_format": "md",
-                "output": f"The autograder failed (exit status {status}); please tell your instructor.\n\n{md_text(err)}"}
+    except (OSError, ValueError) as exc:
+        print(f"autograder: grading failed (exit status {status}; {type(exc).__name__}: {exc}); the student "
+              "sees only that grading failed", flush=True)
+        data = {"score": 0, "tests": [], "output": FAILED}
     else:
         hidden = [t for t in data["tests"] if t.get("visibility") in ("after_published", "hidden", "after_due_date")]
         visible = [t for t in data["tests"] if t not in hidden]
@@ -223,10 +240,15 @@ def finalize(private: Path, status: int) -> Path:
         if hidden:
             for test in hidden:
                 test["visibility"] = "after_published"
-            got = sum(float(t.get("score") or 0) for t in visible)
-            out_of = sum(float(t.get("max_score") or 0) for t in visible)
+            got = round(sum(float(t.get("score") or 0) for t in visible), 6)
+            out_of = round(sum(float(t.get("max_score") or 0) for t in visible), 6)
+            total = round(sum(float(t.get("score") or 0) for t in data["tests"]), 6)
+            if "score" in data and abs(float(data["score"]) - total) > 1e-6:
+                # the tests must carry every point before the top-level score can go
+                raise ValueError(f"results.json: score {data['score']} is not the sum of its tests ({total})")
+            data.pop("score", None)
             data["output"] = (f"Checks on public cases: {got:g}/{out_of:g} points. "
-                              + HIDDEN_NOTE.format(points=f"{hidden_max:g}"))
+                              + HIDDEN_NOTE.format(points=f"{round(hidden_max, 6):g}"))
         data["stdout_visibility"] = "hidden"
     notes = (private / "arrange-notes.txt")
     if notes.is_file() and notes.read_text(errors="replace").strip():
@@ -237,6 +259,67 @@ def finalize(private: Path, status: int) -> Path:
     final = private / "final.json"
     final.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     return final
+
+
+def _protect_tree(path: Path) -> None:
+    """root:root and no access for group or others, the whole tree (links are left alone, not followed)."""
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        for name in [None, *dirnames, *filenames]:
+            target = Path(dirpath) if name is None else Path(dirpath) / name
+            if target.is_symlink():
+                continue
+            os.chown(target, 0, 0)
+            os.chmod(target, os.stat(target).st_mode & 0o7700)
+
+
+def protect(root: Path, source: Path | None = None, results: Path | None = None) -> list[Path]:
+    """Make the grader's files root's alone: the installed `autograder` package (this one), the source (the
+    zip's contents, the secret) and the results folder. The Python runtime stays readable: the student's
+    process needs it. Permissions, not a uid: any sandbox uid but root's is "other". Returns the paths."""
+    if os.geteuid() != 0:
+        raise PermissionError("protect runs as root (setup.sh and run_autograder do)")
+    root = Path(root).resolve()
+    package = Path(__file__).resolve().parent
+    paths = [Path(source or root / "source"), Path(results or root / "results")]
+    # The package is made root's only where Gradescope installs it (the venv under ROOT): never a
+    # development checkout that happens to run these scripts.
+    if package.is_relative_to(root):
+        paths.insert(0, package)
+    else:
+        print(f"autograder: {package} is not under {root} (a development install?): left as it is")
+    paths[-1].mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        if path.exists():
+            _protect_tree(path)
+    return paths
+
+
+def check_protected(paths: list[Path]) -> str:
+    """'' when the sandbox user can reach none of `paths` (nor the grader's package), else the problem."""
+    from .runner import sandbox_user, verify_user
+    _, _, problem = verify_user(sandbox_user(), protect=[str(p) for p in paths])
+    return problem
+
+
+def kill_sandbox(span: int = 1024) -> int:
+    """SIGKILL every process whose uid is the sandbox user's or one of the `span` uids numbered from it
+    (concurrent runners may each take their own). Returns how many were signalled."""
+    import pwd
+    import signal
+    from .runner import sandbox_user
+    base = pwd.getpwnam(sandbox_user()).pw_uid
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            uid = os.stat(f"/proc/{entry}").st_uid
+            if base <= uid < base + span and uid != 0:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):
+            pass
+    return killed
 
 
 def cmd_gradescope_package(args) -> int:
@@ -267,8 +350,9 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m autograder.gradescope arrange UPLOAD TARGET -a NAME` / `finalize PRIVATE STATUS`: the
-    steps of run_autograder around `autograder grade`."""
+    """`python -m autograder.gradescope arrange UPLOAD TARGET -a NAME` / `finalize PRIVATE STATUS` /
+    `protect --root R [--check]` / `kill-sandbox`: the steps of setup.sh and run_autograder around
+    `autograder grade`."""
     import argparse
     parser = argparse.ArgumentParser(prog="python -m autograder.gradescope")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,11 +363,34 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("finalize")
     p.add_argument("private")
     p.add_argument("status", type=int)
+    p = sub.add_parser("protect")
+    p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    p.add_argument("--source")
+    p.add_argument("--results")
+    p.add_argument("--check", action="store_true", help="then check, as the sandbox user, that none is reachable")
+    sub.add_parser("kill-sandbox")
     args = parser.parse_args(argv)
     if args.command == "arrange":
         target = Path(args.target)
         notes = arrange_upload(Path(args.upload), target, args.assignment)
         (target.parent / "arrange-notes.txt").write_text("\n".join(notes))
+        return 0
+    if args.command == "protect":
+        try:
+            paths = protect(Path(args.root), args.source and Path(args.source), args.results and Path(args.results))
+        except OSError as exc:
+            print(f"autograder: cannot protect the grader's files: {exc}", file=sys.stderr)
+            return 1
+        print("autograder: root's alone now: " + ", ".join(map(str, paths)))
+        if args.check:
+            problem = check_protected(paths)
+            if problem:
+                print(f"autograder: the sandbox user can still reach the grader's files: {problem}", file=sys.stderr)
+                return 1
+            print("autograder: checked as the sandbox user: none of them is reachable")
+        return 0
+    if args.command == "kill-sandbox":
+        kill_sandbox()
         return 0
     finalize(Path(args.private), args.status)
     return 0

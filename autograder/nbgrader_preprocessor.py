@@ -13,13 +13,21 @@ The course's `nbgrader_config.py` puts `GradeOutsideKernel` into nbgrader's auto
   value), which is all `SaveAutoGrades` reads. Whatever the kernel printed, returned or patched in a
   grade cell is gone: nothing the student's cells do in the kernel reaches the gradebook.
 
-The kernel never holds the secret: `take_secret()` (called by the course config when nbgrader loads it,
-and again by the preprocessor) moves AUTOGRADER_SECRET out of the environment nbgrader starts kernels
-with, into this module, and scrubs it from the process's initial environment block too (a kernel may
-read its parent's /proc/<pid>/environ).
+No Jupyter kernel runs the student's cells (`autograde_preprocessors()` leaves nbgrader's Execute out):
+the student's code runs only in the grader's sandbox, which sees the Python runtime, its own copy of the
+code and a private /tmp (never the course, the checkout or the network). `run_kernel=True` brings the
+kernel back for the feedback's outputs, in a bubblewrap sandbox just as tight (`SandboxedExecute`).
 
-The kernel runs in bubblewrap where it works (`SandboxedExecute`): read-only filesystem, own pid
-namespace, so a cell can neither write the gradebook nor leave a process behind to do it later.
+The secret is never reachable from the student's code: `take_secret()` (called by the course config
+when nbgrader loads it, and again by the preprocessor) moves AUTOGRADER_SECRET out of the environment
+children inherit, scrubs it from the process's initial environment block (what /proc/<pid>/environ
+shows) and makes the process non-dumpable, so that even a process of the same user (`--unsandboxed`)
+can read neither its environment, nor its descriptors, nor its memory. `autograder nbgrader-autograde`
+does the same to itself.
+
+A grade cell the student deleted is put back by nbgrader (the course sets
+`OverwriteCells.add_missing_cells`) and graded like the others; a deleted or edited one is named in its
+table, from the notebook as submitted, with the same words as `autograder grade` uses.
 
 Grade cells themselves do nothing under `nbgrader autograde` (see `nbgrader_tools.notebook_grade`): they
 print that the cell is graded outside the kernel and score 0, so a course config without this
@@ -50,12 +58,25 @@ _RUNNERS: dict = {}
 
 
 def take_secret() -> None:
-    """Move AUTOGRADER_SECRET from the environment (which kernels inherit) into this module."""
+    """Move AUTOGRADER_SECRET from the environment (which children inherit) into this module, scrub it from
+    this process's initial environment block, and make this process non-dumpable: then no process of
+    the same user (a student's code graded with --unsandboxed) can read its /proc/<pid>/environ, fds or
+    memory (the kernel checks ptrace access, which a non-dumpable process refuses without CAP_SYS_PTRACE)."""
     global _SECRET
     value = os.environ.pop(SECRET_ENV, None)
     if value:
         _SECRET = value
         _scrub_initial_environment(SECRET_ENV)
+    guard_process()
+
+
+def guard_process() -> None:
+    """prctl(PR_SET_DUMPABLE, 0): this process's /proc files become root's (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        pass
 
 
 def _scrub_initial_environment(name: str) -> None:
@@ -113,6 +134,16 @@ class GradingRefused(RuntimeError):
 class GradeOutsideKernel(NbGraderPreprocessor):
     """Grade the notebook's code in the sandboxed grader; write every grade cell's outputs and score."""
 
+    def _submitted_notebook(self, resources):
+        path = _submitted_notebook_path(self.config, resources)
+        if path is None:
+            return None
+        try:
+            import nbformat
+            return nbformat.read(str(path), as_version=4)
+        except Exception:  # noqa: unreadable: nbgrader itself will have said so
+            return None
+
     unsandboxed = Bool(False, help="grade even where no isolation mechanism works (as `autograder grade "
                                    "--unsandboxed`; every table then says so)").tag(config=True)
     public_only = Bool(False, help="grade public cases only (as `--public-only`): no AUTOGRADER_SECRET "
@@ -138,11 +169,29 @@ class GradeOutsideKernel(NbGraderPreprocessor):
         cells = graded_cells(nb)
         if not cells:
             return nb, resources
-        result = grade_notebook(nb, sorted({ex.assignment for ex, _ in cells}), self._seeds, self._runner,
-                                self.time_limit)
+        assignments = sorted({ex.assignment for ex, _ in cells})
+        result = grade_notebook(nb, assignments, self._seeds, self._runner, self.time_limit)
+        # What happened to the grade cells is read from the notebook as submitted: nbgrader has already
+        # restored edited cells and put deleted ones back (OverwriteCells.add_missing_cells).
+        submitted = self._submitted_notebook(resources)
+        if submitted is not None:
+            from .submission import add_notes, grade_cell_notes
+            add_notes(result, grade_cell_notes(submitted, assignments))
         for exercise, cell in cells:
             write_grade_cell(cell, exercise, result)
         return nb, resources
+
+
+def _submitted_notebook_path(config, resources) -> Path | None:
+    info = resources.get("nbgrader") or {}
+    try:
+        from nbgrader.coursedir import CourseDirectory
+        coursedir = CourseDirectory(config=config)
+        folder = coursedir.format_path(coursedir.submitted_directory, info["student"], info["assignment"])
+        path = Path(folder) / f"{info['notebook']}.ipynb"
+    except Exception:  # noqa: not run by nbgrader's autograde (no student, no course)
+        return None
+    return path if path.is_file() else None
 
 
 def graded_cells(nb) -> list:
@@ -169,7 +218,7 @@ def grade_notebook(nb, assignments: list[str], seeds, runner, time_limit: float 
         path = Path(tmp) / "notebook.ipynb"
         nbformat.write(clean, str(path))
         return grade_path(path, assignments, hidden=seeds.hidden, runner=runner, seeds=seeds,
-                          exercise_filter=functools.partial(cap_time_limits, time_limit))
+                          exercise_filter=functools.partial(cap_time_limits, time_limit), cell_notes=False)
 
 
 def _without_outputs(cell):
@@ -214,70 +263,112 @@ def _render(result, out) -> None:
 
 # -- the kernel, sandboxed where bubblewrap works ----------------------------------------------------------
 
-def kernel_sandbox_prefix() -> list[str]:
-    """bubblewrap for the kernel: the whole filesystem read-only (so no gradebook, course file or result
-    can be written), a private /var/tmp for scratch, its own pid namespace (nothing it starts outlives it), no new
-    privileges. The network stays: the kernel talks to nbgrader over loopback TCP. [] where bubblewrap
-    does not work here."""
+def kernel_sandbox_prefix(notebook_dir: str = "/nonexistent", ipc_dir: str = "/nonexistent") -> list[str]:
+    """bubblewrap for the kernel (run_kernel=True): every namespace unshared (no network: the kernel
+    talks to nbgrader over Unix sockets in `ipc_dir`), its own pid namespace, and a filesystem of only the
+    Python runtime (read-only, any installed copy of the grader covered up), the notebook's own folder
+    (read-only), `ipc_dir` and a private /tmp: none of the course, the checkout or reference/.
+    [] where bubblewrap does not work here."""
     import shutil
     import subprocess
+    from .runner import _hidden_paths, _python_paths
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return []
-    # /tmp stays visible (read-only): the course, and so the notebook's folder, may be under it.
-    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/var/tmp",
-           "--setenv", "TMPDIR", "/var/tmp", "--setenv", "IPYTHONDIR", "/var/tmp/ipython",
-           "--setenv", "MPLCONFIGDIR", "/var/tmp/matplotlib",
-           "--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--"]
+    cmd = [bwrap, "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            cmd += ["--ro-bind", top, top]
+    cmd += ["--tmpfs", "/tmp"]
+    bound = ["/usr"] + _python_paths()
+    for path in bound:
+        cmd += ["--ro-bind", path, path]
+    for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime"):
+        if os.path.exists(f"/etc/{name}"):
+            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for path in _hidden_paths():
+        if any(path == b or path.startswith(b + os.sep) for b in bound):
+            cmd += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+            "--setenv", "IPYTHONDIR", "/tmp/ipython", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib"]
     try:
-        ok = subprocess.run(cmd + ["true"], capture_output=True, timeout=10).returncode == 0
+        ok = subprocess.run(cmd + ["--", "true"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.SubprocessError):
         ok = False
-    return cmd if ok else []
+    if not ok:
+        return []
+    for path in (notebook_dir, ipc_dir):
+        if os.path.isdir(path):
+            flag = "--bind" if path == ipc_dir else "--ro-bind"
+            cmd += [flag, path, path]
+    if os.path.isdir(notebook_dir):
+        cmd += ["--chdir", notebook_dir]
+    return cmd + ["--"]
 
 
 def _sandboxed_kernel_manager():
+    import tempfile
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxedKernelManager(AsyncKernelManager):
-        """The kernel's command behind `kernel_sandbox_prefix()`."""
+        """The kernel in `kernel_sandbox_prefix()`, reached over Unix sockets (it has no network)."""
 
-        def format_kernel_cmd(self, extra_arguments=None):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._ipc_dir = tempfile.mkdtemp(prefix="kernel-ipc-")
+            self.transport = "ipc"
+            self.ip = os.path.join(self._ipc_dir, "kernel")
+            self.connection_file = os.path.join(self._ipc_dir, "kernel.json")
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
             # A signal from out here does not reach the kernel in its own session and pid namespace:
             # nbclient's interrupt (a cell's timeout) goes as a message on the control channel instead.
             self.kernel_spec.interrupt_mode = "message"
-            return _KERNEL_PREFIX + super().format_kernel_cmd(extra_arguments)
+            prefix = kernel_sandbox_prefix(str(kw.get("cwd") or "/nonexistent"), self._ipc_dir)
+            return await super()._async_launch_kernel(prefix + kernel_cmd, **kw)
+
+        def cleanup_resources(self, restart=False):
+            super().cleanup_resources(restart)
+            if not restart:
+                import shutil
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
     return SandboxedKernelManager
-
-
-_KERNEL_PREFIX: list[str] = []
 
 
 def _sandboxed_execute():
     from nbgrader.preprocessors import Execute
 
     class SandboxedExecute(Execute):
-        """nbgrader's Execute with the kernel in bubblewrap (where it works): a cell cannot write the
-        gradebook or leave a process behind to do it later."""
+        """nbgrader's Execute with the kernel in bubblewrap (run_kernel=True): it sees only the Python
+        runtime, the notebook's folder and a private /tmp, and no network. Refuses where bubblewrap does
+        not work: an unsandboxed kernel would see the course."""
 
         def __init__(self, *args, **kwargs):
-            global _KERNEL_PREFIX
-            if not _KERNEL_PREFIX:
-                _KERNEL_PREFIX = kernel_sandbox_prefix()
-            if _KERNEL_PREFIX:
-                kwargs.setdefault("kernel_manager_class", _sandboxed_kernel_manager())
+            if not kernel_sandbox_prefix():
+                raise GradingRefused("run_kernel=True runs the notebook in a kernel, which needs bubblewrap "
+                                     "here (apt-get install bubblewrap); without it, leave run_kernel off")
+            kwargs.setdefault("kernel_manager_class", _sandboxed_kernel_manager())
             super().__init__(*args, **kwargs)
 
     return SandboxedExecute
 
 
-def autograde_preprocessors() -> list:
-    """nbgrader's autograde pipeline with the kernel sandboxed (where bubblewrap works) and GradeOutsideKernel
-    right before SaveAutoGrades."""
+def autograde_preprocessors(run_kernel: bool = False) -> list:
+    """nbgrader's autograde pipeline with GradeOutsideKernel right before SaveAutoGrades, and without
+    Execute: the grade comes from our grader, so no student code runs in a Jupyter kernel at all (the
+    kernel would see the course, the network and whatever its user can read; it also cost a kernel
+    start and a torch import per notebook). The feedback then shows the student's code and every grade
+    cell's table, not what the student's other cells printed. `run_kernel=True` keeps Execute, with the
+    kernel in bubblewrap (`SandboxedExecute`, which refuses without it), for those outputs."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute, SaveAutoGrades
     default = list(Autograde.class_traits()["autograde_preprocessors"].default())
-    default = [_sandboxed_execute() if p is Execute else p for p in default]
+    if run_kernel:
+        default = [_sandboxed_execute() if p is Execute else p for p in default]
+    else:
+        default = [p for p in default if p is not Execute]
     at = default.index(SaveAutoGrades)
     return default[:at] + [GradeOutsideKernel] + default[at:]

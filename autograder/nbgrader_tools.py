@@ -694,8 +694,13 @@ def cmd_nbgrader_autograde(args) -> int:
     if not submitted_students(course, args.assignment):
         print(f"no submissions of {args.assignment} in {course / 'submitted'}", file=sys.stderr)
         return 2
-    from .exercise import SecretMissing, Seeds
+    from .exercise import SECRET_ENV, SecretMissing, Seeds
+    from .nbgrader_preprocessor import _scrub_initial_environment, guard_process
     from .runner import IsolationMissing, credit_runner
+    # This process hands the secret to nbgrader (its environment) and keeps it for --verify: no process of
+    # the same user may read it from /proc/<this pid>/environ (the initial block) or anything else here.
+    _scrub_initial_environment(SECRET_ENV)
+    guard_process()
     try:  # refuse here, before any nbgrader process starts, with the same words as `autograder grade`
         seeds = Seeds.for_credit(args.public_only)
         credit_runner(args.unsandboxed).close()

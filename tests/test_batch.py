@@ -197,7 +197,12 @@ def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, 
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
     assert 12 <= len(before) < 50, f"not killed mid-way: {len(before)} results"
     assert all(read_result(out / name) is not None for name in before)  # none half-written
-    assert not (out / "grades.csv").exists()
+    # grades.csv follows the results as they come: all of them but at most the one the kill interrupted.
+    in_csv = [r.split(",")[0] for r in (out / "grades.csv").read_text().splitlines()[1:]]
+    assert set(in_csv) <= {n[:-5] for n in before} and len(in_csv) >= len(before) - 1
+    import tempfile
+    left = list(Path(tempfile.gettempdir()).glob(f"autograder-grade-all-{first.pid}-*"))
+    assert left, "the killed run's temporary directory (its workers' files) is where the next run finds it"
 
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -205,6 +210,7 @@ def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, 
     assert second.stderr.count("] graded s") == 50 - len(before)  # plain log lines when not on a terminal
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name in before} == before
     assert not list(out.glob(".*tmp*"))
+    assert not any(p.exists() for p in left)  # the next run removed what the killed one left
 
     results = _results(out)
     assert sorted(results) == sorted(kind_of)  # every submission exactly once
@@ -215,6 +221,32 @@ def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, 
     assert rows[0].startswith("student,score,max_score,graphs.AddGate")
     students = [r.split(",")[0] for r in rows[1:]]
     assert sorted(students) == sorted(kind_of) and len(set(students)) == 50
+
+
+def test_grade_all_stopped_by_sigterm_or_sigint_cleans_up(population, tmp_path):
+    """SIGTERM (a scheduler's stop) and SIGINT (Ctrl-C): no worker left, the run's temporary directory
+    gone, grades.csv as complete as the results."""
+    import psutil
+    import tempfile
+    classroom, _, _ = population
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        out = tmp_path / f"results-{sig.name}"
+        cmd = [sys.executable, "-m", "autograder", "grade-all", str(classroom), "-o", str(out), "-j", "2", *ARGS]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 240
+        while len(list(out.glob("*.json"))) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for progress, not waiting for a duration
+        family = psutil.Process(proc.pid).children(recursive=True)
+        run_dirs = list(Path(tempfile.gettempdir()).glob(f"autograder-grade-all-{proc.pid}-*"))
+        assert run_dirs, "the run made no temporary directory of its own"
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
+        _, alive = psutil.wait_procs(family, timeout=30)
+        assert not alive, [(p.pid, p.name()) for p in alive]
+        assert not any(p.exists() for p in run_dirs), sig
+        results = {p.name[:-5] for p in out.glob("*.json")}
+        in_csv = {r.split(",")[0] for r in (out / "grades.csv").read_text().splitlines()[1:]}
+        assert results and in_csv == results, sig
 
 
 SECRET = "batch-secret-7"

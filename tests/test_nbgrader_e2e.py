@@ -1,10 +1,11 @@
 """End to end through the real nbgrader CLI and its sqlite gradebook, on a temporary course built from the
 repository's own nbgrader_config.py and generated source notebook (graphs: the smallest assignment).
 
-Plain `nbgrader autograde` with the course config grades outside the kernel (our preprocessor): each
-submission gets the score its code earns whatever its cells do in the kernel, the kernel never holds the
-secret, and `autograder grade` and `grade-all` give every notebook the same scores as the gradebook.
-One course, four submissions, autograded once (a module-scoped fixture): each costs a kernel."""
+Plain `nbgrader autograde` with the course config grades outside the kernel (our preprocessor) and runs
+no Jupyter kernel at all: each submission gets the score its code earns, whatever its cells would do in
+a kernel; the student's code runs only in the grader's sandbox, which sees none of the course, the
+checkout or the network; `autograder grade` and `grade-all` give every notebook the same scores as the
+gradebook, and name a deleted or edited grade cell the same way. One course, autograded once."""
 from __future__ import annotations
 
 import json
@@ -40,6 +41,36 @@ LEAK = ("\nimport os\nprint('SECRET:', os.environ.get('AUTOGRADER_SECRET'))\n"
         "print('PARENT:', open(f'/proc/{os.getppid()}/environ', 'rb').read())\n")
 
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+PROBE = """
+
+def _reached(targets):
+    import os, socket
+    out = []
+    for path in targets:
+        try:
+            open(path, "rb").read(1) if os.path.isfile(path) else os.listdir(path)
+            out.append(path)
+        except OSError:
+            pass
+    for address in (("127.0.0.1", 80), ("1.1.1.1", 53)):
+        try:
+            socket.create_connection(address, timeout=2).close()
+            out.append(address)
+        except OSError:
+            pass
+    return out
+
+
+REACHED = _reached({targets!r})
+
+
+class AddGate(AddGate):
+    def backward(self, dout):
+        return (0.0, 0.0) if REACHED else super().backward(dout)
+"""
+
+
 def _submissions(course) -> dict:
     release = nbt.load_notebook(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     source = nbt.load_notebook(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
@@ -53,7 +84,21 @@ def _submissions(course) -> dict:
     nbt.edit_solution(broken, "graphs-part3", nbt.replace_once("def backward(self, dout):", "def backward(self, dout)"))
     mistake = nbt.solution_filled(release, source)
     nbt.edit_solution(mistake, *nbt.DEMO_MISTAKES[ASSIGNMENT])
-    return {"patched": patched, "leaky": leaky, "broken": broken, "one-mistake": mistake}
+    # Correct code whose AddGate goes wrong if its module (run in the grader's sandbox) reached anything of
+    # the course, the checkout or the network: its score is the evidence.
+    prober = nbt.solution_filled(release, source)
+    nbt.edit_solution(prober, "graphs-part2", lambda s: s + PROBE.format(
+        targets=[str(course / "gradebook.db"), str(course / "submitted" / "one-mistake"),
+                 str(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(course / "nbgrader_config.py"),
+                 str(ROOT / "reference" / "graphs.py"), str(ROOT / "autograder" / "runner.py")]))
+    # A grade cell deleted, another edited.
+    tampered = nbt.solution_filled(release, source)
+    tampered.cells = [c for c in tampered.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "graphs-AddGate"]
+    for cell in tampered.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "graphs-MaxGate":
+            cell.source += "\nprint('full marks please')"
+    return {"patched": patched, "leaky": leaky, "broken": broken, "one-mistake": mistake, "prober": prober,
+            "tampered": tampered}
 
 
 @pytest.fixture(scope="module")
@@ -80,23 +125,45 @@ def test_a_kernel_patch_of_the_grader_earns_nothing(course):
     assert course["scores"]["patched"] == {cell: 0.0 for cell in POINTS}
 
 
-def test_the_kernel_writes_nothing_and_leaves_no_process(course):
-    """Where bubblewrap works the kernel runs read-only in its own pid namespace: no course file is
-    written, and the process a cell started in its own session is gone with the kernel."""
+def test_no_kernel_runs_the_students_cells(course):
+    """No Jupyter kernel runs a submission's cells: nothing is written, no process left, no output."""
     import psutil
-    from autograder.nbgrader_preprocessor import kernel_sandbox_prefix
-    if not kernel_sandbox_prefix():
-        pytest.skip("bubblewrap does not work on this machine: the kernel runs unsandboxed")
-    text = "".join(o.get("text", "") for o in _cell(course, "patched", "graphs-part2").outputs)
-    assert "REFUSED ../../../gradebook.db" in text and "WROTE" not in text
     assert not (course["path"] / "written-by-a-kernel.txt").exists()
     assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sh", "-c", "sleep 600"]]
+    assert _cell(course, "patched", "graphs-part2").outputs == []
+
+
+def test_the_students_code_reaches_nothing_of_the_course_checkout_or_network(course):
+    """Issue 15 item 2: the code of a notebook (run in the grader's sandbox, the only place it runs) tries
+    the gradebook, a classmate's submission, the source notebook, the course config, reference/, the
+    grader's package and two sockets; had it reached any, AddGate would be wrong."""
+    from autograder.runner import choose_mechanism
+    if not choose_mechanism().isolated:
+        pytest.skip("no isolation mechanism on this machine")
+    assert course["scores"]["prober"] == POINTS
 
 
 def test_correct_code_earns_full_marks_whatever_else_its_cells_do(course):
-    assert course["scores"]["leaky"] == POINTS
-    cell = _cell(course, "leaky", "graphs-part5")   # the kernel interrupted the loop; it does not count
-    assert any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt") for o in cell.outputs)
+    assert course["scores"]["leaky"] == POINTS  # its top-level loop and prints are left out of the module
+
+
+def test_a_deleted_or_edited_grade_cell_is_named_alike_in_the_gradebook_and_by_grade(course, tmp_path):
+    """The gradebook gave a deleted grade cell "needs manual grading" (11) where `grade` gave 12: the cell
+    is put back and graded; both say which cell was deleted and which edited."""
+    assert course["scores"]["tampered"] == POINTS
+    deleted = _cell(course, "tampered", "graphs-AddGate").outputs[0].text
+    edited = _cell(course, "tampered", "graphs-MaxGate").outputs[0].text
+    assert "grade cell (graphs-AddGate) is missing from the submitted notebook" in deleted
+    assert "grade cell (graphs-MaxGate) was edited" in edited
+    env = {**os.environ, "AUTOGRADER_SECRET": SECRET}
+    path = course["path"] / "submitted" / "tampered" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(path), "-a", ASSIGNMENT],
+                          capture_output=True, text=True, env=env, timeout=200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exercises_ = {e["id"]: e for e in json.loads(proc.stdout)["exercises"]}
+    assert "grade cell (graphs-AddGate) is missing from the submitted notebook" in exercises_["graphs.AddGate"]["message"]
+    assert "grade cell (graphs-MaxGate) was edited" in exercises_["graphs.MaxGate"]["message"]
+    assert {grade_id(i): e["score"] for i, e in exercises_.items()} == pytest.approx(course["scores"]["tampered"])
 
 
 def test_a_mistake_and_a_syntax_error_lose_only_their_exercises(course):
@@ -114,13 +181,60 @@ def test_grade_cells_show_the_table_on_stdout_and_their_score(course):
     assert float(cell.outputs[1].data["text/plain"]) == course["scores"]["one-mistake"]["graphs-l2_of_matvec"]
 
 
-def test_the_kernel_never_holds_the_secret(course):
+def test_the_secret_is_in_no_output(course):
     files = [p for sub in ("autograded", "feedback") for p in (course["path"] / sub).rglob("*") if p.is_file()]
     assert any(p.suffix == ".html" for p in files)
-    leaked = _cell(course, "leaky", "graphs-part2")
-    assert "SECRET: None" in "".join(o.get("text", "") for o in leaked.outputs)
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_process_of_the_same_user_cannot_read_the_graders_secret(tmp_path):
+    """--unsandboxed runs the student's code as the grader's user: /proc/<grader>/environ (the initial
+    environment, which os.environ.pop does not change), its fds and memory must still be closed to it.
+    Both processes run as an unprivileged uid here (root could read anything)."""
+    import pwd
+    import shutil
+    import site
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run both processes as one unprivileged user")
+    nobody = pwd.getpwnam("nobody")
+    # This interpreter may sit where nobody cannot go (/root/.pyenv): the system's of the same version, with
+    # this environment's packages.
+    python = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/usr/local/bin")
+    if not python:
+        pytest.skip("no system Python of this version for an unprivileged user")
+    pythonpath = os.pathsep.join([str(ROOT)] + site.getsitepackages())
+    grader = subprocess.Popen(
+        [python, "-c", "import sys, time; from autograder.nbgrader_preprocessor import take_secret; "
+                       "take_secret(); print('ready', flush=True); time.sleep(60)"],
+        env={**os.environ, "AUTOGRADER_SECRET": SECRET, "PYTHONPATH": pythonpath}, user=nobody.pw_uid,
+        group=nobody.pw_gid, extra_groups=[], stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert grader.stdout.readline().strip() == "ready"
+        probe = f"""
+import os
+pid = {grader.pid}
+found = []
+for name in ("environ", "cmdline", "mem"):
+    try:
+        with open(f"/proc/{{pid}}/{{name}}", "rb") as f:
+            if {SECRET.encode()!r} in f.read(1 << 20):
+                found.append(name)
+    except OSError:
+        pass
+try:
+    for fd in os.listdir(f"/proc/{{pid}}/fd"):
+        found.append("fd")
+except OSError:
+    pass
+print(found)
+"""
+        run = subprocess.run([python, "-c", probe], user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+                             capture_output=True, text=True, cwd="/", timeout=60)
+        assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
+    finally:
+        grader.kill()
+        grader.wait()
 
 
 def test_grade_and_grade_all_give_the_gradebooks_scores(course, tmp_path):
@@ -161,3 +275,51 @@ def test_nbgrader_autograde_command_refuses_before_starting_nbgrader(course):
                            str(course["path"]), "--jobs", "2"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "refusing to grade for credit" in proc.stderr
     assert "--public-only" in proc.stderr
+
+
+KERNEL_PROBE = """
+import os, socket
+_seen = []
+for _path in {targets!r}:
+    try:
+        open(_path, "rb").read(1) if os.path.isfile(_path) else os.listdir(_path)
+        _seen.append(_path)
+    except OSError:
+        pass
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2).close()
+    _seen.append("network")
+except OSError:
+    pass
+print("KERNEL REACHED", _seen, "CWD", os.getcwd())
+"""
+
+
+def test_with_run_kernel_the_kernel_sees_only_the_notebook(tmp_path):
+    """run_kernel=True (the kernel runs the notebook for the feedback's outputs): a cell tries the gradebook,
+    a classmate's submission, the source notebook, reference/ and the network, and reaches none; the
+    scores still come from the grader."""
+    from autograder.nbgrader_preprocessor import kernel_sandbox_prefix
+    if not kernel_sandbox_prefix():
+        pytest.skip("bubblewrap does not work here: run_kernel=True refuses")
+    course = tmp_path / "course"
+    nbt.make_course(course, [ASSIGNMENT])
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.Autograde.autograde_preprocessors = autograde_preprocessors(run_kernel=True)\n"
+                     f"c.Execute.timeout = {CELL_TIMEOUT}\n")
+    release = nbt.load_notebook(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    source = nbt.load_notebook(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    nbt.submit(course, ASSIGNMENT, "classmate", nbt.solution_filled(release, source))
+    prober = nbt.solution_filled(release, source)
+    targets = [str(course / "gradebook.db"), str(course / "submitted" / "classmate"),
+               str(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(ROOT / "reference" / "graphs.py"),
+               str(ROOT / "autograder" / "runner.py")]
+    nbt.edit_solution(prober, "graphs-part2", lambda s: s + KERNEL_PROBE.format(targets=targets))
+    nbt.submit(course, ASSIGNMENT, "prober", prober)
+    proc = nbt.run_nbgrader(["autograde", ASSIGNMENT], course, env={"AUTOGRADER_SECRET": SECRET}, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    nb = nbt.load_notebook(course / "autograded" / "prober" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "graphs-part2")
+    text = "".join(o.get("text", "") for o in cell.outputs)
+    assert "KERNEL REACHED [] CWD" in text, cell.outputs  # the kernel ran the cell, and reached nothing
+    assert nbt.gradebook_scores(course, ASSIGNMENT)["prober"] == POINTS

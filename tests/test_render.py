@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 from fractions import Fraction
@@ -98,10 +99,17 @@ def renderings(r: GradeResult) -> dict:
         per[key] = (ok and t["status"] == "passed", pts + t["score"])
     out["gradescope"] = ({k: (ok, fmt(p)) for k, (ok, p) in per.items()}, fmt(gs["score"]))
     # GitHub Classroom.
+    # A check is reported as equal point units (so the reporter's table adds up): it passed when all of
+    # its units did; its points are their sum.
     cl = json.loads(base64.b64decode(FORMATS["classroom"](r)))
-    out["classroom"] = ({tuple(t["name"].split(": ", 1)): (t["status"] == "pass", fmt(t["score"]))
-                         for t in cl["tests"] if t["name"] != "submission"},
-                        fmt(sum(t["score"] for t in cl["tests"])))
+    per = {}
+    for t in cl["tests"]:
+        if t["name"] == "submission":
+            continue
+        key = tuple(re.sub(r" \(point unit \d+/\d+\)$", "", t["name"]).split(": ", 1))
+        ok, pts = per.get(key, (True, 0.0))
+        per[key] = (ok and t["status"] == "pass", pts + t["score"])
+    out["classroom"] = ({k: (ok, fmt(p)) for k, (ok, p) in per.items()}, fmt(sum(t["score"] for t in cl["tests"])))
     # JUnit: a failure or error element is a failed check; its points are in system-out.
     root = ET.fromstring(to_junit(r).encode())
     junit = {}

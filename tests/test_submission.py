@@ -189,3 +189,80 @@ def test_write_json_atomic_leaves_no_partial_file(tmp_path):
     with pytest.raises(ValueError):
         sub.write_json_atomic(target, {"score": float("nan")})
     assert json.loads(target.read_text()) == {"score": 1.0}
+
+
+def _graphs_cells(root):
+    """reference/graphs.py as notebook cells, one top-level statement each (its __main__ block left out)."""
+    import ast as _ast
+    source = (root / "reference" / "graphs.py").read_text()
+    lines = source.splitlines()
+    tree = _ast.parse(source)
+    cells = []
+    for node in tree.body:
+        if isinstance(node, _ast.If):
+            continue
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        cells.append("\n".join(lines[start - 1:node.end_lineno]))
+    return cells
+
+
+def test_notebook_keeps_every_assignment_the_graded_code_uses(tmp_path, root, runner):
+    """The issue's case: `sigmoid = lambda ...` and `DTYPE = torch.float64` were dropped (NameError, 4/12
+    lost). Kept now, with the helpers they use; demo code is still left out, and said so."""
+    cells = _graphs_cells(root)
+    cells = [c.replace("self.s = 1.0 / (1.0 + math.exp(-x))", "self.s = sigmoid(x)")
+              .replace("dq = 2.0 * q ", "dq = TWO * q ") for c in cells]
+    assert any("sigmoid(x)" in c for c in cells) and any("TWO * q" in c for c in cells)
+    cells[1:1] = ["import torch\nDTYPE = torch.float64",
+                  "sigmoid = lambda x: 1.0 / (1.0 + math.exp(-x))",
+                  "TWO = float(torch.tensor(2.0, dtype=DTYPE))",
+                  "answers = simple_graph(-2.0, 5.0, -4.0)\nprint(answers)",
+                  "while True:  # demo code: must not run at import\n    pass"]
+    path = tmp_path / "lambda.ipynb"
+    path.write_text(notebook(cells))
+    notes = []
+    out = sub.notebook_to_modules(path, tmp_path / "work", notes=notes)
+    module = (out / "graphs.py").read_text()
+    for kept in ("DTYPE = torch.float64", "sigmoid = lambda x", "TWO = float("):
+        assert kept in module
+    assert "while True" not in module and "print(answers)" not in module
+    assert any("answers" in names and "left out" in text for names, text in notes)
+    assert "left out (sets answers" in module  # named at the top of the module
+    result = grade_path(path, ["graphs"], hidden=False, runner=runner)
+    assert result.error is None and result.score == result.max_score == 12, [
+        (e.id, e.message) for e in result.exercises if e.score < e.max_score]
+
+
+def test_notebook_cells_run_out_of_order_or_used_before_defined_are_named(tmp_path, root, runner):
+    cells = _graphs_cells(root)
+    l2 = next(i for i, c in enumerate(cells) if c.startswith("def l2_of_matvec"))
+    buggy = cells[l2].replace("dq = 2.0 * q ", "dq = q ")
+    assert buggy != cells[l2]
+    # The right version was run last (count 9), the buggy one is the last in the notebook (count 3).
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells] + [nbformat.v4.new_code_cell(buggy)]
+    for count, cell in enumerate(nb.cells, 1):
+        cell.execution_count = count
+    nb.cells[l2].execution_count = 9
+    nb.cells[-1].execution_count = 3
+    path = tmp_path / "order.ipynb"
+    path.write_text(nbformat.writes(nb))
+    result = grade_path(path, ["graphs"], hidden=False, runner=runner)
+    l2_result = next(e for e in result.exercises if e.id == "graphs.l2_of_matvec")
+    assert l2_result.score < l2_result.max_score  # graded as written: the notebook's last definition
+    assert "the kernel ran cell" in l2_result.message and "Restart & Run All" in l2_result.message
+    assert all("note:" not in e.message for e in result.exercises if e.id != "graphs.l2_of_matvec")
+
+    # A constant used (at import) by a cell above the one that defines it.
+    cells = _graphs_cells(root)
+    cells = [c.replace("dq = 2.0 * q ", "dq = TWO * q ") for c in cells]
+    cells[1:1] = ["TWO = ONE + ONE", "ONE = 1.0"]
+    path = tmp_path / "early.ipynb"
+    path.write_text(notebook(cells))
+    notes = []
+    sub.notebook_to_modules(path, tmp_path / "work2", notes=notes)
+    assert any(text.startswith("notebook cell 2 uses `ONE` before cell 3 defines it") for _, text in notes), notes
+    result = grade_path(path, ["graphs"], hidden=False, runner=runner)
+    assert result.score == 0
+    assert all("uses `ONE` before cell 3 defines it" in e.message for e in result.exercises), \
+        [e.message for e in result.exercises]
