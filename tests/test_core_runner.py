@@ -235,14 +235,33 @@ def test_cases_share_one_process_but_a_fatal_case_costs_only_itself(runner, tmp_
                 raise ValueError("only this case")
             return random.random()  # the random state is reset for every case
     """)
-    modes = ["ok", "hang", "ok", "die", "raise", "ok"]
+    modes = ["ok", "die", "ok", "raise", "ok"]
     results = runner.run_cases(sub, "mod", DRIVER, [{"args": {"mode": m}} for m in modes], time_limit=1.0,
                                memory_mb=2048)
-    assert [r.status for r in results] == ["ok", "timeout", "ok", "error", "error", "ok"]
-    assert "without returning a result" in results[3].message and "only this case" in results[4].message
+    assert [r.status for r in results] == ["ok", "error", "ok", "error", "ok"]
+    assert "without returning a result" in results[1].message and "only this case" in results[3].message
     values = {r.outputs["out"] for r in results if r.status == "ok"}
     assert len(values) == 1  # same random draw in every case, in the first child and after restarts
     assert [r.output.strip() for r in results] == [f"case {m}" for m in modes]
+
+
+def test_a_timeout_stops_its_group_without_waiting_again(runner, tmp_path):
+    """The case after a timeout would most likely wait out its limit too: the rest of the group is not run,
+    each with the same timeout verdict, and the whole group costs one limit, not one per case."""
+    sub = submit(tmp_path, """
+        def f(mode):
+            print("case", mode)
+            while mode == "hang":
+                pass
+            return 1.0
+    """)
+    modes = ["ok", "hang", "hang", "ok", "hang"]
+    results = runner.run_cases(sub, "mod", DRIVER, [{"args": {"mode": m}} for m in modes], time_limit=1.5,
+                               memory_mb=2048)
+    assert [r.status for r in results] == ["ok", "timeout", "timeout", "timeout", "timeout"]
+    assert results[1].message == "did not finish within 1.5 s"
+    assert all(r.message.startswith("not run: an earlier case timed out") for r in results[2:])
+    assert results[0].output.strip() == "case ok" and not results[2].output
 
 
 # -- the trust boundary ---------------------------------------------------------------------------------
