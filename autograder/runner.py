@@ -55,6 +55,9 @@ MAX_PROCESSES = 256                   # RLIMIT_NPROC of a child (per uid: the sa
 MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
 MAX_SUBMISSION_FILES = 2000
 OUTPUT_LIMIT = 64 * 1024              # bytes of a case's printed output kept for the report
+# After a timeout in a file, that file's later groups (other exercises calling the same hanging helper) get a
+# quarter of their limit, at least this: one endless loop costs the submission one full wait, not one each.
+SHORTENED_LIMIT_MIN = 5.0
 SKIP_DIRS = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv", "env", "__MACOSX",
              "node_modules", "site-packages", ".mypy_cache", ".tox"}
 
@@ -530,6 +533,7 @@ class Runner:
         self._home: Path | None = None
         self._staged: tuple[str, str] | None = None   # (fingerprint, inside path) of the staged submission
         self._drivers: dict[str, str] = {}
+        self._timed_out: set[tuple[str, str]] = set()   # (staged submission, module) that timed out
 
     # -- the private directory the sandbox sees ----------------------------------------------------------
 
@@ -578,6 +582,7 @@ class Runner:
         key = _fingerprint(submission)
         if self._staged and self._staged[0] == key:
             return self._staged[1]
+        self._timed_out.clear()  # another submission: its own budget
         area = self._home / "submission"
         _make_writable(area)
         for old in area.iterdir():
@@ -706,6 +711,10 @@ class Runner:
             except (OSError, ValueError) as exc:
                 failed = RunResult("error", kind="internal", message=plain(f"cannot prepare this run: {exc}", 300))
                 return [failed] * len(cases)
+            shortened = ""
+            if (self._staged[0], module) in self._timed_out and time_limit > SHORTENED_LIMIT_MIN:
+                time_limit = max(SHORTENED_LIMIT_MIN, time_limit / 4)
+                shortened = " (shortened: an earlier exercise of this file timed out)"
             request = {"submission": root, "module": module, "driver_file": driver_file, "driver": function,
                        "time_limit": time_limit, "memory_mb": memory_mb, "blocked_imports": list(blocked_imports),
                        "blocked_why": blocked_why, "forbid_autograd": forbid_autograd,
@@ -723,6 +732,8 @@ class Runner:
                 elif fatal is not None:
                     results.append(fatal)
                     if fatal.status == "timeout":  # the next case would most likely wait out its limit too
+                        self._timed_out.add((self._staged[0], module))
+                        fatal.message += shortened
                         rest = len(cases) - len(results)
                         results += [RunResult("timeout", message=f"not run: an earlier case timed out "
                                                                  f"({fatal.message})") for _ in range(rest)]

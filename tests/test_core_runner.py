@@ -411,3 +411,84 @@ def test_a_crash_names_the_signal_and_the_last_line(runner, tmp_path):
     assert r.status == "error" and "segmentation fault" in r.message, r.message
     assert r.where == "mod.py, line 6, in f", r.where
     assert "Fatal Python error" not in r.output
+
+
+def test_every_child_has_the_same_limits_environment_and_layout_whatever_its_group(runner, tmp_path):
+    """A child cannot tell a hidden case from a public one by what it is given: the group's size (hidden and
+    public groups differ) changes none of its limits, its environment or where it runs; its CPU allowance is
+    per case (the soft limit is the CPU used so far plus one case's allowance, under one fixed cap)."""
+    sub = submit(tmp_path, """
+        import os, resource, sys
+        def f():
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            used = usage.ru_utime + usage.ru_stime
+            limits = {n: list(resource.getrlimit(getattr(resource, n))) for n in dir(resource) if n.startswith("RLIMIT_")}
+            cpu_soft = limits.pop("RLIMIT_CPU")[0]
+            here = os.getcwd()
+            return {"limits": limits, "cpu_hard": resource.getrlimit(resource.RLIMIT_CPU)[1],
+                    "cpu_allowance": round(cpu_soft - used), "env": sorted(os.environ),
+                    "home": os.environ.get("HOME") == here, "parent": os.path.dirname(here),
+                    "argv": sys.argv, "recursion": sys.getrecursionlimit()}
+    """)
+    one = runner.run_cases(sub, "mod", DRIVER, [{}], time_limit=10.0, memory_mb=2048)
+    five = runner.run_cases(sub, "mod", DRIVER, [{}] * 5, time_limit=10.0, memory_mb=2048)
+    assert [r.status for r in one + five] == ["ok"] * 6
+    first = one[0].outputs["out"]
+    for r in five:
+        assert r.outputs["out"] == first
+    assert abs(first["cpu_allowance"] - 12) <= 1  # 10 s per case + 2
+
+
+def test_after_a_timeout_the_same_files_later_groups_get_a_shorter_limit(tmp_path):
+    """A helper that hangs costs one full wait per submission, not one per exercise calling it; another
+    submission gets its own full limits again."""
+    from autograder.runner import SHORTENED_LIMIT_MIN, Runner
+    hang = submit(tmp_path, "def f():\n    while True:\n        pass\n", name="hang")
+    limit = SHORTENED_LIMIT_MIN + 1
+    with Runner() as r:
+        first = run(r, hang, time_limit=limit)
+        assert first.status == "timeout" and first.message == f"did not finish within {limit:g} s"
+        second = run(r, hang, time_limit=4 * limit)
+        assert second.status == "timeout"
+        assert second.message == f"did not finish within {limit:g} s (shortened: an earlier exercise of this " \
+                                 "file timed out)"
+        other = submit(tmp_path, "def f():\n    return 1.0\n", name="other")
+        assert run(r, other).outputs == {"out": 1.0}
+        assert r._timed_out == set()
+
+
+def test_a_child_that_dirties_the_sandbox_costs_a_new_server_and_nothing_else(runner, tmp_path):
+    """Everything a child leaves (files in its scratch's parent, a directory it made unremovable, the
+    scratch's parent's mode) is wiped and verified; what cannot be verified clean means a new server, and
+    the next child starts in a state no earlier one touched."""
+    sub = submit(tmp_path, """
+        import os
+        def f(mode):
+            here = os.getcwd()
+            parent = os.path.dirname(here)
+            if mode == "dirty":
+                os.makedirs(os.path.join(parent, "left", "deep"))
+                with open(os.path.join(parent, "left", "deep", "inputs.txt"), "w") as fh:
+                    fh.write("hidden")
+                os.chmod(os.path.join(parent, "left"), 0)
+                try:
+                    os.chmod(parent, 0o555)
+                except OSError:
+                    pass
+                return 0.0
+            if mode == "deep":  # deeper than the server wipes: it cannot be verified clean
+                path = os.path.join(parent, "deep")
+                for _ in range(300):
+                    os.mkdir(path)
+                    path = os.path.join(path, "d")
+                return 0.0
+            return sorted(n for n in os.listdir(parent) if os.path.join(parent, n) != here)
+    """)
+    assert run(runner, sub, args={"mode": "dirty"}).outputs == {"out": 0.0}
+    after = run(runner, sub, args={"mode": "look"})
+    assert after.status == "ok" and after.outputs["out"] == []
+    restarts = runner.restarts
+    assert run(runner, sub, args={"mode": "deep"}).outputs == {"out": 0.0}
+    assert runner.restarts == restarts + 1
+    after = run(runner, sub, args={"mode": "look"})
+    assert after.status == "ok" and after.outputs["out"] == []

@@ -17,11 +17,11 @@ def _leak(inputs):
                 f.write(text)
             try:
                 _os.mkfifo(_os.path.join(place, f"fifo-{TAG}-{_os.getpid()}"))
-            except OSError:
+            except BaseException:
                 pass
             try:
                 _os.symlink(base, _os.path.join(place, f"link-{TAG}-{_os.getpid()}"))
-            except OSError:
+            except BaseException:
                 pass
             deep = _os.path.join(base, "deep")
             for _ in range(300):
@@ -30,13 +30,13 @@ def _leak(inputs):
                     f.write(text)
                 deep = _os.path.join(deep, "d")
             _os.chmod(base, 0o000)
-        except OSError:
+        except BaseException:
             continue
     try:
         from multiprocessing import shared_memory
         shm = shared_memory.SharedMemory(name=f"leak-{TAG}", create=True, size=4096)
         shm.buf[:len(text[:4000].encode())] = text[:4000].encode()
-    except Exception:
+    except BaseException:
         pass
 
 

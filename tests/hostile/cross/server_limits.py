@@ -5,13 +5,14 @@ import resource as _resource
 import signal as _signal
 
 _done = []
+print("ATTACK-RAN server_limits")
 for _pid in {_os.getppid(), 1}:
     for _name, _value in (("RLIMIT_NOFILE", (8, 8)), ("RLIMIT_AS", (64 << 20, 64 << 20)), ("RLIMIT_CPU", (1, 1)),
                           ("RLIMIT_NPROC", (1, 1)), ("RLIMIT_FSIZE", (0, 0)), ("RLIMIT_STACK", (1 << 16, 1 << 16))):
         try:
             _resource.prlimit(_pid, getattr(_resource, _name), _value)
             _done.append(f"prlimit {_pid} {_name}")
-        except (OSError, ValueError):
+        except BaseException:
             pass
     for _call in (lambda: _os.setpriority(_os.PRIO_PROCESS, _pid, 19),
                   lambda: _os.setpriority(_os.PRIO_USER, _os.getuid(), 19),
@@ -22,23 +23,23 @@ for _pid in {_os.getppid(), 1}:
         try:
             _call()
             _done.append("call")
-        except (OSError, ValueError, AttributeError):
+        except BaseException:
             pass
     try:
         with open(f"/proc/{_pid}/mem", "r+b") as _f:
             _f.seek(0x400000)
             _f.write(b"\xcc" * 64)
             _done.append("mem")
-    except (OSError, ValueError, OverflowError):
+    except BaseException:  # the guard refuses it (an audit hook), or the kernel does
         pass
 # Its own hard limits lowered too: they must not reach the next child.
 for _name in ("RLIMIT_NOFILE", "RLIMIT_CPU", "RLIMIT_AS"):
     try:
         _soft, _hard = _resource.getrlimit(getattr(_resource, _name))
         _resource.setrlimit(getattr(_resource, _name), (_soft, _soft))
-    except (OSError, ValueError):
+    except BaseException:
         pass
-print("ATTACK-RAN server_limits", _done)
+print("server_limits reached:", _done)
 
 
 def _leak(inputs):

@@ -8,13 +8,13 @@ for _place in (_os.path.dirname(_here), "/tmp", "/var/tmp", "/dev/shm", "/dev/mq
     for _mode in (0o555, 0o000):
         try:
             _os.chmod(_place, _mode)
-        except OSError:
+        except BaseException:
             pass
 try:  # the case's own scratch too, with a file inside: unwipeable for a careless wipe
     with open(_os.path.join(_here, f"keep-{TAG}"), "w") as _f:
         _f.write(TAG)
     _os.chmod(_here, 0o000)
-except OSError:
+except BaseException:
     pass
 print("ATTACK-RAN tmp_permissions")
 
