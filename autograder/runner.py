@@ -1023,8 +1023,19 @@ def stack_at_timeout(output: str, root: str) -> tuple[str, str]:
     return "", output[:at].rstrip("\n")
 
 
+_DUMP = re.compile(r"^Timeout \(\d+:\d\d:\d\d(?:\.\d+)?\)!\n(?:(?:Thread 0x[0-9a-f]+|Current thread 0x[0-9a-f]+|Stack)"
+                   r"[^\n]*\n|  File \"[^\n]*\n|  \.\.\.[^\n]*\n|\n)*", re.M)
+
+
+def _without_stack_dumps(output: str) -> str:
+    """The case's output without the stack faulthandler printed shortly before its deadline, when the case
+    then finished in time after all: that stack is the grader's timer, not something the student printed."""
+    return _DUMP.sub("", output + "\n")[:-1] if "Timeout (" in output else output
+
+
 def _to_result(reply: dict, output: str) -> RunResult:
     """A child's reply, validated: unknown statuses, kinds, shapes or sizes make it `malformed`."""
+    output = _without_stack_dumps(output)
     status = reply.get("status")
     if status not in ("ok", "error", "not_implemented"):
         return RunResult("error", kind="malformed", message="the student's process sent an unknown reply",

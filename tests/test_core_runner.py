@@ -492,3 +492,18 @@ def test_a_child_that_dirties_the_sandbox_costs_a_new_server_and_nothing_else(ru
     assert runner.restarts == restarts + 1
     after = run(runner, sub, args={"mode": "look"})
     assert after.status == "ok" and after.outputs["out"] == []
+
+
+def test_a_case_that_finishes_just_in_time_shows_only_what_it_printed(runner, tmp_path):
+    """Shortly before the deadline faulthandler prints the stack (so a timeout can name the student's line);
+    a case that then finishes in time did not print that stack: it is not shown as the student's output."""
+    sub = submit(tmp_path, """
+        import time
+        def f():
+            print("before")
+            time.sleep(9.3)
+            print("after")
+            return 1.0
+    """)
+    r = run(runner, sub, time_limit=10.0)
+    assert r.status == "ok" and r.output.strip().splitlines() == ["before", "after"]
