@@ -138,3 +138,17 @@ def test_an_exercise_declared_elsewhere_is_not_kept(tmp_path):
     from dataclasses import replace
     ex = replace(exercises("graphs")[0], truth=lambda case: {})
     assert _cache_entry(tmp_path, ex, Seeds(hidden=False)) is None
+
+
+def test_report_shows_progress_as_it_grades(tmp_path):
+    """`autograder report` says which exercise it is grading and each one's score as it finishes (as `check`
+    does), instead of staying silent until the page is written."""
+    from autograder.report import build_report
+    shutil.copy(ROOT / "reference" / "graphs.py", tmp_path / "graphs.py")
+    events = []
+    runner = RecordingRunner(lambda n: RunResult("not_implemented", message="raises NotImplementedError"))
+    build_report(tmp_path, ["graphs"], runner=runner, status=lambda text: events.append(("status", text)),
+                 on_exercise=lambda ex: events.append(("graded", ex.id)))
+    ids = [ex.id for ex in exercises("graphs")]
+    expected = [e for i in ids for e in (("status", f"grading {i}…"), ("graded", i))]
+    assert events == expected
