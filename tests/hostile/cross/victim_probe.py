@@ -11,7 +11,8 @@ def _probe():
     here = _os.getcwd()
     me = _os.getuid()
     seen = {}
-    for place in ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", _os.path.dirname(here)):
+    for key, place in (("/tmp", "/tmp"), ("/var/tmp", "/var/tmp"), ("/dev/shm", "/dev/shm"),
+                       ("/dev/mqueue", "/dev/mqueue"), ("its scratch's parent", _os.path.dirname(here))):
         try:
             st = _os.lstat(place)
             names = []
@@ -27,9 +28,9 @@ def _probe():
                             names.append(f.read(2000))
                     except OSError:
                         pass
-            seen[place] = [oct(st.st_mode & 0o7777) if st.st_uid == me else "not-mine", names]
+            seen[key] = [oct(st.st_mode & 0o7777) if st.st_uid == me else "not-mine", names]
         except OSError as exc:
-            seen[place] = f"error {exc.errno}"
+            seen[key] = f"error {exc.errno}"
     seen["here"] = sorted(_os.listdir(here))
     limits = {}
     for name in sorted(n for n in dir(_resource) if n.startswith("RLIMIT_")):
@@ -38,8 +39,14 @@ def _probe():
     seen["limits"] = limits
     seen["nice"] = _os.getpriority(_os.PRIO_PROCESS, 0)
     seen["affinity"] = sorted(_os.sched_getaffinity(0))
-    seen["peers"] = len([p for p in _os.listdir("/proc") if p.isdigit() and int(p) != _os.getpid()
-                         and _os.stat(f"/proc/{p}").st_uid == me])  # its own server only
+    peers = 0
+    for p in _os.listdir("/proc"):
+        try:
+            if p.isdigit() and int(p) != _os.getpid() and _os.stat(f"/proc/{p}").st_uid == me:
+                peers += 1
+        except OSError:  # the machine's other processes come and go
+            pass
+    seen["peers"] = peers  # its own server only
     seen["fds"] = sorted(int(fd) for fd in _os.listdir("/proc/self/fd"))
     try:
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
