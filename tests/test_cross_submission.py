@@ -179,3 +179,40 @@ def test_the_same_on_a_dask_cluster(mechanism, solo, tmp_path):
     result = json.loads((tmp_path / "out" / "b-victim.json").read_text())
     assert "ATTACK-RAN" in (tmp_path / "out" / "a-attacker.json").read_text()
     assert_same_as_solo(result, solo, tag)
+
+
+CONCURRENT_SCRIPT = textwrap.dedent('''
+    import json, os
+    from pathlib import Path
+    from autograder.runner import Runner
+    sub = Path(os.environ["SUB"])
+    runners = [Runner("user"), Runner("user")]
+    out = []
+    for r in runners:
+        got = r.run(sub, "mod", "tests.core_drivers:call", {}, time_limit=20, memory_mb=2048)
+        out.append([r.mechanism.name, r.isolated, r.mechanism.uid, got.status, got.outputs.get("out")])
+    for r in runners:
+        r.close()
+    third = Runner("user")  # a released uid is claimed again
+    out.append([third.mechanism.uid])
+    third.close()
+    print(json.dumps(out))
+''')
+
+
+@pytest.mark.timeout(600)
+def test_concurrent_runners_in_user_mode_never_share_a_uid(user_mechanism, tmp_path):
+    """Two runners alive at once (grade-all's workers, two courses' nbgrader runs) each hold their own uid,
+    verified as itself, and their children run as it; a uid is free again once its runner closes."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "mod.py").write_text("import os\ndef f():\n    return float(os.getuid())\n")
+    env = {**os.environ, **user_mechanism.env, "SUB": str(sub)}
+    done = subprocess.run([user_mechanism.python, "-c", CONCURRENT_SCRIPT], env=env, capture_output=True,
+                          timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    (a, b, third) = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert a[:2] == b[:2] == ["user", True]
+    assert a[2] != b[2] and a[2] == user_mechanism.uid
+    assert a[3:] == ["ok", float(a[2])] and b[3:] == ["ok", float(b[2])]  # each child runs as its runner's uid
+    assert third == [a[2]]
