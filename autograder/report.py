@@ -68,11 +68,14 @@ class Extras:
 # -- entry points -----------------------------------------------------------------------------------------
 
 def build_report(submission: Path | str, assignments: list[str] | None = None, *, runner=None,
-                 train_steps: int = DEFAULT_TRAIN_STEPS, samples: int = DEFAULT_SAMPLES) -> str:
-    """Grade `submission` on the public cases and return the report page."""
+                 train_steps: int = DEFAULT_TRAIN_STEPS, samples: int = DEFAULT_SAMPLES, status=None,
+                 on_exercise=None) -> str:
+    """Grade `submission` on the public cases and return the report page. `status(text)` and
+    `on_exercise(result)`: live progress, as `check` shows it."""
     from .assignments import detect, exercises
-    from .pipeline import grade
+    from .pipeline import grade, truth_cache_dir
     from .runner import Runner
+    status = status or (lambda text: None)
     submission = Path(submission)
     names = assignments or detect(submission)
     exs = [ex for name in names for ex in exercises(name)]
@@ -80,8 +83,11 @@ def build_report(submission: Path | str, assignments: list[str] | None = None, *
     runner = runner or Runner()
     extras = Extras()
     try:
-        result = grade(submission, exs, hidden=False, runner=runner, keep_outputs=extras.outputs)
+        result = grade(submission, exs, hidden=False, runner=runner, keep_outputs=extras.outputs,
+                       on_start=lambda ex: status(f"grading {ex.id}…"), on_exercise=on_exercise,
+                       truth_cache=truth_cache_dir())
         if "backprop_ninja" in names and train_steps > 0:
+            status(f"training with your backward ({train_steps} steps) and sampling names…")
             extras.training = train_and_sample(submission, runner, train_steps, samples)
     finally:
         if own:
@@ -842,7 +848,16 @@ def cmd_report(args) -> int:
     if not (args.assignment or detect(submission)):
         print(f"Nothing to grade in {submission}: no assignment files found")
         return 2
-    page = build_report(submission, args.assignment, train_steps=args.train_steps, samples=args.samples)
+    from rich.console import Console
+    from rich.text import Text
+    from .cli import _progress
+    console = Console(stderr=True)
+
+    def graded(ex) -> None:  # one line per exercise as it is graded (the page comes at the end)
+        console.print(Text(f"graded {ex.id}: {float(ex.score):g}/{float(ex.max_score):g}"))
+    with _progress(console) as status:
+        page = build_report(submission, args.assignment, train_steps=args.train_steps, samples=args.samples,
+                            status=status, on_exercise=graded)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import wire
@@ -55,6 +55,9 @@ MAX_PROCESSES = 256                   # RLIMIT_NPROC of a child (per uid: the sa
 MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
 MAX_SUBMISSION_FILES = 2000
 OUTPUT_LIMIT = 64 * 1024              # bytes of a case's printed output kept for the report
+# After a timeout in a file, that file's later groups (other exercises calling the same hanging helper) get a
+# quarter of their limit, at least this: one endless loop costs the submission one full wait, not one each.
+SHORTENED_LIMIT_MIN = 5.0
 SKIP_DIRS = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv", "env", "__MACOSX",
              "node_modules", "site-packages", ".mypy_cache", ".tox"}
 
@@ -217,24 +220,190 @@ def verify_user(name: str, protect=()) -> tuple[int, int, str]:
         entry = pwd.getpwnam(name)
     except KeyError:
         return -1, -1, f"no user {name!r} (create it: useradd --system --no-create-home {name})"
-    if entry.pw_uid == 0 or entry.pw_gid == 0:
-        return -1, -1, f"user {name!r} is privileged (uid or gid 0)"
+    return entry.pw_uid, entry.pw_gid, verify_ids(entry.pw_uid, entry.pw_gid, f"user {name!r}", tuple(protect))
+
+
+@functools.lru_cache(maxsize=None)
+def verify_ids(uid: int, gid: int, label: str, protect=()) -> str:
+    """'' when a process with exactly these ids (no supplementary group) can reach none of the grader's files
+    and write none of the runtime's, checked by running as them; else what is wrong, naming the path."""
+    if uid == 0 or gid == 0:
+        return f"{label} is privileged (uid or gid 0)"
     readonly = _python_paths()
     try:
         done = subprocess.run([sys.executable, "-s", "-B", "-c", _PROBE, json.dumps([_hidden_paths(protect), readonly])],
-                              capture_output=True, timeout=120, cwd="/", user=entry.pw_uid, group=entry.pw_gid,
+                              capture_output=True, timeout=120, cwd="/", user=uid, group=gid,
                               extra_groups=[], env={"PATH": "/usr/bin:/bin", "HOME": "/"})
         bad = json.loads(done.stdout or b"null")
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        return entry.pw_uid, entry.pw_gid, f"cannot run Python as user {name!r} ({exc})"
+        return f"cannot run Python as {label} ({exc})"
     if not isinstance(bad, list):
-        return entry.pw_uid, entry.pw_gid, (f"cannot run Python as user {name!r}: "
-                                            + done.stderr.decode(errors="replace").strip()[-300:])
+        return f"cannot run Python as {label}: " + done.stderr.decode(errors="replace").strip()[-300:]
     if bad:
         path, what = bad[0]
-        return entry.pw_uid, entry.pw_gid, f"{path} is {what} by user {name!r}" + (
+        return f"{path} is {what} by {label}" + (
             " (chmod o-rwx it, or chown it away from that user)" if what != "writable" else "")
-    return entry.pw_uid, entry.pw_gid, ""
+    return ""
+
+
+# -- user mode: one uid per concurrent sandbox ------------------------------------------------------------
+# Concurrent runners on one machine (grade-all's workers, two courses' nbgrader runs) must not share a uid:
+# a uid's processes can signal each other and its files in /tmp are each other's. Each runner holds one uid
+# for its lifetime, claimed with an flock'd lock file in a root-only directory: first the named user's, then
+# unnamed uids of a reserved range (no passwd or group entry: no file on the machine is theirs). Each is
+# verified like the named user, as itself.
+SANDBOX_UIDS_ENV = "AUTOGRADER_SANDBOX_UIDS"      # "first-last": the unnamed uids (default below)
+DEFAULT_SANDBOX_UIDS = (1_900_000_000, 1_900_000_063)
+LOCK_DIRS = ("/run/autograder-sandbox", os.path.join(tempfile.gettempdir(), f"autograder-sandbox-{os.geteuid()}"))
+
+
+def _lock_dir() -> str | None:
+    """A directory only this (root) process's user can write: the lock files live there."""
+    for path in LOCK_DIRS:
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+                return path
+        except OSError:
+            continue
+    return None
+
+
+def _slot_uids(named_uid: int, named_gid: int) -> list[tuple[int, int]]:
+    first, last = DEFAULT_SANDBOX_UIDS
+    spec = os.environ.get(SANDBOX_UIDS_ENV, "")
+    if spec:
+        try:
+            first, last = (int(x) for x in spec.split("-", 1))
+        except ValueError:
+            first, last = 1, 0  # unreadable: the named user only
+    out = [(named_uid, named_gid)]
+    for uid in range(max(first, 1), last + 1):
+        try:
+            pwd.getpwuid(uid)
+            continue  # a real account: never run students' code as it
+        except KeyError:
+            pass
+        try:
+            import grp
+            grp.getgrgid(uid)
+            continue
+        except (KeyError, ImportError):
+            pass
+        out.append((uid, uid))
+    return out
+
+
+def claim_uid(mechanism: Mechanism, protect=()) -> tuple[Mechanism, object | None]:
+    """The user-mode `mechanism` with a uid no other runner on this machine holds, and the held lock (closed
+    to release). Waits for the named user's uid when every slot is taken."""
+    import fcntl
+    where = _lock_dir()
+    if where is None:
+        return replace(mechanism, isolated=False, name="none",
+                       description="none: not isolated (no root-only directory for the sandbox uids' locks)",
+                       problem="no root-only directory for the sandbox uids' locks"), None
+    slots = _slot_uids(mechanism.uid, mechanism.gid)
+    for index, (uid, gid) in enumerate(slots + [slots[0]]):
+        fd = os.open(os.path.join(where, f"uid-{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        lock = os.fdopen(fd, "r+")
+        try:
+            # The last try (the named user's again) waits: more concurrent runners than slots queue up.
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if index == len(slots) else fcntl.LOCK_NB))
+        except OSError:
+            lock.close()
+            continue
+        if uid != mechanism.uid and verify_ids(uid, gid, f"uid {uid}", tuple(protect)):
+            lock.close()
+            continue
+        _clean_uid(uid)  # whatever an earlier holder (a killed grader) left behind
+        if uid == mechanism.uid:
+            return mechanism, lock
+        return replace(mechanism, uid=uid, gid=gid, description=mechanism.description.replace(
+            f"(uid {mechanism.uid};", f"(uid {uid}, one of its sandbox uids;")), lock
+    raise AssertionError("unreachable: the last slot waits")
+
+
+SHARED_PLACES = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock")
+
+
+def _disown(path: str) -> None:
+    """Remove `path` (as root); failing that, make it root's and unreachable."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except (OSError, RecursionError):
+        try:
+            os.lchown(path, 0, 0)
+            if not os.path.islink(path):
+                os.chmod(path, 0)
+        except OSError:
+            pass
+
+
+def _clean_uid(uid: int) -> None:
+    """As root, once this runner holds `uid`: end its processes and remove what it owns in the machine's
+    shared temporary directories and its System V IPC objects. The uid is this runner's alone (claim_uid),
+    so all of it is a sandbox's leftover."""
+    if os.geteuid() != 0 or uid <= 0:
+        return
+    for _ in range(3):
+        owner, parent = {}, {}
+        for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                owner[int(pid)] = os.stat(f"/proc/{pid}").st_uid
+                with open(f"/proc/{pid}/stat") as f:
+                    parent[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+
+        def leftover(pid: int, depth: int = 0) -> bool:
+            """Ours or an orphan's (parent: this process, init, or another such process of the uid); not a
+            process another grader started as this uid just now (verify_user's probe of the named user)."""
+            ppid = parent.get(pid, 1)
+            return ppid in (os.getpid(), 1, 0) or (depth < 64 and owner.get(ppid) == uid and leftover(ppid, depth + 1))
+        pids = [pid for pid, who in owner.items() if who == uid and leftover(pid)]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except (OSError, ChildProcessError):
+                pass
+    for place in SHARED_PLACES:
+        try:
+            entries = os.listdir(place)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(place, entry)
+            try:
+                if os.lstat(path).st_uid == uid:
+                    _disown(path)
+            except OSError:
+                continue
+    for kind, flag in (("shm", "-m"), ("sem", "-s"), ("msg", "-q")):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                header, *rows = f.read().splitlines()
+            cols = header.split()
+            for row in rows:
+                fields = row.split()
+                if fields[cols.index("uid")] == str(uid) and shutil.which("ipcrm"):
+                    subprocess.run(["ipcrm", flag, fields[cols.index("shmid" if kind == "shm" else
+                                                                     "semid" if kind == "sem" else "msqid")]],
+                                   capture_output=True, timeout=10)
+        except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            continue
 
 
 def choose_mechanism(mode: str | None = None, protect=()) -> Mechanism:
@@ -358,6 +527,10 @@ class Runner:
 
     def __init__(self, sandbox: str | None = None, *, protect=()):
         self.mechanism = choose_mechanism(None if sandbox in (None, "auto") else sandbox, protect)
+        self._uid_lock = None
+        if self.mechanism.name == "user":  # a uid of its own for as long as this runner lives
+            self.mechanism, self._uid_lock = claim_uid(self.mechanism, tuple(protect))
+        self.restarts = 0                 # servers replaced because one could not be verified clean
         self.sandbox = self.mechanism.description
         self.isolated = self.mechanism.isolated
         self._protect = tuple(protect)
@@ -368,6 +541,7 @@ class Runner:
         self._home: Path | None = None
         self._staged: tuple[str, str] | None = None   # (fingerprint, inside path) of the staged submission
         self._drivers: dict[str, str] = {}
+        self._timed_out: set[tuple[str, str]] = set()   # (staged submission, module) that timed out
 
     # -- the private directory the sandbox sees ----------------------------------------------------------
 
@@ -388,10 +562,6 @@ class Runner:
             for name in filenames:
                 os.chmod(os.path.join(dirpath, name), 0o444)
         os.chmod(home / "submission", 0o755)
-        if self.mechanism.name == "user":
-            scratch = home / "scratch"
-            scratch.mkdir(mode=0o700)
-            os.chown(scratch, self.mechanism.uid, self.mechanism.gid)
         self._home = home
         atexit.register(self._remove_home)
 
@@ -420,6 +590,7 @@ class Runner:
         key = _fingerprint(submission)
         if self._staged and self._staged[0] == key:
             return self._staged[1]
+        self._timed_out.clear()  # another submission: its own budget
         area = self._home / "submission"
         _make_writable(area)
         for old in area.iterdir():
@@ -463,12 +634,17 @@ class Runner:
             argv = _bwrap_argv(self._home, self._protect) + argv
             cwd = "/"
         else:
-            scratch = self._home / ("scratch" if self.mechanism.name == "user" else "runtime")
-            if self.mechanism.name == "none":
-                scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self._home))
+            # A scratch directory no earlier server had (a random name; the last one removed), so nothing a
+            # replaced server's children left can be found by the next one's.
+            for old in self._home.glob("scratch-*"):
+                _disown(str(old)) if self.mechanism.name == "user" else shutil.rmtree(old, ignore_errors=True)
+            scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self._home))
             env.update(HOME=str(scratch), TMPDIR=str(scratch), AUTOGRADER_SCRATCH=str(scratch))
             cwd = str(self._home / "runtime")
             if self.mechanism.name == "user":
+                os.chmod(scratch, 0o700)
+                os.chown(scratch, self.mechanism.uid, self.mechanism.gid)
+                _clean_uid(self.mechanism.uid)  # the uid is ours alone: nothing of it may be left
                 env["AUTOGRADER_SHARED_TMP"] = "1"
                 kwargs = dict(user=self.mechanism.uid, group=self.mechanism.gid, extra_groups=[], umask=0o077)
                 _set_subreaper()
@@ -487,6 +663,9 @@ class Runner:
             hello = self._control_recv(STARTUP_TIMEOUT)
             if hello.get("op") != "ready":
                 raise _ServerGone("the grading worker failed to start")
+            if hello.get("dirt"):  # its sandbox is not as a fresh one must be: never run code there
+                self.close_server()
+                raise _ServerGone(f"the sandbox did not start clean: {str(hello['dirt'])[:200]}")
             self._ready = True
 
     def _control_recv(self, timeout: float) -> dict:
@@ -540,6 +719,10 @@ class Runner:
             except (OSError, ValueError) as exc:
                 failed = RunResult("error", kind="internal", message=plain(f"cannot prepare this run: {exc}", 300))
                 return [failed] * len(cases)
+            shortened = ""
+            if (self._staged[0], module) in self._timed_out and time_limit > SHORTENED_LIMIT_MIN:
+                time_limit = max(SHORTENED_LIMIT_MIN, time_limit / 4)
+                shortened = " (shortened: an earlier exercise of this file timed out)"
             request = {"submission": root, "module": module, "driver_file": driver_file, "driver": function,
                        "time_limit": time_limit, "memory_mb": memory_mb, "blocked_imports": list(blocked_imports),
                        "blocked_why": blocked_why, "forbid_autograd": forbid_autograd,
@@ -556,6 +739,12 @@ class Runner:
                         results += [fatal] * (len(cases) - len(results))
                 elif fatal is not None:
                     results.append(fatal)
+                    if fatal.status == "timeout":  # the next case would most likely wait out its limit too
+                        self._timed_out.add((self._staged[0], module))
+                        fatal.message += shortened
+                        rest = len(cases) - len(results)
+                        results += [RunResult("timeout", message=f"not run: an earlier case timed out "
+                                                                 f"({fatal.message})") for _ in range(rest)]
             if self.mechanism.name == "user":
                 _reap_strays(self.mechanism.uid)
             return results[:len(cases)]
@@ -572,7 +761,7 @@ class Runner:
         try:
             self._ensure_started()
             self._wait_ready()
-            answer = self._control({"op": "run", "request": {**request, "marker": marker, "n_cases": len(cases)}},
+            answer = self._control({"op": "run", "request": {**request, "marker": marker}},
                                    fds=(case_r, result_w, output_w))
             if answer.get("op") != "started":
                 raise _ServerGone(str(answer.get("message", "the grading worker refused the run"))[:200])
@@ -608,6 +797,12 @@ class Runner:
             try:
                 ended = self._control({"op": "end", "kill": kill, "grace": 0.5})
                 status = ended.get("status")
+                if ended.get("op") != "ended" or ended.get("dirt", "?"):
+                    # Not verified clean (a permission changed, something left behind or unremovable, the
+                    # server's limits touched): a fresh server for whatever runs next, this submission's
+                    # later exercises (the cost falls on it) or the next submission.
+                    self.restarts += 1
+                    self.close_server()
             except _ServerGone as exc:
                 self.close_server()
                 status = None
@@ -642,6 +837,7 @@ class Runner:
             _LIVE_SERVERS.discard(self._proc.pid)
             if self.mechanism.name == "user":
                 _reap_strays(self.mechanism.uid)
+                _clean_uid(self.mechanism.uid)
             self._proc = None
         if self._sock is not None:
             self._sock.close()
@@ -651,6 +847,9 @@ class Runner:
     def close(self) -> None:
         self.close_server()
         self._remove_home()
+        if self._uid_lock is not None:
+            self._uid_lock.close()
+            self._uid_lock = None
 
     def __enter__(self) -> "Runner":
         return self
@@ -832,8 +1031,19 @@ def stack_at_timeout(output: str, root: str) -> tuple[str, str]:
     return "", output[:at].rstrip("\n")
 
 
+_DUMP = re.compile(r"^Timeout \(\d+:\d\d:\d\d(?:\.\d+)?\)!\n(?:(?:Thread 0x[0-9a-f]+|Current thread 0x[0-9a-f]+|Stack)"
+                   r"[^\n]*\n|  File \"[^\n]*\n|  \.\.\.[^\n]*\n|\n)*", re.M)
+
+
+def _without_stack_dumps(output: str) -> str:
+    """The case's output without the stack faulthandler printed shortly before its deadline, when the case
+    then finished in time after all: that stack is the grader's timer, not something the student printed."""
+    return _DUMP.sub("", output + "\n")[:-1] if "Timeout (" in output else output
+
+
 def _to_result(reply: dict, output: str) -> RunResult:
     """A child's reply, validated: unknown statuses, kinds, shapes or sizes make it `malformed`."""
+    output = _without_stack_dumps(output)
     status = reply.get("status")
     if status not in ("ok", "error", "not_implemented"):
         return RunResult("error", kind="malformed", message="the student's process sent an unknown reply",

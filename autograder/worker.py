@@ -23,9 +23,9 @@ import importlib.util
 import io
 import os
 import resource
-import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -106,11 +106,16 @@ def _load_driver(path: str):
     return _DRIVERS[path]
 
 
+CPU_CAP = 600                    # s: the hard CPU limit of every child, whatever its group (hidden or public)
+
+
 def _set_limits(request: dict) -> None:
+    """The same limits in every child: nothing in them depends on the group (its size, public or hidden)."""
     memory = int(request.get("memory_mb", 2048)) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = int(float(request.get("time_limit", 20)) * max(1, int(request.get("n_cases", 1)))) + 2
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    cap = CPU_CAP if hard == resource.RLIM_INFINITY else min(CPU_CAP, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     size = int(request.get("file_size_mb", 64)) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
@@ -119,14 +124,32 @@ def _set_limits(request: dict) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
+def _cpu_for_next_case(time_limit: float) -> None:
+    """The soft CPU limit: what this process used so far plus one case's allowance (below the fixed cap), so
+    each case gets the same allowance however many ran before it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime + time_limit) + 2
+    try:
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+    except (ValueError, OSError):  # the student's code lowered the hard limit: its own loss
+        pass
+
+
 # Syscall numbers per machine: the audit arch, then those the filter below refuses or inspects.
 _SYSCALLS = {
     "x86_64": dict(arch=0xC000003E, clone=56, clone3=435, fork=57, vfork=58, kill=62, tkill=200, tgkill=234,
                    rt_sigqueueinfo=129, rt_tgsigqueueinfo=297, pidfd_send_signal=424, pidfd_open=434,
-                   ptrace=101, process_vm_readv=310, process_vm_writev=311, socket=41, io_uring_setup=425),
+                   ptrace=101, process_vm_readv=310, process_vm_writev=311, socket=41, io_uring_setup=425,
+                   prlimit64=302, setpriority=141, sched_setaffinity=203, sched_setscheduler=144,
+                   sched_setparam=142, sched_setattr=314, ioprio_set=251, shmget=29, semget=64, msgget=68,
+                   mq_open=240, pidfd_getfd=438, add_key=248, request_key=249, keyctl=250),
     "aarch64": dict(arch=0xC00000B7, clone=220, clone3=435, kill=129, tkill=130, tgkill=131,
                     rt_sigqueueinfo=138, rt_tgsigqueueinfo=240, pidfd_send_signal=424, pidfd_open=434,
-                    ptrace=117, process_vm_readv=270, process_vm_writev=271, socket=198, io_uring_setup=425),
+                    ptrace=117, process_vm_readv=270, process_vm_writev=271, socket=198, io_uring_setup=425,
+                    prlimit64=261, setpriority=140, sched_setaffinity=122, sched_setscheduler=119,
+                    sched_setparam=118, sched_setattr=274, ioprio_set=30, shmget=194, semget=190, msgget=186,
+                    mq_open=180, pidfd_getfd=438, add_key=217, request_key=218, keyctl=219),
 }
 
 
@@ -136,13 +159,17 @@ def _seccomp_program(nr: dict, me: int) -> list[tuple]:
     signalling any process but this one (the server, other gradings under the same uid), ptrace and
     another process's memory, sockets but AF_UNIX ones (no network, even where the mechanism has no
     network namespace: a hidden case's inputs cannot be sent home), io_uring; the x32 ABI's numbers and
-    any other architecture's."""
+    any other architecture's. And what would outlive the child or reach its server (the next submission's
+    parent): another process's limits, priority, scheduling or descriptors (prlimit64, setpriority,
+    sched_set*, ioprio_set, pidfd_getfd on any pid but its own), System V IPC objects and POSIX message
+    queues (kept by the kernel after the child ends), and kernel keyrings (kept per uid)."""
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
     arg0_lo, arg0_hi = 16, 20
     code: list = [(ld, 0, 0, 4), (jeq, 0, "deny", nr["arch"]), (ld, 0, 0, 0), (jge, "deny", 0, 0x40000000)]
     for name in ("fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
-                 "pidfd_send_signal", "io_uring_setup"):
+                 "pidfd_send_signal", "io_uring_setup", "pidfd_getfd", "shmget", "semget", "msgget", "mq_open",
+                 "add_key", "request_key", "keyctl"):
         if name in nr:
             code.append((jeq, "deny", 0, nr[name]))
     code += [(jeq, 0, "not_clone3", nr["clone3"]), (ret, 0, 0, enosys), "not_clone3",
@@ -150,6 +177,16 @@ def _seccomp_program(nr: dict, me: int) -> list[tuple]:
              "not_clone",
              (jeq, 0, "not_socket", nr["socket"]), (ld, 0, 0, arg0_lo), (jeq, "allow", "deny", 1),  # AF_UNIX
              "not_socket"]
+    arg1_lo, arg1_hi = 24, 28
+    # Another process's limits or scheduling: arg0 is the pid (0: itself).
+    for name in ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"):
+        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg0_lo), (jeq, "allow", 0, 0), (jeq, "allow", "deny", me), f"not_{name}"]
+    # setpriority / ioprio_set(which, who): a process (which 0 or 1: IOPRIO_WHO_PROCESS), itself only.
+    for name, which in (("setpriority", 0), ("ioprio_set", 1)):
+        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg0_lo), (jeq, 0, "deny", which), (ld, 0, 0, arg1_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg1_lo), (jeq, "allow", 0, 0), (jeq, "allow", "deny", me), f"not_{name}"]
     for name, own_group in (("kill", True), ("rt_sigqueueinfo", False), ("tgkill", False),
                             ("rt_tgsigqueueinfo", False), ("tkill", False)):
         code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
@@ -259,6 +296,7 @@ def _child(request: dict, fds: list[int]) -> None:
             else:
                 # Shortly before the grader's deadline, the stack goes to the output: a timeout then says where
                 # the student's code was (a C thread of faulthandler's: it works in an endless loop too).
+                _cpu_for_next_case(time_limit)
                 faulthandler.dump_traceback_later(max(0.2, time_limit - min(1.0, 0.1 * time_limit)), file=sys.stdout)
                 try:
                     reply = {"status": "ok", "outputs": wire.encode(driver(module, case_inputs))}
@@ -290,6 +328,16 @@ def _child(request: dict, fds: list[int]) -> None:
 
 
 def _children() -> list[int]:
+    """This process's children: from /proc/self/task/*/children where the kernel has it (cheap), else by
+    reading every process's parent (a scan of the whole machine's /proc without a pid namespace)."""
+    try:
+        out = []
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                out += [int(pid) for pid in f.read().split()]
+        return out
+    except (OSError, ValueError):
+        pass
     me = str(os.getpid())
     out = []
     try:
@@ -325,22 +373,42 @@ def _reap_orphans() -> None:
                 pass
 
 
-def _wipe(scratch: str, shared_tmp: bool) -> None:
-    """Remove everything the last child could have written: its scratch and, where this uid is the sandbox's
-    own, whatever it left in the machine's shared temporary directories."""
-    for entry in os.listdir(scratch):
-        path = os.path.join(scratch, entry)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-    if not shared_tmp:
+SHARED_PLACES = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock")
+MAX_WIPE_DEPTH = 256             # a deeper tree than this left by a child: not wiped, the server is replaced
+
+
+def _force_remove(path: str, depth: int = 0) -> None:
+    """Remove `path` whatever modes the child left on it (a directory made 0o000 or read-only is made ours
+    again first; this process has the child's uid). Leaves what it cannot remove: `_dirt` then finds it."""
+    try:
+        st = os.lstat(path)
+    except OSError:
         return
-    me = os.getuid()
-    for place in ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock"):
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
+    if depth > MAX_WIPE_DEPTH:
+        return
+    try:
+        os.chmod(path, 0o700)
+        entries = os.listdir(path)
+    except OSError:
+        entries = []
+    for entry in entries:
+        _force_remove(os.path.join(path, entry), depth + 1)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _owned_in_shared_places(scratch: str) -> list[str]:
+    """What this uid owns in the machine's shared temporary directories (its scratch aside)."""
+    me, found = os.getuid(), []
+    for place in SHARED_PLACES:
         try:
             entries = os.listdir(place)
         except OSError:
@@ -348,18 +416,105 @@ def _wipe(scratch: str, shared_tmp: bool) -> None:
         for entry in entries:
             path = os.path.join(place, entry)
             try:
-                st = os.lstat(path)
+                if os.lstat(path).st_uid == me and os.path.realpath(path) != os.path.realpath(scratch):
+                    found.append(path)
             except OSError:
                 continue
-            if st.st_uid != me or os.path.realpath(path) == os.path.realpath(scratch):
-                continue
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+    return found
+
+
+def _wipe(scratch: str, shared_tmp: bool) -> None:
+    """Remove everything the last child could have written: its scratch's contents and, where this uid is the
+    sandbox's own, whatever it left in the machine's shared temporary directories."""
+    try:
+        os.chmod(scratch, SCRATCH_STATE["mode"] if SCRATCH_STATE else 0o700)
+    except OSError:
+        pass
+    try:
+        entries = os.listdir(scratch)
+    except OSError:
+        entries = []
+    for entry in entries:
+        _force_remove(os.path.join(scratch, entry))
+    if shared_tmp:
+        for path in _owned_in_shared_places(scratch):
+            _force_remove(path)
+
+
+SCRATCH_STATE: dict = {}         # the scratch directory's mode and owner as the server found it
+
+
+def _own_state() -> dict:
+    """What of this server a child of the same uid might try to change, to be compared after each child."""
+    state = {"rlimits": {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource)
+                         if name.startswith("RLIMIT_")},
+             "nice": os.getpriority(os.PRIO_PROCESS, 0)}
+    if hasattr(os, "sched_getaffinity"):
+        state["affinity"] = sorted(os.sched_getaffinity(0))
+    return state
+
+
+def _processes_of_my_uid() -> list[int]:
+    """Every process of this uid but this server (the sandbox's uid is this server's alone)."""
+    me, uid, found = os.getpid(), os.getuid(), []
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _sysv_objects() -> list[str]:
+    """System V IPC objects (shared memory, semaphores, queues) of this uid: they outlive their creator."""
+    uid, found = str(os.getuid()), []
+    for kind in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                header, *rows = f.read().splitlines()
+        except (OSError, ValueError):
+            continue
+        column = header.split().index("uid") if "uid" in header.split() else None
+        for row in rows:
+            fields = row.split()
+            if column is not None and len(fields) > column and fields[column] == uid:
+                found.append(f"a System V {kind} object")
+    return found
+
+
+def _dirt(scratch: str, shared_tmp: bool, baseline: dict) -> str:
+    """'' when nothing of the last child is left (the state the next child, maybe the next submission's,
+    would start from is the server's first one); else the first thing that is not, named."""
+    try:
+        st = os.lstat(scratch)
+        if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != (SCRATCH_STATE["mode"], SCRATCH_STATE["uid"],
+                                                                 SCRATCH_STATE["gid"]):
+            return f"the scratch directory's mode or owner changed ({oct(stat.S_IMODE(st.st_mode))})"
+        if os.listdir(scratch):
+            return "the scratch directory could not be emptied"
+    except OSError as exc:
+        return f"the scratch directory is unreadable ({exc.strerror})"
+    if _children():
+        return "a process was left running"
+    if shared_tmp:  # this uid is the sandbox's own (not a student's laptop account): all it owns is the child's
+        if left := _owned_in_shared_places(scratch):
+            return f"{left[0]} could not be removed"
+        if left := _sysv_objects():
+            return f"{left[0]} was left behind"
+        if _processes_of_my_uid():
+            return "a process was left running"
+    now = _own_state()
+    for key in baseline:
+        if now.get(key) != baseline[key]:
+            return f"the server's {key} changed"
+    return ""
 
 
 def _send(sock: socket.socket, message: dict) -> None:
@@ -452,7 +607,12 @@ def serve(control_fd: int) -> None:
     _collapse_to_huge_pages()
     scratch = os.environ.get("AUTOGRADER_SCRATCH") or tempfile.gettempdir()
     shared_tmp = os.environ.get("AUTOGRADER_SHARED_TMP") == "1"
-    _send(sock, {"op": "ready", "pid": os.getpid()})
+    st = os.lstat(scratch)
+    SCRATCH_STATE.update(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    baseline = _own_state()
+    # A server that starts dirty (its uid's leftovers from elsewhere) says so before its first child.
+    _wipe(scratch, shared_tmp)
+    _send(sock, {"op": "ready", "pid": os.getpid(), "dirt": _dirt(scratch, shared_tmp, baseline)})
     child = 0
     while True:
         try:
@@ -478,7 +638,8 @@ def serve(control_fd: int) -> None:
                 child = 0
                 _reap_orphans()
                 _wipe(scratch, shared_tmp)
-                _send(sock, {"op": "ended", "status": status})
+                # Verified, not assumed: anything left means the runner replaces this server.
+                _send(sock, {"op": "ended", "status": status, "dirt": _dirt(scratch, shared_tmp, baseline)})
             else:
                 for fd in fds:
                     os.close(fd)

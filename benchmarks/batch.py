@@ -1,11 +1,16 @@
-"""`autograder grade-all` on 200 submissions next to plain `nbgrader autograde` on 20 of the same
-submissions, per assignment (graphs and backprop_ninja by default), both in notebook form (the course's
-notebook as students submit it: the reference solution, the untouched release, and one with a catalogued
-mistake), public and hidden cases both. Prints seconds per submission of each and the ratio, measured in
-this one run, and whether the two agree on the scores of the submissions they both graded.
+"""Per assignment, in one run, on the same notebooks (the course's notebook as students submit it: the
+reference solution, the untouched release and one with a catalogued mistake), public and hidden cases:
 
-BENCH_BATCH_SUBMISSIONS and BENCH_BATCH_NBGRADER change the counts (200 and 20); BENCH_BATCH_ASSIGNMENTS
-the assignments (comma-separated).
+- `grade-all --jobs 1` and `--jobs 2`: seconds per submission, and the speed-up of the second job;
+- STOCK nbgrader: `nbgrader autograde` on a course of the same notebooks whose grade cells compare the
+  student's functions with PyTorch autograd inside the kernel (the same cases and truths, computed there), as
+  nbgrader courses usually do, with nbgrader's own configuration;
+- nbgrader with our course configuration (the kernel runs the notebook for the feedback; our preprocessor
+  grades outside the kernel in the sandbox);
+- the ratio stock nbgrader s/notebook ÷ grade-all s/submission (goal >= 50x).
+
+BENCH_BATCH_ASSIGNMENTS (comma-separated; default all three), BENCH_BATCH_SUBMISSIONS (grade-all, default
+30) and BENCH_BATCH_NBGRADER (notebooks per nbgrader course, default 3) change what is measured.
 """
 from __future__ import annotations
 
@@ -16,147 +21,131 @@ import tempfile
 import time
 from pathlib import Path
 
-ASSIGNMENTS = os.environ.get("BENCH_BATCH_ASSIGNMENTS", "graphs,backprop_ninja").split(",")
-SUBMISSIONS = int(os.environ.get("BENCH_BATCH_SUBMISSIONS", "200"))
-NBGRADER_SUBMISSIONS = int(os.environ.get("BENCH_BATCH_NBGRADER", "20"))
-JOBS = 2
+ASSIGNMENTS = os.environ.get("BENCH_BATCH_ASSIGNMENTS", "graphs,backprop_ninja,micrograd").split(",")
+SUBMISSIONS = int(os.environ.get("BENCH_BATCH_SUBMISSIONS", "30"))
+NBGRADER_SUBMISSIONS = int(os.environ.get("BENCH_BATCH_NBGRADER", "3"))
+SECRET = "bench-secret"
 GOAL = 50
 
+# A grade cell as a stock nbgrader course writes it: the student's code is called on the grader's cases in
+# the kernel and compared with PyTorch autograd, computed there too (our cases, truths, drivers and judges,
+# so both do the same work; nbgrader records the cell's points, all or nothing, when it raises nothing).
+STOCK_CELL = '''# (stock nbgrader) {exercise}: your code against PyTorch autograd, in this kernel
+import importlib, sys, types
+import torch
+from autograder.assignments import exercises
+from autograder.exercise import Seeds
+_ex = next(e for e in exercises({assignment!r}) if e.id == {exercise!r})
+_student = types.ModuleType(_ex.module)
+_student.__dict__.update({{k: v for k, v in globals().items() if not k.startswith("_")}})
+_student.__file__ = "/nonexistent/" + _ex.module.replace(".", "/") + ".py"
+for _name in (_ex.module, "micrograd.engine", "micrograd.nn", "micrograd"):
+    sys.modules[_name] = _student
+_where, _fn = _ex.driver.split(":")
+_driver = getattr(importlib.import_module(_where), _fn)
+from autograder.compare import PASSING
+for _case in _ex.cases(Seeds(hidden=True, secret={secret!r})):
+    _got = _driver(_student, _case.inputs)
+    _wrong = [c.name for c in _ex.judge(_case, _got, _ex.truth(_case)) if c.verdict not in PASSING]
+    assert not _wrong, f"wrong: {{_wrong}}"
+'''
 
-def _course_notebooks(base: Path, assignment: str):
-    """(course dir, [(kind, notebook)]), or (None, why) when the nbgrader course is not available."""
-    try:
-        from autograder import nbgrader_tools as nbt
-    except ImportError as exc:
-        return None, f"autograder.nbgrader_tools cannot be imported ({exc})"
-    if not (Path(nbt.REPO) / "assignments" / "source" / assignment).is_dir():
-        return None, f"assignments/source/{assignment} is missing (run `make templates`)"
-    course = base / "course"
-    try:
-        nbt.make_course(course, [assignment])
-        return course, list(nbt.demo_submissions(course, assignment).items())
-    except Exception as exc:  # report, and still measure grade-all
-        return None, f"building the nbgrader course failed ({type(exc).__name__}: {str(exc)[:300]})"
-
-
-def _folder_submissions(root: Path, assignment: str) -> list[tuple[str, Path]]:
-    """Without the course: the same three kinds as module files (reference, template, one mistake)."""
-    repo = Path(__file__).resolve().parent.parent
-    ref = (repo / "reference" / f"{assignment}.py").read_text()
-    kinds = {"reference": ref, "template": (repo / "student_template" / f"{assignment}.py").read_text(),
-             "one-mistake": ref.replace("dq = 2.0 * q", "dq = q", 1)}
-    out = []
-    for i in range(SUBMISSIONS):
-        kind = list(kinds)[i % len(kinds)]
-        folder = root / f"s{i:03d}-{kind}"
-        folder.mkdir()
-        (folder / f"{assignment}.py").write_text(kinds[kind])
-        out.append((folder.name, folder))
-    return out
-
-
-FORK_PROBE = """
-import os, time, torch
-from autograder.worker import _collapse_to_huge_pages
-def forks(n=10):
-    t = time.perf_counter()
-    for _ in range(n):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-    return (time.perf_counter() - t) / n
-forks(2)
-plain = forks()
-_collapse_to_huge_pages()  # what the worker does before serving
-print(plain, forks())
-"""
+STOCK_CONFIG = '''# A stock nbgrader course: nbgrader's own autograde, the grade cells run in the kernel.
+from autograder.nbgrader_tools import generate_assignment_preprocessors
+c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = "stock"
+c.GenerateAssignment.preprocessors = generate_assignment_preprocessors()
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
+c.Execute.timeout = 120
+'''
 
 
-def fork_cost() -> tuple[float, float]:
-    """Seconds to fork (and reap) a process that has imported torch, with 4 KB pages and with the
-    worker's huge pages: the fork server's cost per exercise."""
-    import subprocess
-    import sys
-    run = subprocess.run([sys.executable, "-c", FORK_PROBE], capture_output=True, text=True, timeout=300)
-    try:
-        plain, huge = (float(x) for x in run.stdout.split())
-    except ValueError:
-        return float("nan"), float("nan")
-    return plain, huge
+def stock_course(ours: Path, stock: Path, assignment: str) -> None:
+    """A copy of our course whose grade cells compare with torch in the kernel, under nbgrader's defaults."""
+    import nbformat
+    from autograder import nbgrader_tools as nbt
+    stock.mkdir(parents=True)
+    (stock / "nbgrader_config.py").write_text(STOCK_CONFIG)
+    shutil.copytree(ours / "source", stock / "source")
+    path = stock / "source" / assignment / f"{assignment}.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            exercise = meta["grade_id"].replace("-", ".", 1)
+            cell.source = STOCK_CELL.format(assignment=assignment, exercise=exercise, secret=SECRET)
+    nbformat.write(nb, str(path))
+    nbt.run_nbgrader(["generate_assignment", assignment, "--force"], stock)
 
 
-def exercises_per_submission(assignment: str) -> tuple[int, int]:
-    from autograder.assignments import exercises
+def autograde(course: Path, assignment: str, students: list[tuple[str, object]]) -> tuple[float, dict]:
+    """Seconds per notebook of `nbgrader autograde` on `students`, and the gradebook's totals."""
+    from autograder import nbgrader_tools as nbt
+    for student, nb in students:
+        nbt.submit(course, assignment, student, nb)
+    started = time.perf_counter()
+    nbt.run_nbgrader(["autograde", assignment], course, env={"AUTOGRADER_SECRET": SECRET})
+    seconds = (time.perf_counter() - started) / len(students)
+    return seconds, {s: sum(cells.values()) for s, cells in nbt.gradebook_scores(course, assignment).items()}
+
+
+def grade_all(root: Path, out: Path, assignment: str, jobs: int) -> float:
+    from autograder.batch import run_batch
     from autograder.exercise import Seeds
-    exs = exercises(assignment)
-    return len(exs), sum(len(ex.cases(Seeds.for_credit())) for ex in exs)
+    started = time.perf_counter()
+    summary = run_batch(root, out, jobs=jobs, assignments=[assignment], seeds=Seeds.for_credit(), progress=False)
+    if summary.not_graded:
+        print(f"  not graded: {summary.not_graded}")
+    return (time.perf_counter() - started) / max(1, summary.graded)
 
 
 def main() -> None:
+    os.environ["AUTOGRADER_SECRET"] = SECRET
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
     for assignment in ASSIGNMENTS:
         print(f"-- {assignment}", flush=True)
-        measure(assignment)
+        try:
+            measure(assignment)
+        except Exception as exc:  # one assignment's failure: say so, measure the others
+            print(f"  FAILED: {type(exc).__name__}: {str(exc)[:1500]}")
 
 
 def measure(assignment: str) -> None:
-    from autograder.batch import run_batch
-    from autograder.exercise import Seeds
-    os.environ.setdefault("AUTOGRADER_SECRET", "bench-secret")  # hidden cases, for both (nbgrader inherits it)
+    import nbformat
+    from autograder import nbgrader_tools as nbt
     base = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
-        course, kinds = _course_notebooks(base, assignment)
+        ours = base / "ours"
+        nbt.make_course(ours, [assignment])
+        kinds = list(nbt.demo_submissions(ours, assignment).items())
         root = base / "submissions"
         root.mkdir()
-        if course is None:
-            skipped = kinds
-            students = _folder_submissions(root, assignment)
-        else:
-            import nbformat
-            skipped = None
-            students = []
-            for i in range(SUBMISSIONS):
-                kind, nb = kinds[i % len(kinds)]
-                path = root / f"s{i:03d}-{kind}.ipynb"
-                nbformat.write(nb, str(path))
-                students.append((path.stem, path))
+        students = []
+        for i in range(SUBMISSIONS):
+            kind, nb = kinds[i % len(kinds)]
+            path = root / f"s{i:03d}-{kind}.ipynb"
+            nbformat.write(nb, str(path))
+            students.append((path.stem, nb))
+        one = grade_all(root, base / "out1", assignment, jobs=1)
+        two = grade_all(root, base / "out2", assignment, jobs=2)
+        scores = {s: json.loads((base / "out2" / f"{s}.json").read_text())["score"] for s, _ in students}
+        print(f"grade-all ({SUBMISSIONS} notebooks): {one:.3f} s/submission with --jobs 1, {two:.3f} with --jobs 2: "
+              f"--jobs 2 is {one / two:.2f}x --jobs 1 (goal >= 1.8x)", flush=True)
 
-        out = base / "results"
-        started = time.perf_counter()
-        summary = run_batch(root, out, jobs=JOBS, assignments=[assignment], seeds=Seeds.for_credit(), progress=False)
-        t_batch = time.perf_counter() - started
-        per_batch = t_batch / SUBMISSIONS
-        scores = {s: json.loads((out / f"{s}.json").read_text())["score"] for s, _ in students
-                  if (out / f"{s}.json").exists()}
-        form = "notebooks" if course is not None else "folders"
-        print(f"grade-all --jobs {JOBS}: {SUBMISSIONS} {assignment} submissions ({form}, public + hidden cases) "
-              f"in {t_batch:.1f} s: {per_batch:.3f} s per submission "
-              f"({summary.graded} graded, {len(summary.not_graded)} not graded; {os.cpu_count()} cores)")
-        if course is None:
-            print(f"nbgrader autograde: SKIPPED, {skipped}; no ratio")
-            return
-
-        from autograder import nbgrader_tools as nbt
         chosen = students[:NBGRADER_SUBMISSIONS]
-        for student, path in chosen:
-            nbt.submit(course, assignment, student, nbformat.read(str(path), as_version=4))
-        started = time.perf_counter()
-        nbt.run_nbgrader(["autograde", assignment], course)
-        t_nb = time.perf_counter() - started
-        per_nb = t_nb / len(chosen)
-        book = nbt.gradebook_scores(course, assignment)
-        agree = all(abs(sum(book.get(s, {}).values()) - scores.get(s, -1)) < 0.01 for s, _ in chosen)
-        ratio = per_nb / per_batch
-        print(f"nbgrader autograde: {len(chosen)} of the same submissions in {t_nb:.1f} s: "
-              f"{per_nb:.3f} s per submission")
-        print(f"ratio (nbgrader s/submission / grade-all s/submission): {ratio:.1f}x "
-              f"(goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'}); "
-              f"same total per submission in both: {agree}")
-        (plain, huge), (n_exercises, cases) = fork_cost(), exercises_per_submission(assignment)
-        print(f"where grade-all's time goes: {n_exercises} exercises ({cases} cases) per submission, each exercise "
-              f"in one child forked from the torch-loaded server; a fork costs {huge * 1000:.1f} ms with the "
-              f"worker's huge pages ({plain * 1000:.1f} ms without), so forking is "
-              f"{n_exercises * huge / JOBS * 1000:.0f} ms per submission on {JOBS} jobs")
+        stock = base / "stock"
+        stock_course(ours, stock, assignment)
+        t_stock, stock_scores = autograde(stock, assignment, chosen)
+        t_ours, our_scores = autograde(ours, assignment, chosen)
+        agree = all(abs(our_scores.get(s, -1) - scores[s]) < 0.01 for s, _ in chosen)
+        print(f"stock nbgrader autograde (torch in the kernel): {t_stock:.2f} s/notebook; "
+              f"with our course config: {t_ours:.2f} s/notebook ({t_ours / t_stock:.2f}x stock); "
+              f"gradebook = grade-all's scores: {agree}")
+        print(f"  stock gradebook totals: {sorted(set(round(v, 2) for v in stock_scores.values()))}; "
+              f"ours: {sorted(set(round(v, 2) for v in our_scores.values()))}")
+        ratio = t_stock / two
+        print(f"ratio stock nbgrader ÷ grade-all --jobs 2: {ratio:.1f}x "
+              f"(goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'})", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

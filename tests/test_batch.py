@@ -400,3 +400,44 @@ def test_a_submission_replaced_since_its_grade_is_graded_again(tmp_path):
     summary = run_batch(root, tmp_path / "out", executor=again, fancy=False, seeds=Seeds(hidden=False))
     assert again.graded == ["b"] and (summary.skipped, summary.graded) == (1, 1)
     assert read_result(tmp_path / "out" / "b.json")["content_sha256"] == content_hash(root / "b")
+
+
+def test_truths_are_computed_once_per_run_and_read_by_the_workers(root, tmp_path, monkeypatch):
+    """grade-all computes the cases and truths once (they depend on the seeds only) into a private directory
+    of the run; a worker reads them from there instead of computing them again, and the directory (hidden
+    truths included) is gone when the run ends."""
+    import shutil
+    import tempfile
+    import torch
+    from autograder import batch, pipeline
+    from autograder.assignments import exercises
+    seeds = Seeds(hidden=True, secret="truths-once")
+    truths = tmp_path / "truths"
+    truths.mkdir()
+    batch.prepare_truths(["graphs"], seeds, truths)
+    assert len(list(truths.iterdir())) == len(exercises("graphs"))
+    # Doctor AddGate's truths on disk: a worker that reads them (and does not compute) grades the reference wrong.
+    entry = pipeline._cache_entry(truths, exercises("graphs")[0], seeds)
+    prepared = torch.load(entry, weights_only=False)
+    torch.save([(case, {k: v + 1 for k, v in truth.items()}) for case, truth in prepared], entry)
+    monkeypatch.setattr(pipeline, "_PREPARED", {})
+    sub = tmp_path / "ref"
+    sub.mkdir()
+    shutil.copy(root / "reference" / "graphs.py", sub / "graphs.py")
+    data = batch.grade_one(str(sub), "ref", ["graphs"], seeds, TIME_LIMIT, False, {}, str(truths))
+    scores = {ex["id"]: ex["score"] for ex in data["exercises"]}
+    assert scores["graphs.AddGate"] == 0 and scores["graphs.MultiplyGate"] == 1
+    # And run_batch leaves no truths behind.
+    monkeypatch.setattr(pipeline, "_PREPARED", {})
+    made = []
+    real = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    root_dir = tmp_path / "subs"
+    root_dir.mkdir()
+    shutil.copytree(sub, root_dir / "ref")
+    summary = batch.run_batch(root_dir, tmp_path / "out", jobs=1, assignments=["graphs"], seeds=seeds,
+                              progress=False, time_limit=TIME_LIMIT)
+    assert summary.graded == 1
+    assert json.loads((tmp_path / "out" / "ref.json").read_text())["score"] == 12
+    truth_dirs = [d for d in made if "autograder-truths-" in d]
+    assert len(truth_dirs) == 1 and not os.path.exists(truth_dirs[0])

@@ -235,14 +235,33 @@ def test_cases_share_one_process_but_a_fatal_case_costs_only_itself(runner, tmp_
                 raise ValueError("only this case")
             return random.random()  # the random state is reset for every case
     """)
-    modes = ["ok", "hang", "ok", "die", "raise", "ok"]
+    modes = ["ok", "die", "ok", "raise", "ok"]
     results = runner.run_cases(sub, "mod", DRIVER, [{"args": {"mode": m}} for m in modes], time_limit=1.0,
                                memory_mb=2048)
-    assert [r.status for r in results] == ["ok", "timeout", "ok", "error", "error", "ok"]
-    assert "without returning a result" in results[3].message and "only this case" in results[4].message
+    assert [r.status for r in results] == ["ok", "error", "ok", "error", "ok"]
+    assert "without returning a result" in results[1].message and "only this case" in results[3].message
     values = {r.outputs["out"] for r in results if r.status == "ok"}
     assert len(values) == 1  # same random draw in every case, in the first child and after restarts
     assert [r.output.strip() for r in results] == [f"case {m}" for m in modes]
+
+
+def test_a_timeout_stops_its_group_without_waiting_again(runner, tmp_path):
+    """The case after a timeout would most likely wait out its limit too: the rest of the group is not run,
+    each with the same timeout verdict, and the whole group costs one limit, not one per case."""
+    sub = submit(tmp_path, """
+        def f(mode):
+            print("case", mode)
+            while mode == "hang":
+                pass
+            return 1.0
+    """)
+    modes = ["ok", "hang", "hang", "ok", "hang"]
+    results = runner.run_cases(sub, "mod", DRIVER, [{"args": {"mode": m}} for m in modes], time_limit=1.5,
+                               memory_mb=2048)
+    assert [r.status for r in results] == ["ok", "timeout", "timeout", "timeout", "timeout"]
+    assert results[1].message == "did not finish within 1.5 s"
+    assert all(r.message.startswith("not run: an earlier case timed out") for r in results[2:])
+    assert results[0].output.strip() == "case ok" and not results[2].output
 
 
 # -- the trust boundary ---------------------------------------------------------------------------------
@@ -392,3 +411,99 @@ def test_a_crash_names_the_signal_and_the_last_line(runner, tmp_path):
     assert r.status == "error" and "segmentation fault" in r.message, r.message
     assert r.where == "mod.py, line 6, in f", r.where
     assert "Fatal Python error" not in r.output
+
+
+def test_every_child_has_the_same_limits_environment_and_layout_whatever_its_group(runner, tmp_path):
+    """A child cannot tell a hidden case from a public one by what it is given: the group's size (hidden and
+    public groups differ) changes none of its limits, its environment or where it runs; its CPU allowance is
+    per case (the soft limit is the CPU used so far plus one case's allowance, under one fixed cap)."""
+    sub = submit(tmp_path, """
+        import os, resource, sys
+        def f():
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            used = usage.ru_utime + usage.ru_stime
+            limits = {n: list(resource.getrlimit(getattr(resource, n))) for n in dir(resource) if n.startswith("RLIMIT_")}
+            cpu_soft = limits.pop("RLIMIT_CPU")[0]
+            here = os.getcwd()
+            return {"limits": limits, "cpu_hard": resource.getrlimit(resource.RLIMIT_CPU)[1],
+                    "cpu_allowance": round(cpu_soft - used), "env": sorted(os.environ),
+                    "home": os.environ.get("HOME") == here, "parent": os.path.dirname(here),
+                    "argv": sys.argv, "recursion": sys.getrecursionlimit()}
+    """)
+    one = runner.run_cases(sub, "mod", DRIVER, [{}], time_limit=10.0, memory_mb=2048)
+    five = runner.run_cases(sub, "mod", DRIVER, [{}] * 5, time_limit=10.0, memory_mb=2048)
+    assert [r.status for r in one + five] == ["ok"] * 6
+    first = one[0].outputs["out"]
+    for r in five:
+        assert r.outputs["out"] == first
+    assert abs(first["cpu_allowance"] - 12) <= 1  # 10 s per case + 2
+
+
+def test_after_a_timeout_the_same_files_later_groups_get_a_shorter_limit(tmp_path):
+    """A helper that hangs costs one full wait per submission, not one per exercise calling it; another
+    submission gets its own full limits again."""
+    from autograder.runner import SHORTENED_LIMIT_MIN, Runner
+    hang = submit(tmp_path, "def f():\n    while True:\n        pass\n", name="hang")
+    limit = SHORTENED_LIMIT_MIN + 1
+    with Runner() as r:
+        first = run(r, hang, time_limit=limit)
+        assert first.status == "timeout" and first.message == f"did not finish within {limit:g} s"
+        second = run(r, hang, time_limit=4 * limit)
+        assert second.status == "timeout"
+        assert second.message == f"did not finish within {limit:g} s (shortened: an earlier exercise of this " \
+                                 "file timed out)"
+        other = submit(tmp_path, "def f():\n    return 1.0\n", name="other")
+        assert run(r, other).outputs == {"out": 1.0}
+        assert r._timed_out == set()
+
+
+def test_a_child_that_dirties_the_sandbox_costs_a_new_server_and_nothing_else(runner, tmp_path):
+    """Everything a child leaves (files in its scratch's parent, a directory it made unremovable, the
+    scratch's parent's mode) is wiped and verified; what cannot be verified clean means a new server, and
+    the next child starts in a state no earlier one touched."""
+    sub = submit(tmp_path, """
+        import os
+        def f(mode):
+            here = os.getcwd()
+            parent = os.path.dirname(here)
+            if mode == "dirty":
+                os.makedirs(os.path.join(parent, "left", "deep"))
+                with open(os.path.join(parent, "left", "deep", "inputs.txt"), "w") as fh:
+                    fh.write("hidden")
+                os.chmod(os.path.join(parent, "left"), 0)
+                try:
+                    os.chmod(parent, 0o555)
+                except OSError:
+                    pass
+                return 0.0
+            if mode == "deep":  # deeper than the server wipes: it cannot be verified clean
+                path = os.path.join(parent, "deep")
+                for _ in range(300):
+                    os.mkdir(path)
+                    path = os.path.join(path, "d")
+                return 0.0
+            return sorted(n for n in os.listdir(parent) if os.path.join(parent, n) != here)
+    """)
+    assert run(runner, sub, args={"mode": "dirty"}).outputs == {"out": 0.0}
+    after = run(runner, sub, args={"mode": "look"})
+    assert after.status == "ok" and after.outputs["out"] == []
+    restarts = runner.restarts
+    assert run(runner, sub, args={"mode": "deep"}).outputs == {"out": 0.0}
+    assert runner.restarts == restarts + 1
+    after = run(runner, sub, args={"mode": "look"})
+    assert after.status == "ok" and after.outputs["out"] == []
+
+
+def test_a_case_that_finishes_just_in_time_shows_only_what_it_printed(runner, tmp_path):
+    """Shortly before the deadline faulthandler prints the stack (so a timeout can name the student's line);
+    a case that then finishes in time did not print that stack: it is not shown as the student's output."""
+    sub = submit(tmp_path, """
+        import time
+        def f():
+            print("before")
+            time.sleep(9.3)
+            print("after")
+            return 1.0
+    """)
+    r = run(runner, sub, time_limit=10.0)
+    assert r.status == "ok" and r.output.strip().splitlines() == ["before", "after"]

@@ -325,9 +325,11 @@ def expression_truth(case: Case) -> dict:
     return {"output": f64([t["value"], 1.0]), "leaf grads": f64(t["grads"][:n]), "node grads": f64(t["grads"][n:-1])}
 
 
-CHAIN_STEPS = 50_000  # two nodes per step: 100,000 operation nodes between x and the output
-# backward() on its own (nodes with given local derivatives): 10,000 nodes, ten times Python's recursion
-# limit, at a tenth of the time of the whole chain (it is only needed where an op is wrong)
+# Two nodes per step: 10,000 operation nodes between x and the output, ten times the recursion limit the
+# student's process runs with (Python's default, 1,000): a recursive topological sort fails there as it
+# would at any depth, at a tenth of the cost of a 100,000-node chain (0.5 s of every check).
+CHAIN_STEPS = 5_000
+# backward() on its own (nodes with given local derivatives): the same depth, only needed where an op is wrong
 ALONE_CHAIN_STEPS = 5_000
 
 
@@ -335,7 +337,7 @@ def deep_chain_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     cases = []
     for seed, hidden in _seeds(seeds, exercise_id, 1, 1):
         g = torch.Generator().manual_seed(seed)
-        # multipliers near 1 keep the product of 50,000 of them (the gradient) of order 1
+        # multipliers near 1 keep the product of 5,000 of them (the gradient) of order 1
         m = (1 + 2e-3 * (torch.rand(CHAIN_STEPS, generator=g, dtype=torch.float64) - 0.5)).tolist()
         c = (1e-3 * torch.randn(CHAIN_STEPS, generator=g, dtype=torch.float64)).tolist()
         x = float(torch.rand((), generator=g, dtype=torch.float64)) + 0.5
