@@ -170,8 +170,7 @@ def _local_files(module: str, folder: str, root: str) -> list[Path]:
 def _scan_file(source: str, function: str, folder: str, name: str, root: str, blocked: tuple,
                seen: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     try:
-        tree = ast.parse(source)
-        scan = _Scan(tree, name, blocked)
+        scan = _parsed(source, name, blocked)
         roots = scan.reachable(function) if function else None
     except (SyntaxError, ValueError, RecursionError, MemoryError):  # it will not import either: that costs it
         return ()
@@ -194,6 +193,11 @@ def _scan_file(source: str, function: str, folder: str, name: str, root: str, bl
             found += [(cat, f"{shown}, {f}") for cat, f in
                       _scan_file(text, "", str(candidate.parent), candidate.name, root, blocked, seen + (str(candidate),))]
     return tuple(dict.fromkeys(found))
+
+
+@functools.lru_cache(maxsize=32)  # one file, many exercises: read once (reachability is per exercise)
+def _parsed(source: str, name: str, blocked: tuple) -> "_Scan":
+    return _Scan(ast.parse(source), name, blocked)
 
 
 def _relative(path: Path, root: str) -> str:
