@@ -293,9 +293,10 @@ def grade_hostile(mech: Mechanism, world: World, attack: str, **targets) -> tupl
     assert "ATTACK-RAN" in text, f"the attack did not run: {text[-2000:]}"
     assert result["score"] <= baseline, (result["score"], baseline)
     assert world.secret not in text
-    # A number counts whole: '0.123355' inside a timing such as 0.1233551 is not that input.
+    # A number counts whole: '0.123355' inside a timing such as 0.1233551 is not that input, nor is it the
+    # public input -0.123355.
     leaked = [v for v in _hidden_values(world.secret)
-              if re.search(r"(?<![\w.])" + re.escape(v) + r"(?![\w])", text)]
+              if re.search(r"(?<![\w.-])" + re.escape(v) + r"(?![\w])", text)]
     assert not leaked, f"hidden inputs in the output: {leaked[:5]}"
     if mech.name == "bwrap":  # nothing of the machine is visible: no reference text from anywhere
         shown = [line for line in _reference_lines() if line in text]

@@ -544,12 +544,14 @@ def test_syntax_error_in_nn_costs_only_the_nn_exercise(runner, tmp_path):
         assert "\n" not in c.message
 
 
-def test_syntax_error_in_engine_is_one_line_with_file_and_line(runner, tmp_path):
+def test_syntax_error_in_engine_names_file_line_and_caret(runner, tmp_path):
+    """Found by compiling in the grader before any process starts: the line, a caret under it, the file."""
     sub = make_submission(tmp_path, [("    def exp(self):\n", "    def exp(self)\n")])
     checks, _ = grade_checks(runner, sub, ids=["micrograd.backward"])
     for c in checks["micrograd.backward"].values():
         assert c.verdict == ERROR and "SyntaxError" in c.message and "micrograd/engine.py, line" in c.message
-        assert "\n" not in c.message
+        lines = c.message.splitlines()
+        assert lines[0].strip() == "def exp(self)" and lines[1].strip() == "^", c.message
 
 
 def test_endless_loop_in_one_backward_costs_that_op_only(runner, tmp_path):

@@ -418,7 +418,8 @@ def _fb_depends(got, exp, case=None, name=None, context=None, **_):
     if ok and close(torch.zeros_like(expected), expected, scale=max(_amax(expected), 1e-30)):
         # as the judge: a helper that returned ~0 leaves nothing to tell a right step from a wrong one
         return (f"{', '.join(wrong)} {'are' if len(wrong) > 1 else 'is'} wrong and gave ~0 here, so this step "
-                "cannot be told right from wrong: it earns its points once that is fixed")
+                "cannot be told right from wrong: it earns its points once "
+                + ("those helpers are fixed" if len(wrong) > 1 else "that helper is fixed"))
     return bool(ok) and (f"{', '.join(wrong)} {'are' if len(wrong) > 1 else 'is'} wrong: fix "
                          f"{'them' if len(wrong) > 1 else 'it'} in {'their' if len(wrong) > 1 else 'its'} own "
                          "exercise; this step keeps its points")
