@@ -168,11 +168,24 @@ def prepare_truths(assignments: list[str] | None, seeds, cache: Path) -> None:
             prepared_cases(exercise, seeds, cache)
 
 
+# One submission at a time per worker process, on one intra-op thread, whatever the engine: a Dask worker
+# with several threads would otherwise grade submissions side by side through its one runner, and a case
+# near its (wall-clock) time limit would score differently there than in the pool.
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def grade_one(path: str, student: str, assignments: list[str] | None, seeds, time_limit: float | None,
               unsandboxed: bool = False, settings: dict | None = None, truths: str | None = None) -> dict:
     """Grade one submission in this worker; the dict written to OUTDIR/<student>.json. `seeds` are built on
     the client (the secret never has to be in the worker's environment); `path` is absolute. `truths`: the
     run's truths directory (`prepare_truths`), read once per worker process."""
+    with _ONE_AT_A_TIME:
+        import torch
+        torch.set_num_threads(1)  # as the pool's workers (_init_pool_worker): no oversubscription
+        return _grade_one(path, student, assignments, seeds, time_limit, unsandboxed, settings, truths)
+
+
+def _grade_one(path, student, assignments, seeds, time_limit, unsandboxed, settings, truths) -> dict:
     from .render import json_dict
     from .submission import grade_path
     for key, value in (settings or {}).items():

@@ -7,6 +7,8 @@ only shows the result: points and pass/fail come from it (result.py), never from
 from __future__ import annotations
 
 import json
+import re
+import weakref
 from typing import Callable
 
 from rich import box
@@ -198,8 +200,37 @@ def _unreached_line(group: list) -> Text:
             + Text(", ".join(printable(c.name) for c in group)))
 
 
+# A file that does not compile fails every exercise in it the same way: the error is shown once per console
+# (line, caret, file), each exercise then gets one line, not a table of "error" rows.
+_COMPILE_FAILURE = re.compile(r"^(SyntaxError|IndentationError|TabError): ", re.M)
+_SHOWN_ERRORS: "weakref.WeakKeyDictionary[Console, set]" = weakref.WeakKeyDictionary()
+
+
+def _compile_failure(ex: ExerciseResult) -> bool:
+    return bool(ex.checks and ex.message and _COMPILE_FAILURE.search(ex.message)
+                and all(c.verdict == ERROR for c in ex.checks))
+
+
+def _render_compile_failure(ex: ExerciseResult, console: Console) -> None:
+    shown = _SHOWN_ERRORS.setdefault(console, set())
+    key = (ex.message, ex.where)
+    console.print(Text(ex.id, style="bold") + Text(f"  {fmt(ex.score)}/{fmt(ex.max_score)}", style="dim")
+                  + Text(f"  not run: {len(ex.checks)} check{'s' * (len(ex.checks) != 1)}", style="red"))
+    if key in shown:
+        console.print(Text("  ✗ ", style="red") + Text("the same error as above", style="dim")
+                      + (Text(f" ({printable(ex.where)})", style="dim") if ex.where else Text("")))
+        return
+    shown.add(key)
+    console.print(Text(printable(ex.message)))
+    if ex.where and ex.where not in ex.message:
+        console.print(Text("  at ", style="dim") + Text(printable(ex.where)))
+
+
 def render_exercise(ex: ExerciseResult, console: Console, kept: list | None = None) -> None:
     """`kept`: the exercise's public cases (case, outputs, truth), for the worked element."""
+    if _compile_failure(ex):
+        _render_compile_failure(ex, console)
+        return
     if ex.checks:
         console.print(exercise_table(ex))
     else:  # nothing was judged (the code could not run at all): the title and why

@@ -602,3 +602,20 @@ def test_check_with_nothing_to_grade_names_what_it_expected(tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "Nothing to grade" in out and "micrograd/engine.py" in out and "graphs.py" in out
     assert "found backprop-ninja.py: rename it to backprop_ninja.py?" in out
+
+
+def test_a_syntax_error_is_shown_once_with_its_caret(tmp_path, capsys):
+    """Issues 15 and 17: a file that does not compile is reported once (line, caret, file and line), and every
+    exercise of that file gets one line saying it did not run, not a table of error rows each."""
+    import shutil
+    from autograder.cli import main
+    sub = tmp_path / "s"
+    shutil.copytree(ROOT / "reference" / "micrograd", sub / "micrograd")
+    engine = sub / "micrograd" / "engine.py"
+    engine.write_text(engine.read_text().replace("    def exp(self):", "    def exp(self)", 1))
+    assert main(["check", str(sub), "-a", "micrograd"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("SyntaxError") == 1 and out.count("^") == 1, out
+    assert "micrograd/engine.py, line" in out
+    assert out.count("the same error as above") >= 4  # every other exercise of the file: one line
+    assert "first wrong step" not in out and not re.search(r"^\S.*\s+error\s+-", out, re.M)  # no rows
