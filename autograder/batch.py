@@ -346,6 +346,9 @@ class _RunTemporaries:
         import signal
         import tempfile
         self.path = Path(tempfile.mkdtemp(prefix=f"{RUN_TMP_PREFIX}{os.getpid()}-"))
+        # tempfile caches its directory on first use: one first asked for during the run would stay the run's
+        # folder (removed at the end) for the rest of this process. Restored on exit.
+        self._old_tempdir = tempfile.tempdir
         os.chmod(self.path, 0o711)  # a sandbox user reaches its own home inside, lists nothing
         self._old_tmpdir = os.environ.get("TMPDIR")
         os.environ["TMPDIR"] = str(self.path)  # read by each spawned worker when it starts
@@ -365,6 +368,8 @@ class _RunTemporaries:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = self._old_tmpdir
+        import tempfile
+        tempfile.tempdir = self._old_tempdir
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -396,16 +401,21 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
         progress.log(f"{len(submissions) - len(todo)} of {len(submissions)} already graded in {outdir}: skipped")
     temporaries = _RunTemporaries()
     temporaries.__enter__()
-    executor = executor or (DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs), settings, unsandboxed))
+    try:
+        executor = executor or (DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs), settings,
+                                                                                      unsandboxed))
+    except BaseException:  # e.g. no scheduler at that address: TMPDIR must not stay pointed at the run's folder
+        temporaries.__exit__(None, None, None)
+        raise
     attempts = {s.student: 0 for s in todo}
     not_graded: dict[str, str] = {}
     graded = 0
     # grades.csv follows the results as they come (a killed run leaves it as complete as the results).
     students = [s.student for s in submissions]
-    on_disk = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
-    write_grades_csv(outdir, students, on_disk)
     truths = None
     try:
+        on_disk = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
+        write_grades_csv(outdir, students, on_disk)
         # The truths depend on the seeds only: computed once here, while the pool's workers start (they import
         # torch and start their sandboxes meanwhile), and read by each worker. A private directory, removed at
         # the end: hidden truths never outlive the run. (On a cluster, each worker computes its own once.)

@@ -59,7 +59,8 @@ OUTPUT_LIMIT = 64 * 1024              # bytes of a case's printed output kept fo
 # quarter of their limit, at least this: one endless loop costs the submission one full wait, not one each.
 SHORTENED_LIMIT_MIN = 5.0
 SKIP_DIRS = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv", "env", "__MACOSX",
-             "node_modules", "site-packages", ".mypy_cache", ".tox"}
+             "node_modules", "site-packages", ".mypy_cache", ".tox",
+             ".backprop-lab"}  # the student's own last result (history.py): not graded code
 
 _LIVE_SERVERS: set[int] = set()       # pids of this process's fork servers (see _reap_strays)
 

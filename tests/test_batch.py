@@ -441,3 +441,25 @@ def test_truths_are_computed_once_per_run_and_read_by_the_workers(root, tmp_path
     assert json.loads((tmp_path / "out" / "ref.json").read_text())["score"] == 12
     truth_dirs = [d for d in made if "autograder-truths-" in d]
     assert len(truth_dirs) == 1 and not os.path.exists(truth_dirs[0])
+
+
+def test_a_run_whose_workers_cannot_start_leaves_the_environment_as_it_was(tmp_path, monkeypatch):
+    """The run's temporary folder is the workers' TMPDIR while it runs; a run that fails before grading (no
+    scheduler at that address, no pool) must not leave TMPDIR pointing at a folder it removes, or every later
+    run in this process would put its files somewhere nobody cleans."""
+    import tempfile
+
+    from autograder import batch
+    from autograder.exercise import Seeds
+    root = tmp_path / "subs"
+    (root / "alice").mkdir(parents=True)
+    (root / "alice" / "graphs.py").write_text("")
+
+    def no_workers(*args, **kwargs):
+        raise RuntimeError("no workers")
+    monkeypatch.setattr(batch, "PoolExecutor", no_workers)
+    before, cached = os.environ.get("TMPDIR"), tempfile.tempdir
+    with pytest.raises(RuntimeError, match="no workers"):
+        batch.run_batch(root, tmp_path / "out", jobs=1, seeds=Seeds(hidden=False), fancy=False)
+    assert os.environ.get("TMPDIR") == before and tempfile.tempdir == cached
+    assert not list(Path(tempfile.gettempdir()).glob(f"{batch.RUN_TMP_PREFIX}{os.getpid()}-*"))
