@@ -301,21 +301,22 @@ def check_protected(paths: list[Path]) -> str:
     return problem
 
 
-def kill_sandbox(span: int = 1024) -> int:
-    """SIGKILL every process whose uid is the sandbox user's or one of the `span` uids numbered from it
-    (concurrent runners may each take their own). Returns how many were signalled."""
+def kill_sandbox() -> int:
+    """SIGKILL every process of the uids the runner runs students' code as: the sandbox user's and the unnamed
+    ones of its range (runner._slot_uids; never another account's, which a range counted from the sandbox
+    user's uid could be). Returns how many were signalled."""
     import pwd
     import signal
-    from .runner import sandbox_user
-    base = pwd.getpwnam(sandbox_user()).pw_uid
+    from .runner import _slot_uids, sandbox_user
+    entry = pwd.getpwnam(sandbox_user())
+    uids = {uid for uid, _ in _slot_uids(entry.pw_uid, entry.pw_gid)} - {0}
     killed = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
             continue
         try:
-            uid = os.stat(f"/proc/{entry}").st_uid
-            if base <= uid < base + span and uid != 0:
-                os.kill(int(entry), signal.SIGKILL)
+            if os.stat(f"/proc/{pid}").st_uid in uids:
+                os.kill(int(pid), signal.SIGKILL)
                 killed += 1
         except (OSError, ValueError):
             pass
