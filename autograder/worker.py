@@ -489,6 +489,27 @@ def _sysv_objects() -> list[str]:
     return found
 
 
+def _tree(scratch: str) -> set:
+    """Every path under the scratch on its own filesystem. Where the runtime lives under /tmp (a checkout
+    there), bubblewrap's directories and mount points for it are in the scratch from the start: they are the
+    baseline, not dirt, and the mounts' (read-only) contents are not walked."""
+    root = os.lstat(scratch).st_dev
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(scratch):
+        keep = []
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            found.add(path)
+            try:
+                if os.lstat(path).st_dev == root:
+                    keep.append(name)
+            except OSError:
+                pass
+        dirnames[:] = keep
+        found.update(os.path.join(dirpath, name) for name in filenames)
+    return found
+
+
 def _dirt(scratch: str, shared_tmp: bool, baseline: dict) -> str:
     """'' when nothing of the last child is left (the state the next child, maybe the next submission's,
     would start from is the server's first one); else the first thing that is not, named."""
@@ -497,14 +518,14 @@ def _dirt(scratch: str, shared_tmp: bool, baseline: dict) -> str:
         if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != (SCRATCH_STATE["mode"], SCRATCH_STATE["uid"],
                                                                  SCRATCH_STATE["gid"]):
             return f"the scratch directory's mode or owner changed ({oct(stat.S_IMODE(st.st_mode))})"
-        if os.listdir(scratch):
+        if _tree(scratch) != SCRATCH_STATE.get("tree", set()):
             return "the scratch directory could not be emptied"
     except OSError as exc:
         return f"the scratch directory is unreadable ({exc.strerror})"
     if _children():
         return "a process was left running"
     if shared_tmp:  # this uid is the sandbox's own (not a student's laptop account): all it owns is the child's
-        if left := _owned_in_shared_places(scratch):
+        if left := [p for p in _owned_in_shared_places(scratch) if p not in SCRATCH_STATE.get("tree", ())]:
             return f"{left[0]} could not be removed"
         if left := _sysv_objects():
             return f"{left[0]} was left behind"
@@ -612,6 +633,7 @@ def serve(control_fd: int) -> None:
     baseline = _own_state()
     # A server that starts dirty (its uid's leftovers from elsewhere) says so before its first child.
     _wipe(scratch, shared_tmp)
+    SCRATCH_STATE["tree"] = _tree(scratch)  # empty, but for the runtime's mount points (see _tree)
     _send(sock, {"op": "ready", "pid": os.getpid(), "dirt": _dirt(scratch, shared_tmp, baseline)})
     child = 0
     while True:
