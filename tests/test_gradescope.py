@@ -225,7 +225,9 @@ def test_run_autograder_writes_results_even_when_the_grader_cannot_start(package
 
 # -- the whole package, as Gradescope runs it in Docker: root, no user namespaces, the dedicated user ------
 
-GS_USER = "bl-gs-sandbox"
+# One user per fixture instance: pytest-xdist may run this module's tests in two workers, each with its own
+# module fixture, and one worker's teardown must not delete the user the other is grading as.
+GS_USER = f"bl-gs-{os.getpid()}"
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +267,9 @@ def gradescope_root(package):
             pth.write("".join(f"{p}\n" for p in site.getsitepackages()))
         subprocess.run(["chmod", "-R", "a+rX", f"{root}/venv"], check=True)
         env = {**os.environ, "AUTOGRADER_ROOT": root, "AUTOGRADER_SANDBOX_USER": GS_USER, "PIP_NO_INDEX": "1",
+               # run_autograder kills every process of its uids: a range of this fixture's own, so a concurrent
+               # test's sandbox children in the default range are not among them.
+               "AUTOGRADER_SANDBOX_UIDS": f"{1910000000 + (os.getpid() % 100000) * 4}-{1910000003 + (os.getpid() % 100000) * 4}",
                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
         env.pop("AUTOGRADER_SECRET", None)
         env.pop("PYTHONPATH", None)
@@ -274,7 +279,7 @@ def gradescope_root(package):
         installed = subprocess.run([f"{root}/venv/bin/python", "-I", "-c", "import autograder; print(autograder.__file__)"],
                                    capture_output=True, text=True, check=True).stdout.strip()
         assert installed.startswith(f"{root}/venv/"), installed  # the wheel, not this checkout
-        yield {"root": root, "env": env, "package_dir": os.path.dirname(installed), "setup": setup,
+        yield {"root": root, "env": env, "user": GS_USER, "package_dir": os.path.dirname(installed), "setup": setup,
                "secret": zipfile.ZipFile(package).read("secret")}
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -312,7 +317,7 @@ def test_setup_makes_the_graders_files_unreachable_to_the_sandbox_user(gradescop
     probe = subprocess.run([f"{gs['root']}/venv/bin/python", "-I", "-c",
                             "import sys, os; print([p for p in sys.argv[1:] if os.access(p, os.R_OK)])",
                             gs["package_dir"], f"{gs['package_dir']}/gradescope.py", f"{gs['root']}/source/secret"],
-                           user=GS_USER, extra_groups=[], capture_output=True, text=True, cwd="/")
+                           user=gs["user"], extra_groups=[], capture_output=True, text=True, cwd="/")
     assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr
 
 

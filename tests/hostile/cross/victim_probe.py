@@ -20,7 +20,10 @@ def _probe():
                 path = _os.path.join(place, name)
                 if path == here:
                     continue
-                owner = _os.lstat(path).st_uid
+                try:
+                    owner = _os.lstat(path).st_uid
+                except FileNotFoundError:  # in user mode /tmp is the machine's: others' files come and go
+                    continue
                 if owner == me:
                     names.append(name)
                     try:
