@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 autograde: $(STAMP)
-	$(BIN)/python -m autograder.nbgrader_tools demo
+	$(BIN)/python -m autograder.integrations.nbgrader.tools demo
 
 grade-all: $(STAMP)
 	$(BIN)/autograder grade-all $(ROOT) -o $(OUT) --jobs $(JOBS)

@@ -3,8 +3,8 @@
 The source notebooks in source/<assignment>/ are generated from reference/ by `make templates`:
 edit the reference modules, not the notebooks.
 """
-from autograder.nbgrader_preprocessor import autograde_preprocessors, take_secret
-from autograder.nbgrader_tools import generate_assignment_preprocessors
+from autograder.integrations.nbgrader.preprocessor import autograde_preprocessors, take_secret
+from autograder.integrations.nbgrader.tools import generate_assignment_preprocessors
 
 # The kernels nbgrader starts run the students' code with this process's environment: the grading secret
 # (hidden cases derive from it) leaves the environment now, before any kernel starts.

@@ -4,14 +4,14 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     """`from autograder import cmp, gradcheck`, loaded lazily so `import autograder` stays cheap.
-    (The comparison primitive is `autograder.compare.compare`: a submodule name cannot also be a function.)"""
+    (The comparison primitive is `autograder.core.compare.compare`: a submodule name cannot also be a function.)"""
     if name == "cmp":
-        from .compare import cmp
+        from autograder.core.compare import cmp
         return cmp
     if name == "gradcheck":
-        from .gradcheck import gradcheck
+        from autograder.core.gradcheck import gradcheck
         return gradcheck
     if name == "check":  # in a notebook: grade the notebook's own definitions
-        from .notebook_check import check
+        from autograder.integrations.notebook_check import check
         return check
     raise AttributeError(name)

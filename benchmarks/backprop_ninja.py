@@ -43,8 +43,8 @@ def cli_startup_time(runs: int = 3) -> float:
 
 def warm_grade_time(runs: int = 3) -> list[float]:
     from autograder.assignments import exercises
-    from autograder.pipeline import grade
-    from autograder.runner import Runner
+    from autograder.core.pipeline import grade
+    from autograder.sandbox.runner import Runner
     exs = exercises("backprop_ninja")
     times = []
     with Runner() as runner:
@@ -58,7 +58,7 @@ def warm_grade_time(runs: int = 3) -> list[float]:
 
 def train_reference(steps: int) -> None:
     import torch
-    from autograder.data import datasets
+    from autograder.core.data import datasets
     torch.set_num_threads(1)  # tiny tensors: one thread is the fastest on a shared 2-core machine
     spec = importlib.util.spec_from_file_location("reference_backprop_ninja", ROOT / "reference" / "backprop_ninja.py")
     bn = importlib.util.module_from_spec(spec)

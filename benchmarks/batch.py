@@ -34,7 +34,7 @@ STOCK_CELL = '''# (stock nbgrader) {exercise}: your code against PyTorch autogra
 import importlib, sys, types
 import torch
 from autograder.assignments import exercises
-from autograder.exercise import Seeds
+from autograder.core.exercise import Seeds
 _ex = next(e for e in exercises({assignment!r}) if e.id == {exercise!r})
 _student = types.ModuleType(_ex.module)
 _student.__dict__.update({{k: v for k, v in globals().items() if not k.startswith("_")}})
@@ -43,7 +43,7 @@ for _name in (_ex.module, "micrograd.engine", "micrograd.nn", "micrograd"):
     sys.modules[_name] = _student
 _where, _fn = _ex.driver.split(":")
 _driver = getattr(importlib.import_module(_where), _fn)
-from autograder.compare import PASSING
+from autograder.core.compare import PASSING
 for _case in _ex.cases(Seeds(hidden=True, secret={secret!r})):
     _got = _driver(_student, _case.inputs)
     _wrong = [c.name for c in _ex.judge(_case, _got, _ex.truth(_case)) if c.verdict not in PASSING]
@@ -51,7 +51,7 @@ for _case in _ex.cases(Seeds(hidden=True, secret={secret!r})):
 '''
 
 STOCK_CONFIG = '''# A stock nbgrader course: nbgrader's own autograde, the grade cells run in the kernel.
-from autograder.nbgrader_tools import generate_assignment_preprocessors
+from autograder.integrations.nbgrader.tools import generate_assignment_preprocessors
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "stock"
 c.GenerateAssignment.preprocessors = generate_assignment_preprocessors()
@@ -63,7 +63,7 @@ c.Execute.timeout = 120
 def stock_course(ours: Path, stock: Path, assignment: str) -> None:
     """A copy of our course whose grade cells compare with torch in the kernel, under nbgrader's defaults."""
     import nbformat
-    from autograder import nbgrader_tools as nbt
+    from autograder.integrations.nbgrader import tools as nbt
     stock.mkdir(parents=True)
     (stock / "nbgrader_config.py").write_text(STOCK_CONFIG)
     shutil.copytree(ours / "source", stock / "source")
@@ -80,7 +80,7 @@ def stock_course(ours: Path, stock: Path, assignment: str) -> None:
 
 def autograde(course: Path, assignment: str, students: list[tuple[str, object]]) -> tuple[float, dict]:
     """Seconds per notebook of `nbgrader autograde` on `students`, and the gradebook's totals."""
-    from autograder import nbgrader_tools as nbt
+    from autograder.integrations.nbgrader import tools as nbt
     for student, nb in students:
         nbt.submit(course, assignment, student, nb)
     started = time.perf_counter()
@@ -90,8 +90,8 @@ def autograde(course: Path, assignment: str, students: list[tuple[str, object]])
 
 
 def grade_all(root: Path, out: Path, assignment: str, jobs: int) -> float:
-    from autograder.batch import run_batch
-    from autograder.exercise import Seeds
+    from autograder.integrations.batch import run_batch
+    from autograder.core.exercise import Seeds
     started = time.perf_counter()
     summary = run_batch(root, out, jobs=jobs, assignments=[assignment], seeds=Seeds.for_credit(), progress=False)
     if summary.not_graded:
@@ -112,7 +112,7 @@ def main() -> None:
 
 def measure(assignment: str) -> None:
     import nbformat
-    from autograder import nbgrader_tools as nbt
+    from autograder.integrations.nbgrader import tools as nbt
     base = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
         ours = base / "ours"

@@ -18,8 +18,8 @@ def _timed(fn, repeat: int = 3) -> float:
 
 def grading() -> None:
     from autograder.assignments import exercises
-    from autograder.pipeline import grade
-    from autograder.runner import Runner
+    from autograder.core.pipeline import grade
+    from autograder.sandbox.runner import Runner
     exs = exercises("graphs")
     with Runner() as runner:
         runner.start()
@@ -34,7 +34,7 @@ def grading() -> None:
 
 def gradcheck_cost() -> None:
     import torch
-    from autograder.gradcheck import gradcheck
+    from autograder.core.gradcheck import gradcheck
     g = torch.Generator().manual_seed(0)
     W = torch.randn(32, 32, generator=g, dtype=torch.float64)
     x = torch.randn(32, generator=g, dtype=torch.float64)

@@ -21,7 +21,7 @@ FRESH_PROCESS = r"""
 import importlib, json, sys
 import torch, numpy  # the fork server preloads these once
 submission, module_name, driver_path = sys.argv[1:4]
-from autograder import wire
+from autograder.runtime import wire
 driver_module, driver_name = driver_path.split(":")
 driver = getattr(importlib.import_module(driver_module), driver_name)
 inputs = wire.decode(json.loads(sys.stdin.read()))
@@ -46,14 +46,14 @@ def benchmark_cases():
     """Every public case of the micrograd exercises except the 100,000-node chain (its seconds of work
     would hide the per-case overhead being measured)."""
     from autograder.assignments import exercises
-    from autograder.exercise import Seeds
+    from autograder.core.exercise import Seeds
     return [(ex, case) for ex in exercises("micrograd") if ex.id != "micrograd.deep_chain"
             for case in ex.cases(Seeds(hidden=False))]
 
 
 def fork_server(cases, submission: Path) -> tuple[float, float, list]:
     """(server start-up seconds, seconds per case, outputs)."""
-    from autograder.runner import Runner
+    from autograder.sandbox.runner import Runner
     with Runner() as runner:
         started = time.perf_counter()
         runner.start()
@@ -70,7 +70,7 @@ def fork_server(cases, submission: Path) -> tuple[float, float, list]:
 
 def fresh_processes(cases, submission: Path) -> tuple[float, list]:
     """(seconds per case, outputs) with one new interpreter per case."""
-    from autograder import wire
+    from autograder.runtime import wire
     outputs, started = [], time.perf_counter()
     for ex, case in cases:
         proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(submission), ex.module, ex.driver],
@@ -96,8 +96,8 @@ def agree(a, b) -> bool:
 def warm_grade(submission: Path) -> dict[str, float]:
     """Seconds per exercise with the worker already running (what a batch of submissions pays)."""
     from autograder.assignments import exercises
-    from autograder.pipeline import grade
-    from autograder.runner import Runner
+    from autograder.core.pipeline import grade
+    from autograder.sandbox.runner import Runner
     exs = exercises("micrograd")
     with Runner() as runner:
         grade(submission, exs, hidden=False, runner=runner)  # start the worker, warm the truth caches

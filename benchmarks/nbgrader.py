@@ -24,7 +24,7 @@ c.Autograde.autograde_preprocessors = list(_Autograde.class_traits()["autograde_
 
 
 def main() -> None:
-    from autograder import nbgrader_tools as nbt
+    from autograder.integrations.nbgrader import tools as nbt
     env = {"AUTOGRADER_SECRET": os.environ.get("AUTOGRADER_SECRET") or "bench-secret"}
     base = Path(tempfile.mkdtemp(prefix="bench-nbgrader-"))
     try:

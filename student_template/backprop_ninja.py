@@ -302,8 +302,8 @@ if __name__ == "__main__":
     import os
     import traceback
 
-    from autograder.compare import cmp
-    from autograder.data import datasets
+    from autograder import cmp
+    from autograder.core.data import datasets
 
     (Xtr, Ytr), (Xdev, Ydev), _ = datasets(BLOCK_SIZE)
     g = torch.Generator().manual_seed(42)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import pipeline
+from autograder.core import pipeline
 from autograder.assignments import exercises
-from autograder.exercise import Seeds
-from autograder.static_scan import autograd_in_source
+from autograder.core.exercise import Seeds
+from autograder.integrity.scan import autograd_in_source
 
 ROOT = Path(__file__).resolve().parent.parent
 NINJA = {ex.entry: ex for ex in exercises("backprop_ninja")}
@@ -249,7 +249,7 @@ HOSTILE = [
     ("backward_kernel_library_destroyed", "tanh_backward", """
         def tanh_backward(h, dh):
             import sys
-            for library in sys.modules["autograder.guard"]._kernels:
+            for library in sys.modules["autograder.runtime.guard"]._kernels:
                 library._destroy()
             return torch.ops.aten.tanh_backward(dh, h)
         """, "_destroy|_kernels|backward kernels restored"),
@@ -264,7 +264,7 @@ HOSTILE = [
             guard._autograd_calls.clear()
             torch._C._set_grad_enabled.__closure__[0].cell_contents(True)  # the original switch
             return (1.0 - h**2) * dh
-        """, "grad mode left on|autograder.guard"),
+        """, "grad mode left on|autograder.runtime.guard"),
     ("subprocess_without_guard", "tanh_backward", """
         def tanh_backward(h, dh):
             import subprocess, sys

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from autograder.assignments import exercises
-from autograder.compare import NOT_IMPLEMENTED, PASSING
-from autograder.pipeline import grade
+from autograder.core.compare import NOT_IMPLEMENTED, PASSING
+from autograder.core.pipeline import grade
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = (ROOT / "reference" / "backprop_ninja.py").read_text()
@@ -64,7 +64,7 @@ def test_template_zero_and_not_implemented(runner):
 
 
 def test_template_is_generated_and_stubs_each_step():
-    from autograder.templating import strip_solutions
+    from autograder.authoring.templating import strip_solutions
     template = (ROOT / "student_template" / "backprop_ninja.py").read_text()
     assert template == strip_solutions(REFERENCE)
     for name in ORDER:
@@ -73,7 +73,7 @@ def test_template_is_generated_and_stubs_each_step():
 
 def test_one_step_at_a_time(runner, tmp_path):
     """A student who has done the first two steps gets them graded; the rest are not_implemented."""
-    from autograder.templating import strip_solutions
+    from autograder.authoring.templating import strip_solutions
     source = strip_solutions(REFERENCE).replace(
         "    dlogprobs = None  # TODO\n",
         "    dlogprobs = torch.zeros_like(logprobs)\n    dlogprobs[range(n), Yb] = -1.0 / n\n").replace(
@@ -161,9 +161,9 @@ def test_downstream_of_a_mistake_is_correct_step_wrong_upstream(runner, tmp_path
     assert downstream.verdict == "wrong" and downstream.local_verdict in PASSING
     assert downstream.mistake == "upstream"
     from rich.console import Console
-    from autograder.render import to_terminal
+    from autograder.frontends.render import to_terminal
     console = Console(record=True, width=200)
-    from autograder.pipeline import GradeResult
+    from autograder.core.pipeline import GradeResult
     to_terminal(GradeResult("sub", ex.score, ex.max_score, [ex], False, "-"), console)
     text = console.export_text()
     assert "correct step, wrong upstream" in text and "first wrong step: probs" in text
@@ -221,7 +221,7 @@ def test_subtle_mistakes_show_on_the_public_cases_that_are_there_for_them(runner
 
 def test_json_carries_local_verdicts_and_first_wrong_step(runner, tmp_path):
     import json
-    from autograder.render import FORMATS
+    from autograder.frontends.render import FORMATS
     old, new, _ = STEP_MISTAKES["bndiff"]
     exs = [e for e in exercises("backprop_ninja") if e.entry == "manual_backward"]
     data = json.loads(FORMATS["json"](grade(write(tmp_path, mutate(old, new)), exs, hidden=False, runner=runner)))

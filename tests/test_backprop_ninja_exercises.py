@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from autograder.assignments import exercises
-from autograder.pipeline import grade
+from autograder.core.pipeline import grade
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = (ROOT / "reference" / "backprop_ninja.py").read_text()
@@ -385,7 +385,7 @@ def _properties(case) -> set:
 
 @pytest.mark.parametrize("entry", [e.entry for e in exercises("backprop_ninja")])
 def test_every_dtype_hidden_cases_use_is_in_a_public_case(entry):
-    from autograder.exercise import Seeds
+    from autograder.core.exercise import Seeds
     exercise = next(e for e in exercises("backprop_ninja") if e.entry == entry)
     cases = exercise.cases(Seeds(hidden=True, secret="properties"))
     public = set().union(*(_properties(c) for c in cases if not c.hidden))

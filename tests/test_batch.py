@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.batch import BatchError, cap_time_limits, content_hash, find_submissions, read_result, write_grades_csv
-from autograder.exercise import Seeds
-from autograder.submission import grade_path
+from autograder.integrations.batch import BatchError, cap_time_limits, content_hash, find_submissions, read_result, write_grades_csv
+from autograder.core.exercise import Seeds
+from autograder.core.submission import grade_path
 
 ARGS = ["-a", "graphs", "--public-only", "--time-limit", "2"]  # small assignment, bounded hostile cases
 TIME_LIMIT = 2.0
@@ -137,7 +137,7 @@ def normalized(result: dict, name: str) -> dict:
 @pytest.fixture(scope="module")
 def single_grades(population, runner):
     """Each kind graded alone, the way `autograder grade` does."""
-    from autograder.render import json_dict
+    from autograder.frontends.render import json_dict
     _, _, paths = population
     cap = lambda exs: cap_time_limits(TIME_LIMIT, exs)  # noqa: E731
     return {kind: normalized(json_dict(grade_path(path, ["graphs"], hidden=False, runner=runner, exercise_filter=cap)),
@@ -375,7 +375,7 @@ class FlakyExecutor:
 
 
 def test_a_dead_grading_process_is_retried_then_left_for_the_next_run(tmp_path):
-    from autograder.batch import MAX_ATTEMPTS, run_batch
+    from autograder.integrations.batch import MAX_ATTEMPTS, run_batch
     root = tmp_path / "root"
     for name in ("a", "b", "c"):
         (root / name).mkdir(parents=True)
@@ -389,7 +389,7 @@ def test_a_dead_grading_process_is_retried_then_left_for_the_next_run(tmp_path):
 
 
 def test_a_submission_replaced_since_its_grade_is_graded_again(tmp_path):
-    from autograder.batch import run_batch
+    from autograder.integrations.batch import run_batch
     root = tmp_path / "root"
     for name in ("a", "b"):
         (root / name).mkdir(parents=True)
@@ -409,7 +409,8 @@ def test_truths_are_computed_once_per_run_and_read_by_the_workers(root, tmp_path
     import shutil
     import tempfile
     import torch
-    from autograder import batch, pipeline
+    from autograder.integrations import batch
+    from autograder.core import pipeline
     from autograder.assignments import exercises
     seeds = Seeds(hidden=True, secret="truths-once")
     truths = tmp_path / "truths"
@@ -449,8 +450,8 @@ def test_a_run_whose_workers_cannot_start_leaves_the_environment_as_it_was(tmp_p
     run in this process would put its files somewhere nobody cleans."""
     import tempfile
 
-    from autograder import batch
-    from autograder.exercise import Seeds
+    from autograder.integrations import batch
+    from autograder.core.exercise import Seeds
     root = tmp_path / "subs"
     (root / "alice").mkdir(parents=True)
     (root / "alice" / "graphs.py").write_text("")

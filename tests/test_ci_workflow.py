@@ -142,12 +142,12 @@ def test_the_repository_may_name_its_assignment(workflow, root, tmp_path):
     shutil.copytree(root / "student_template", repo, ignore=shutil.ignore_patterns(".github", "__pycache__"))
     results, _, _ = run_workflow(workflow, repo, tmp_path, named="graphs")
     assert list(results) == ["graphs"] and results["graphs"]["max_score"] == 12
-    bad = subprocess.run([sys.executable, "-I", "-m", "autograder.classroom", "detect", str(repo)],
+    bad = subprocess.run([sys.executable, "-I", "-m", "autograder.integrations.classroom", "detect", str(repo)],
                          env={**os.environ, "AUTOGRADER_ASSIGNMENTS": "graph"}, capture_output=True, text=True)
     assert bad.returncode == 1 and "graph" in bad.stderr and "backprop_ninja" in bad.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    none = subprocess.run([sys.executable, "-I", "-m", "autograder.classroom", "detect", str(empty)],
+    none = subprocess.run([sys.executable, "-I", "-m", "autograder.integrations.classroom", "detect", str(empty)],
                           env={**os.environ, "AUTOGRADER_ASSIGNMENTS": ""}, capture_output=True, text=True)
     assert none.returncode == 1 and "no assignment files found" in none.stderr
 

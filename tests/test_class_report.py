@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.class_report import CSV_NAME, HTML_NAME, write_class_report
+from autograder.frontends.class_report import CSV_NAME, HTML_NAME, write_class_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -183,8 +183,8 @@ def test_the_nbgrader_export_step_writes_the_class_report(tmp_path):
     """The course's export step (nbgrader_tools.course_class_report, run by the demo after `nbgrader export`
     and by `autograder nbgrader-class-report`): the submitted notebooks graded into one result each and the
     report, with the demo's planted mistake counted."""
-    from autograder import nbgrader_tools as nbt
-    from autograder.exercise import Seeds
+    from autograder.integrations.nbgrader import tools as nbt
+    from autograder.core.exercise import Seeds
     course = tmp_path / "course"
     nbt.make_course(course, ["micrograd_exercises"])
     for student, nb in nbt.demo_submissions(course, "micrograd_exercises").items():
@@ -237,10 +237,10 @@ def test_examples_come_from_public_cases_only():
     """A wrong public case's numbers are kept next to the truth's (and survive the JSON); a hidden case's never."""
     import torch
 
-    from autograder.compare import compare
-    from autograder.exercise import Case
-    from autograder.pipeline import _aggregate, value_example
-    from autograder.result import result_from_dict, GradeResult, ExerciseResult
+    from autograder.core.compare import compare
+    from autograder.core.exercise import Case
+    from autograder.core.pipeline import _aggregate, value_example
+    from autograder.core.result import result_from_dict, GradeResult, ExerciseResult
 
     truth = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     got = truth.clone()

@@ -5,7 +5,7 @@ from fractions import Fraction
 
 from types import SimpleNamespace
 
-from autograder.classroom import MAX_EXACT, reporter_table_score, runner_result, units_per_check
+from autograder.integrations.classroom import MAX_EXACT, reporter_table_score, runner_result, units_per_check
 
 
 def _result(rng, exercises=6, checks=5):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from autograder.compare import APPROX, EXACT, NOT_IMPLEMENTED, NOT_IMPLEMENTED_VALUE, WRONG, cmp, compare
+from autograder.core.compare import APPROX, EXACT, NOT_IMPLEMENTED, NOT_IMPLEMENTED_VALUE, WRONG, cmp, compare
 
 
 def test_identical_is_exact():

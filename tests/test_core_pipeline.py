@@ -3,9 +3,9 @@ import textwrap
 
 import torch
 
-from autograder.compare import compare
-from autograder.exercise import Case, Exercise, Mistake, Seeds
-from autograder.pipeline import grade
+from autograder.core.compare import compare
+from autograder.core.exercise import Case, Exercise, Mistake, Seeds
+from autograder.core.pipeline import grade
 
 
 def cases(seeds):

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 import torch
 
-from autograder import wire
-from autograder.compare import NOT_IMPLEMENTED_VALUE
+from autograder.runtime import wire
+from autograder.core.compare import NOT_IMPLEMENTED_VALUE
 
 DRIVER = "tests.core_drivers:call"
 
@@ -109,7 +109,7 @@ def _worker_processes(runner) -> int:
                 argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
             except OSError:
                 continue
-            count += b"python" in os.path.basename(argv[0]) and b"autograder.worker" in argv
+            count += b"python" in os.path.basename(argv[0]) and b"autograder.runtime.worker" in argv
     return count
 
 
@@ -266,7 +266,7 @@ def test_a_timeout_stops_its_group_without_waiting_again(runner, tmp_path):
 
 # -- the trust boundary ---------------------------------------------------------------------------------
 
-RUNTIME_MODULES = {"autograder", "autograder.wire", "autograder.verdicts", "autograder.guard"}
+RUNTIME_MODULES = {"autograder", "autograder.runtime.wire", "autograder.runtime.verdicts", "autograder.runtime.guard"}
 
 
 def test_the_students_process_holds_nothing_of_the_grader(runner, tmp_path):
@@ -275,8 +275,8 @@ def test_the_students_process_holds_nothing_of_the_grader(runner, tmp_path):
         def f():
             held = sorted(m for m in sys.modules if m.startswith(("autograder", "tests", "reference")))
             imported = []
-            for name in ("autograder.assignments", "autograder.compare", "autograder.pipeline", "autograder.exercise",
-                         "autograder.runner", "tests.core_drivers", "reference"):
+            for name in ("autograder.assignments", "autograder.core.compare", "autograder.core.pipeline", "autograder.core.exercise",
+                         "autograder.sandbox.runner", "tests.core_drivers", "reference"):
                 try:
                     importlib.import_module(name)
                     imported.append(name)
@@ -292,7 +292,7 @@ def test_a_stopped_server_costs_a_restart_not_a_hang(tmp_path):
     """A fork server that stops answering (SIGSTOP; the student's code cannot send it, but a grader must not
     rely on that): the next wait on it times out, it is killed and a new one grades the next case."""
     import signal
-    from autograder.runner import Runner
+    from autograder.sandbox.runner import Runner
     ok = submit(tmp_path, "def f():\n    return 2.0\n", name="ok")
     with Runner("none") as r:
         assert run(r, ok).outputs == {"out": 2.0}
@@ -303,9 +303,9 @@ def test_a_stopped_server_costs_a_restart_not_a_hang(tmp_path):
 
 
 def test_public_and_hidden_cases_never_share_a_process(runner, tmp_path):
-    from autograder.compare import compare
-    from autograder.exercise import Case, Exercise, Seeds
-    from autograder.pipeline import grade
+    from autograder.core.compare import compare
+    from autograder.core.exercise import Case, Exercise, Seeds
+    from autograder.core.pipeline import grade
     seen = []
 
     def judge(case, outputs, truth):
@@ -323,8 +323,8 @@ def test_public_and_hidden_cases_never_share_a_process(runner, tmp_path):
 
 
 def test_a_judge_that_raises_costs_that_exercise_only(runner, tmp_path):
-    from autograder.exercise import Case, Exercise, Seeds
-    from autograder.pipeline import JUDGE_FAILED, grade
+    from autograder.core.exercise import Case, Exercise, Seeds
+    from autograder.core.pipeline import JUDGE_FAILED, grade
 
     def judge(case, outputs, truth):
         raise KeyError("the judge trips on an odd answer")
@@ -342,8 +342,8 @@ def test_a_judge_that_raises_costs_that_exercise_only(runner, tmp_path):
 
 
 def test_hidden_failures_show_only_their_kind(runner, tmp_path):
-    from autograder.exercise import Case, Exercise, Seeds
-    from autograder.pipeline import grade
+    from autograder.core.exercise import Case, Exercise, Seeds
+    from autograder.core.pipeline import grade
     secret_value = 0.7391827364
     cases = lambda seeds: [Case("hidden-0", True, {"args": {"x": secret_value}})]  # noqa: E731
     for body in ("raise ValueError(repr(x))", "import sys; sys.exit(repr(x))",
@@ -359,7 +359,7 @@ def test_hidden_failures_show_only_their_kind(runner, tmp_path):
 
 
 def test_replies_are_validated_and_plain():
-    from autograder.runner import _to_result, plain
+    from autograder.sandbox.runner import _to_result, plain
     assert plain("\x1b[2J\x1b[31mred\x1b[0m \x1b]0;title\x07ok\r\x9b2J") == "red ok"
     deep = {"__list__": [1]}
     for _ in range(100):
@@ -377,7 +377,7 @@ def test_replies_are_validated_and_plain():
 def test_no_network_even_without_a_sandbox(tmp_path):
     """The seccomp filter refuses every socket but AF_UNIX ones, whatever the mechanism (the dedicated-user
     one has no network namespace): a hidden case's inputs cannot be sent home."""
-    from autograder.runner import Runner
+    from autograder.sandbox.runner import Runner
     sub = submit(tmp_path, """
         import socket
         def f():
@@ -442,7 +442,7 @@ def test_every_child_has_the_same_limits_environment_and_layout_whatever_its_gro
 def test_after_a_timeout_the_same_files_later_groups_get_a_shorter_limit(tmp_path):
     """A helper that hangs costs one full wait per submission, not one per exercise calling it; another
     submission gets its own full limits again."""
-    from autograder.runner import SHORTENED_LIMIT_MIN, Runner
+    from autograder.sandbox.runner import SHORTENED_LIMIT_MIN, Runner
     hang = submit(tmp_path, "def f():\n    while True:\n        pass\n", name="hang")
     limit = SHORTENED_LIMIT_MIN + 1
     with Runner() as r:

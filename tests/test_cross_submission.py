@@ -59,7 +59,7 @@ l2_of_matvec = _wired(l2_of_matvec)
 @pytest.fixture(scope="module", params=["bwrap", "user"])
 def mechanism(request):
     if request.param == "bwrap":
-        from autograder.runner import _bwrap_works
+        from autograder.sandbox.runner import _bwrap_works
         why = _bwrap_works()
         if why:
             pytest.skip(why)
@@ -153,8 +153,8 @@ DASK_SCRIPT = textwrap.dedent('''
     import json, sys
     from pathlib import Path
     from distributed import LocalCluster
-    from autograder.batch import run_batch
-    from autograder.exercise import Seeds
+    from autograder.integrations.batch import run_batch
+    from autograder.core.exercise import Seeds
     root, out = Path(sys.argv[1]), Path(sys.argv[2])
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         summary = run_batch(root, out, scheduler=cluster.scheduler_address, assignments=["graphs"],
@@ -184,7 +184,7 @@ def test_the_same_on_a_dask_cluster(mechanism, solo, tmp_path):
 CONCURRENT_SCRIPT = textwrap.dedent('''
     import json, os
     from pathlib import Path
-    from autograder.runner import Runner
+    from autograder.sandbox.runner import Runner
     sub = Path(os.environ["SUB"])
     runners = [Runner("user"), Runner("user")]
     out = []

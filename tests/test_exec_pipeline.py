@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from autograder.assignments import exercises
-from autograder.exercise import Seeds
-from autograder.pipeline import _PREPARED, _cache_entry, grade, prepared_cases
-from autograder.runner import RunResult
+from autograder.core.exercise import Seeds
+from autograder.core.pipeline import _PREPARED, _cache_entry, grade, prepared_cases
+from autograder.sandbox.runner import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def test_hidden_cases_are_not_run_after_the_public_ones_timed_out(tmp_path):
 
 @pytest.fixture
 def fresh(monkeypatch):
-    monkeypatch.setattr("autograder.pipeline._PREPARED", {})
+    monkeypatch.setattr("autograder.core.pipeline._PREPARED", {})
     return exercises("graphs")[1]  # MultiplyGate
 
 
@@ -86,7 +86,7 @@ def test_truths_are_kept_on_disk_and_read_back(tmp_path, fresh, monkeypatch):
     # What is on disk is what the next process gets (here: an entry doctored to show it is read).
     doctored = [(case, {k: v * 2 for k, v in truth.items()}) for case, truth in computed]
     torch.save(doctored, entry)
-    monkeypatch.setattr("autograder.pipeline._PREPARED", {})
+    monkeypatch.setattr("autograder.core.pipeline._PREPARED", {})
     again = prepared_cases(fresh, seeds, tmp_path)
     assert all(torch.equal(a[1][k], b[1][k]) for a, b in zip(again, doctored) for k in a[1])
 
@@ -97,7 +97,7 @@ def test_a_corrupt_entry_is_computed_again_and_replaced(tmp_path, fresh, monkeyp
     entry = _cache_entry(tmp_path, fresh, seeds)
     for junk in (b"", b"not a pickle", entry.read_bytes()[:50]):
         entry.write_bytes(junk)
-        monkeypatch.setattr("autograder.pipeline._PREPARED", {})
+        monkeypatch.setattr("autograder.core.pipeline._PREPARED", {})
         again = prepared_cases(fresh, seeds, tmp_path)
         assert all(torch.equal(a[1][k], b[1][k]) for a, b in zip(again, computed) for k in a[1])
         assert torch.load(entry, weights_only=False)  # replaced by a good one
@@ -113,15 +113,15 @@ def test_the_key_holds_everything_that_determines_the_truths(tmp_path, fresh, mo
     assert _cache_entry(tmp_path, fresh, Seeds(hidden=True, secret="a")) != \
         _cache_entry(tmp_path, fresh, Seeds(hidden=True, secret="b"))
     assert base != _cache_entry(tmp_path, exercises("graphs")[0], seeds)
-    monkeypatch.setattr("autograder.pipeline._SOURCE_HASHES", {"graphs": "edited"})
+    monkeypatch.setattr("autograder.core.pipeline._SOURCE_HASHES", {"graphs": "edited"})
     assert base != _cache_entry(tmp_path, fresh, seeds)
-    monkeypatch.setattr("autograder.pipeline._SOURCE_HASHES", {})
+    monkeypatch.setattr("autograder.core.pipeline._SOURCE_HASHES", {})
     monkeypatch.setattr(torch, "__version__", "0.0-other")
     assert base != _cache_entry(tmp_path, fresh, seeds)
 
 
 def test_the_source_hash_covers_the_assignment_package(monkeypatch):
-    from autograder import pipeline
+    from autograder.core import pipeline
     monkeypatch.setattr(pipeline, "_SOURCE_HASHES", {})
     before = pipeline._sources_hash("graphs")
     original = Path.read_bytes
@@ -143,7 +143,7 @@ def test_an_exercise_declared_elsewhere_is_not_kept(tmp_path):
 def test_report_shows_progress_as_it_grades(tmp_path):
     """`autograder report` says which exercise it is grading and each one's score as it finishes (as `check`
     does), instead of staying silent until the page is written."""
-    from autograder.report import build_report
+    from autograder.frontends.report import build_report
     shutil.copy(ROOT / "reference" / "graphs.py", tmp_path / "graphs.py")
     events = []
     runner = RecordingRunner(lambda n: RunResult("not_implemented", message="raises NotImplementedError"))

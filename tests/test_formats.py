@@ -9,11 +9,11 @@ import jsonschema
 import pytest
 import torch
 
-from autograder.exercise import Case, Exercise, Mistake
-from autograder.formats import (classroom_dict, csv_header, csv_row, gradescope_dict, result_from_dict, to_classroom,
+from autograder.core.exercise import Case, Exercise, Mistake
+from autograder.frontends.formats import (classroom_dict, csv_header, csv_row, gradescope_dict, result_from_dict, to_classroom,
                                 to_csv, to_junit, to_markdown)
-from autograder.pipeline import GradeResult, grade
-from autograder.render import FORMATS, json_dict
+from autograder.core.pipeline import GradeResult, grade
+from autograder.frontends.render import FORMATS, json_dict
 
 SECRET_SIZE = 7  # hidden cases use a shape no public case has: its mention would be a leak
 
@@ -184,7 +184,7 @@ def test_json_round_trip_and_csv_rows(results):
 
 
 def test_points_in_thirds_add_up_to_the_total():
-    from autograder.formats import apportion
+    from autograder.frontends.formats import apportion
     assert apportion([1 / 3] * 3) == [0.34, 0.33, 0.33] or sorted(apportion([1 / 3] * 3)) == [0.33, 0.33, 0.34]
     assert round(sum(apportion([1 / 3] * 3 + [2 / 3] * 3 + [0.0])), 6) == 3
     assert apportion([0.0, 0.0]) == [0.0, 0.0]

@@ -1,4 +1,4 @@
-"""autograder.gradcheck: accepts correct gradients of every kind of input, rejects wrong ones and says where."""
+"""autograder.core.gradcheck: accepts correct gradients of every kind of input, rejects wrong ones and says where."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.gradcheck import GradcheckError, gradcheck, numerical_gradient, rel_error
+from autograder.core.gradcheck import GradcheckError, gradcheck, numerical_gradient, rel_error
 
 
 class Value:
@@ -289,8 +289,8 @@ def test_atol_for_a_gradient_that_is_mathematically_zero():
 
 def test_autograder_gradcheck_is_callable_after_the_module_is_imported():
     import autograder
-    import autograder.gradcheck  # noqa: F401  binds the package attribute to the module
-    assert autograder.gradcheck(lambda x: x * x, 3.0, analytic=[6.0]).ok
+    import autograder.core.gradcheck  # noqa: F401  binds the package attribute to the module
+    assert autograder.core.gradcheck(lambda x: x * x, 3.0, analytic=[6.0]).ok
 
 
 def test_none_skips_an_input():

@@ -10,7 +10,7 @@ import zipfile
 import jsonschema
 import pytest
 
-from autograder.gradescope import FAILED
+from autograder.integrations.gradescope import FAILED
 
 from tests.test_formats import GRADESCOPE_SCHEMA as FORMAT_SCHEMA
 
@@ -45,7 +45,7 @@ def test_package_has_gradescope_layout(package, tmp_path):
         zf.extract(wheel, tmp_path)
     with zipfile.ZipFile(tmp_path / wheel) as whl:  # the wheel carries the drivers and assignments
         files = whl.namelist()
-    assert "autograder/assignments/graphs/student_side.py" in files and "autograder/worker.py" in files
+    assert "autograder/assignments/graphs/student_side.py" in files and "autograder/runtime/worker.py" in files
     for script in ("setup.sh", "run_autograder"):
         subprocess.run(["bash", "-n", "-c", zipfile.ZipFile(package).read(script).decode()], check=True)
 
@@ -129,7 +129,7 @@ def test_package_refuses_a_missing_or_unknown_assignment(tmp_path):
 
 
 def test_loose_micrograd_files_are_found_wherever_the_upload_puts_them(root, tmp_path):
-    from autograder.gradescope import arrange_upload
+    from autograder.integrations.gradescope import arrange_upload
     for layout in ("{name}", "my-work/{name}", "micrograd-main/src/{name}"):
         upload = tmp_path / layout.split("/")[0].format(name="x") / "upload"
         for name in ("engine.py", "nn.py"):
@@ -144,7 +144,7 @@ def test_loose_micrograd_files_are_found_wherever_the_upload_puts_them(root, tmp
 
 
 def test_two_candidates_for_one_file_are_named_not_guessed(root, tmp_path):
-    from autograder.gradescope import arrange_upload
+    from autograder.integrations.gradescope import arrange_upload
     upload = tmp_path / "upload"
     for folder in ("a", "b"):
         (upload / folder).mkdir(parents=True)

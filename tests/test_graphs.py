@@ -8,9 +8,9 @@ import torch
 from autograder.assignments import exercises
 from autograder.assignments.graphs import matvec_cases, matvec_truth, neuron_cases, neuron_truth, \
     simple_graph_cases, simple_graph_truth
-from autograder.compare import NOT_IMPLEMENTED, PASSING
-from autograder.exercise import Seeds
-from autograder.pipeline import grade
+from autograder.core.compare import NOT_IMPLEMENTED, PASSING
+from autograder.core.exercise import Seeds
+from autograder.core.pipeline import grade
 
 EXERCISES = {ex.id: ex for ex in exercises("graphs")}
 
@@ -228,7 +228,7 @@ def test_tie_rule_is_reported(runner, tmp_path, reference):
     sub = variant(tmp_path, reference, ("if self.x >= self.y:", "if self.x > self.y:"))
     ex = EXERCISES["graphs.MaxGate"]
     case = ex.cases(Seeds(hidden=False))[0]
-    from autograder.runner import Runner  # noqa: F401  (the session runner runs it)
+    from autograder.sandbox.runner import Runner  # noqa: F401  (the session runner runs it)
     run = runner.run(sub, ex.module, ex.driver, case.inputs, time_limit=10, memory_mb=2048)
     comparison = ex.judge(case, run.outputs, ex.truth(case))[-1]
     assert comparison.name == "tie" and comparison.passed and "to y" in comparison.message

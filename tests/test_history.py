@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import history
-from autograder.result import CheckResult, ExerciseResult, GradeResult
+from autograder.frontends import history
+from autograder.core.result import CheckResult, ExerciseResult, GradeResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def test_the_line_after_two_runs_of_check(tmp_path):
 
 def test_the_notebook_check_says_what_changed(runner, tmp_path, monkeypatch):
     """check() in a notebook keeps its last result beside the notebook (the kernel's working directory)."""
-    from autograder.notebook_check import check
+    from autograder.integrations.notebook_check import check
     monkeypatch.chdir(tmp_path)
     source = (ROOT / "reference" / "graphs.py").read_text().split('if __name__ == "__main__":')[0]
     first = check("graphs", cells=[source], runner=runner)

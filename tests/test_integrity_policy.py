@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import pipeline
+from autograder.core import pipeline
 from autograder.assignments import exercises
-from autograder.exercise import Seeds
-from autograder.static_scan import scan_submission
+from autograder.core.exercise import Seeds
+from autograder.integrity.scan import scan_submission
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_autograd_guard import CATEGORY, HOSTILE, submission, with_function  # noqa: E402
@@ -589,7 +589,7 @@ HOSTILE_NAME = '# Heading <img src=x onerror=alert(1)> [click](javascript:alert(
 
 
 def test_a_gradescope_upload_s_folder_names_are_plain_text(tmp_path):
-    from autograder.gradescope import arrange_upload, finalize
+    from autograder.integrations.gradescope import arrange_upload, finalize
     upload = tmp_path / "upload"
     (upload / HOSTILE_NAME).mkdir(parents=True)
     shutil.copy(ROOT / "student_template" / "micrograd" / "engine.py", upload / HOSTILE_NAME / "engine.py")
@@ -610,8 +610,8 @@ def test_a_gradescope_upload_s_folder_names_are_plain_text(tmp_path):
 
 
 def test_student_text_is_plain_in_every_renderer():
-    from autograder import formats
-    from autograder.result import CheckResult, ExerciseResult, GradeResult
+    from autograder.frontends import formats
+    from autograder.core.result import CheckResult, ExerciseResult, GradeResult
     check = CheckResult(name="dx", verdict="error", local_verdict=None, maxdiff=None, shape=None, expected_shape=[2],
                         mistake=None, message=HOSTILE_NAME, hint="", max_points=1, cases=[], case_label="public case 1")
     result = GradeResult(submission=HOSTILE_NAME, exercises=[ExerciseResult(
@@ -628,8 +628,8 @@ def test_student_text_is_plain_in_every_renderer():
 
 
 def test_a_hidden_comparison_keeps_only_the_closed_vocabulary():
-    from autograder.compare import Comparison
-    from autograder.pipeline import HIDDEN_REDACTED, _closed
+    from autograder.core.compare import Comparison
+    from autograder.core.pipeline import HIDDEN_REDACTED, _closed
     cases = [(Comparison("dx", "error", message="raised Leak123 at line 4: `x = 123`"), "raised an exception"),
              (Comparison("dx", "error", message="not reached: ValueError at line 9"), "raised ValueError"),
              (Comparison("dx", "wrong", message="5 of 8 elements differ (maxdiff 123)", hint="first at index (3,): got 123",

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from autograder.assignments import exercises
-from autograder.exercise import Seeds
-from autograder.pipeline import grade
-from autograder.templating import strip_solutions
+from autograder.core.exercise import Seeds
+from autograder.core.pipeline import grade
+from autograder.authoring.templating import strip_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = strip_solutions((ROOT / "reference" / "backprop_ninja.py").read_text())
@@ -331,7 +331,7 @@ def test_float32_rounding_carried_downstream_is_judged_at_float32_with_a_note():
     """dlogprobs made with `torch.zeros(logprobs.shape)` is float32 on a float64 case; dprobs computed from
     it is float64 but carries float32 rounding: judged at float32 precision, and the message says why."""
     import torch
-    from autograder.pipeline import prepared_cases
+    from autograder.core.pipeline import prepared_cases
     exercise = next(e for e in exercises("backprop_ninja") if e.entry == "manual_backward")
     case, truth = next((c, t) for c, t in prepared_cases(exercise, SEEDS) if c.hidden)
     fwd = case.info["forward"]
@@ -409,7 +409,7 @@ def test_an_exception_keeps_the_gradients_computed_before(runner, tmp_path, kind
     # what the student reads at 80 columns: the raise once, then ONE line listing what it left unreached
     from rich.console import Console
 
-    from autograder.render import render_exercise
+    from autograder.frontends.render import render_exercise
     console = Console(width=80, record=True, color_system=None)
     render_exercise(ex, console)
     text = console.export_text()
@@ -466,7 +466,7 @@ def test_judges_never_raise_on_records_they_did_not_expect():
     """The drivers' records (helper calls, train steps, an exception's place) come from the student's process:
     malformed ones are judged wrong or ignored, never crash the grade."""
     import torch
-    from autograder.pipeline import prepared_cases
+    from autograder.core.pipeline import prepared_cases
     exs = {e.entry: e for e in exercises("backprop_ninja")}
     public = Seeds(hidden=False)
     for entry, junk in (("forward_backward", {"calls": {"tanh_backward": {"args": {"h": "x", "dh": 3}, "out": [1]},

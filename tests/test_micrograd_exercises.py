@@ -8,10 +8,10 @@ import textwrap
 import pytest
 
 from autograder.assignments import NAMES, exercises
-from autograder.compare import NOT_IMPLEMENTED
-from autograder.exercise import Seeds
-from autograder.pipeline import grade
-from autograder.result import PASSED_LOCALLY
+from autograder.core.compare import NOT_IMPLEMENTED
+from autograder.core.exercise import Seeds
+from autograder.core.pipeline import grade
+from autograder.core.result import PASSED_LOCALLY
 
 EXERCISES = exercises("micrograd_exercises")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from autograder.assignments import micrograd
-from autograder.compare import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, WRONG
-from autograder.pipeline import grade
+from autograder.core.compare import ERROR, NOT_IMPLEMENTED, PASSING, TIMEOUT, WRONG
+from autograder.core.pipeline import grade
 
 REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "micrograd"
 

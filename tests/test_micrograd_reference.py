@@ -11,7 +11,7 @@ import torch
 
 from autograder.assignments import micrograd as mg
 from autograder.assignments.micrograd import student_side
-from autograder.exercise import Seeds
+from autograder.core.exercise import Seeds
 
 EX = {ex.id: ex for ex in mg.EXERCISES}
 

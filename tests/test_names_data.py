@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder import data
+from autograder.core import data
 
 
 def test_names_list_is_the_real_data():

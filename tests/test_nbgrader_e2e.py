@@ -15,9 +15,9 @@ import sys
 
 import pytest
 
-from autograder import nbgrader_tools as nbt
+from autograder.integrations.nbgrader import tools as nbt
 from autograder.assignments import exercises
-from autograder.notebooks import grade_id
+from autograder.authoring.notebooks import grade_id
 
 pytestmark = pytest.mark.xdist_group("nbgrader")
 
@@ -33,7 +33,7 @@ KERNEL_PATCH = ("\nimport os, subprocess\n"
                 "    try:\n        open(target, 'ab').close()\n        print('WROTE', target)\n"
                 "    except OSError as exc:\n        print('REFUSED', target, exc)\n"
                 "subprocess.Popen(['sh', '-c', 'sleep 600'], start_new_session=True)\n"
-                "import autograder.nbgrader_tools as _t\n"
+                "import autograder.integrations.nbgrader.tools as _t\n"
                 "_t.notebook_grade = lambda exercise_id, points=None, **kw: points\n"
                 "get_ipython().ast_node_interactivity = 'none'\n")
 # Prints the secret wherever the kernel could find it (its environment, its parent's).
@@ -137,7 +137,7 @@ def test_the_students_code_reaches_nothing_of_the_course_checkout_or_network(cou
     """Issue 15 item 2: the code of a notebook (run in the grader's sandbox, the only place it runs) tries
     the gradebook, a classmate's submission, the source notebook, the course config, reference/, the
     grader's package and two sockets; had it reached any, AddGate would be wrong."""
-    from autograder.runner import choose_mechanism
+    from autograder.sandbox.runner import choose_mechanism
     if not choose_mechanism().isolated:
         pytest.skip("no isolation mechanism on this machine")
     assert course["scores"]["prober"] == POINTS
@@ -205,7 +205,7 @@ def test_a_process_of_the_same_user_cannot_read_the_graders_secret(tmp_path):
         pytest.skip("no system Python of this version for an unprivileged user")
     pythonpath = os.pathsep.join([str(ROOT)] + site.getsitepackages())
     grader = subprocess.Popen(
-        [python, "-c", "import sys, time; from autograder.nbgrader_preprocessor import take_secret; "
+        [python, "-c", "import sys, time; from autograder.integrations.nbgrader.preprocessor import take_secret; "
                        "take_secret(); print('ready', flush=True); time.sleep(60)"],
         env={**os.environ, "AUTOGRADER_SECRET": SECRET, "PYTHONPATH": pythonpath}, user=nobody.pw_uid,
         group=nobody.pw_gid, extra_groups=[], stdout=subprocess.PIPE, text=True, cwd="/")
@@ -299,7 +299,7 @@ def test_with_run_kernel_the_kernel_sees_only_the_notebook(tmp_path):
     """run_kernel=True (the kernel runs the notebook for the feedback's outputs): a cell tries the gradebook,
     a classmate's submission, the source notebook, reference/ and the network, and reaches none; the
     scores still come from the grader."""
-    from autograder.nbgrader_preprocessor import kernel_sandbox_prefix
+    from autograder.integrations.nbgrader.preprocessor import kernel_sandbox_prefix
     if not kernel_sandbox_prefix():
         pytest.skip("bubblewrap does not work here: run_kernel=True refuses")
     course = tmp_path / "course"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.notebook_check import NotebookCheckError, build_module, cell_definitions, check
+from autograder.integrations.notebook_check import NotebookCheckError, build_module, cell_definitions, check
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,8 +134,8 @@ def test_stub_notebook_runs_without_errors_and_checks_not_implemented(tmp_path, 
 @pytest.mark.parametrize("assignment, total", [("backprop_ninja", 50), ("micrograd", 25), ("micrograd_exercises", 15)])
 def test_filled_in_notebook_gets_full_marks(assignment, total, tmp_path, monkeypatch):
     from autograder.assignments import exercises
-    from autograder.notebooks import assignment_files
-    from autograder.student_notebooks import student_notebook
+    from autograder.authoring.notebooks import assignment_files
+    from autograder.authoring.student_notebooks import student_notebook
     nb = student_notebook(assignment, assignment_files(ROOT, exercises(assignment)), exercises(assignment),
                           solutions=True)
     nb = nbformat.reads(nbformat.writes(nb), as_version=4)
@@ -163,9 +163,9 @@ def test_the_shipped_notebook_is_also_a_submission_for_grade(assignment, total, 
     """`autograder grade notebooks/<assignment>.ipynb`: the same notebook, filled in, is graded for credit
     by the submission path (its "try it" and check cells are not definitions and are left out)."""
     from autograder.assignments import exercises
-    from autograder.notebooks import assignment_files
-    from autograder.student_notebooks import student_notebook
-    from autograder.submission import grade_path
+    from autograder.authoring.notebooks import assignment_files
+    from autograder.authoring.student_notebooks import student_notebook
+    from autograder.core.submission import grade_path
     nb = student_notebook(assignment, assignment_files(ROOT, exercises(assignment)), exercises(assignment),
                           solutions=True)
     path = tmp_path / f"{assignment}.ipynb"
@@ -208,7 +208,7 @@ def test_the_try_it_cell_of_a_stub_notebook_says_what_to_fill(tmp_path, monkeypa
 def test_the_try_it_cell_names_the_stub_when_the_main_block_does_not():
     """The cell's own fallback (a stub raising through a main block with no handler of its own) names the
     function whose stub raised."""
-    from autograder.student_notebooks import TRY_IT
+    from autograder.authoring.student_notebooks import TRY_IT
     code = TRY_IT.format(path="x.py", body="    def fill_me():\n        raise NotImplementedError()\n    fill_me()")
     import contextlib
     import io

@@ -8,10 +8,10 @@ import json
 import nbformat
 import pytest
 
-from autograder import nbgrader_tools
+from autograder.integrations.nbgrader import tools
 from autograder.assignments import NAMES, exercises
-from autograder.notebooks import HEADER_RE, build_notebook, generate, grade_id, notebook_files, split_module
-from autograder.templating import BEGIN, END
+from autograder.authoring.notebooks import HEADER_RE, build_notebook, generate, grade_id, notebook_files, split_module
+from autograder.authoring.templating import BEGIN, END
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def _definitions(sources) -> list[str]:
 
 def _converted(nb, tmp_path) -> list[str]:
     """The notebook's code as `autograder grade notebook.ipynb` (and nbgrader's preprocessor) converts it."""
-    from autograder.submission import notebook_to_modules
+    from autograder.core.submission import notebook_to_modules
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, str(path))
@@ -234,7 +234,7 @@ def test_an_infinite_loop_costs_one_time_limit(monkeypatch, shared_runner, capfd
 
 
 def nbgrader_tools_seeds(hidden):
-    from autograder.exercise import Seeds
+    from autograder.core.exercise import Seeds
     return Seeds(hidden=hidden, secret="test-secret")
 
 
@@ -298,7 +298,7 @@ def test_release_code_is_the_student_template(root, notebooks, tmp_path):
 
 
 def test_budget_runner_stops_an_exercise_after_its_first_timeout():
-    from autograder.runner import RunResult
+    from autograder.sandbox.runner import RunResult
 
     class Fake:
         sandbox = "fake"

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from autograder.assignments import graphs, micrograd
-from autograder.compare import PASSING
-from autograder.exercise import Seeds
-from autograder.pipeline import grade
+from autograder.core.compare import PASSING
+from autograder.core.exercise import Seeds
+from autograder.core.pipeline import grade
 from tests.real_engines import CHILDREN_NOT_PREV, CREATION_ORDER, ITERATIVE_DFS, NN_OTHER_STYLE, RECURSIVE_BIG_STACK
 from tests.test_micrograd_grading import COMPOSITE_ENGINE, MISTAKE_EDITS, ORIGINAL_MICROGRAD, make_submission, write_engine
 
@@ -185,8 +185,8 @@ def test_a_backward_that_never_seeds_earns_no_local_credit(runner, tmp_path):
 GRADE_ONCE = """
 import json, sys
 from autograder.assignments import micrograd
-from autograder.pipeline import grade
-from autograder.runner import Runner
+from autograder.core.pipeline import grade
+from autograder.sandbox.runner import Runner
 ids = sys.argv[2].split(",")
 with Runner() as runner:
     runner.start()

@@ -17,14 +17,14 @@ import torch
 from markdown_it import MarkdownIt
 from rich.console import Console
 
-from autograder.compare import compare
-from autograder.exercise import Case, Exercise
-from autograder.formats import (csv_header, csv_row, fmt, fmt_diff, fmt_shape, gradescope_dict,
+from autograder.core.compare import compare
+from autograder.core.exercise import Case, Exercise
+from autograder.frontends.formats import (csv_header, csv_row, fmt, fmt_diff, fmt_shape, gradescope_dict,
                                 to_junit, to_markdown)
-from autograder.nbgrader_preprocessor import exercise_points
-from autograder.pipeline import grade
-from autograder.render import FORMATS, json_dict, leading_ones_only, to_terminal
-from autograder.result import (FAILED, PASSED, PASSED_LOCALLY, CaseVerdict, CheckResult, ExerciseResult, GradeResult,
+from autograder.integrations.nbgrader.preprocessor import exercise_points
+from autograder.core.pipeline import grade
+from autograder.frontends.render import FORMATS, json_dict, leading_ones_only, to_terminal
+from autograder.core.result import (FAILED, PASSED, PASSED_LOCALLY, CaseVerdict, CheckResult, ExerciseResult, GradeResult,
                                result_from_dict)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _check(name, verdicts, max_points, *, label="public case 1, batch 3", **kw):
     """verdicts: [(hidden, verdict, local_verdict)]."""
     cases = [CaseVerdict(f"c{i}", h, v, lv, 0.5 if v == "wrong" else 1e-9) for i, (h, v, lv) in enumerate(verdicts)]
-    from autograder.verdicts import worst
+    from autograder.runtime.verdicts import worst
     return CheckResult(name=name, verdict=worst(*(v for _, v, _ in verdicts)),
                        local_verdict=kw.pop("local", None), maxdiff=kw.pop("maxdiff", 0.5), shape=[3, 4],
                        expected_shape=[3, 4], mistake=kw.pop("mistake", None), message=kw.pop("message", ""),
@@ -515,7 +515,7 @@ def test_grade_reports_each_exercise_as_it_finishes(runner, tmp_path):
 
 
 def test_check_shows_a_live_status_line_on_a_terminal():
-    from autograder.cli import _progress
+    from autograder.frontends.cli import _progress
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=80)
     with _progress(console) as status:
@@ -531,7 +531,7 @@ def test_check_shows_a_live_status_line_on_a_terminal():
 
 
 def test_check_command_prints_every_exercise_and_the_total(tmp_path, capsys):
-    from autograder.cli import main
+    from autograder.frontends.cli import main
     sub = tmp_path / "g"
     sub.mkdir()
     (sub / "graphs.py").write_text((ROOT / "reference" / "graphs.py").read_text())
@@ -576,7 +576,7 @@ def test_check_names_every_file_it_did_not_find_and_totals_out_of_the_course(tmp
     """Issue 17: graphs saved as graph.py. `check` grades what it found, names what it expected and did not
     find (with the points not graded, and the close name it found), and totals out of the whole course."""
     from autograder.assignments import exercises
-    from autograder.cli import main
+    from autograder.frontends.cli import main
     sub = tmp_path / "s"
     (sub / "micrograd").mkdir(parents=True)
     for name in ("__init__.py", "engine.py", "nn.py"):
@@ -594,7 +594,7 @@ def test_check_names_every_file_it_did_not_find_and_totals_out_of_the_course(tmp
 
 
 def test_check_with_nothing_to_grade_names_what_it_expected(tmp_path, capsys):
-    from autograder.cli import main
+    from autograder.frontends.cli import main
     sub = tmp_path / "empty"
     sub.mkdir()
     (sub / "backprop-ninja.py").write_text("x = 1\n")
@@ -608,7 +608,7 @@ def test_a_syntax_error_is_shown_once_with_its_caret(tmp_path, capsys):
     """Issues 15 and 17: a file that does not compile is reported once (line, caret, file and line), and every
     exercise of that file gets one line saying it did not run, not a table of error rows each."""
     import shutil
-    from autograder.cli import main
+    from autograder.frontends.cli import main
     sub = tmp_path / "s"
     shutil.copytree(ROOT / "reference" / "micrograd", sub / "micrograd")
     engine = sub / "micrograd" / "engine.py"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import report
-from autograder.result import CheckResult, ExerciseResult, GradeResult
+from autograder.frontends import report
+from autograder.core.result import CheckResult, ExerciseResult, GradeResult
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome"))
@@ -124,8 +124,8 @@ def test_fallback_layout_draws_records_ops_and_red_nodes(monkeypatch):
 
 
 def test_report_command_writes_the_page(tmp_path, runner, monkeypatch):
-    from autograder import cli
-    monkeypatch.setattr("autograder.runner.Runner", lambda *a, **k: runner)  # share the session's worker
+    from autograder.frontends import cli
+    monkeypatch.setattr("autograder.sandbox.runner.Runner", lambda *a, **k: runner)  # share the session's worker
     monkeypatch.setattr(runner, "close", lambda: None)
     out = tmp_path / "out" / "report.html"
     assert cli.main(["report", str(ROOT / "reference"), "-a", "graphs", "-o", str(out)]) == 0
@@ -162,8 +162,8 @@ def test_a_real_browser_renders_the_page(reference_page, tmp_path):
 def test_keep_outputs_keeps_public_cases_only(runner):
     """The pipeline hands the report the student's outputs of public cases, never of hidden ones."""
     from autograder.assignments import exercises
-    from autograder.exercise import Seeds
-    from autograder.pipeline import grade
+    from autograder.core.exercise import Seeds
+    from autograder.core.pipeline import grade
     kept: dict = {}
     exs = [ex for ex in exercises("graphs") if ex.id in ("graphs.l2_of_matvec", "graphs.sigmoid_neuron")]
     result = grade(ROOT / "reference", exs, hidden=True, runner=runner, seeds=Seeds(hidden=True, secret="s"),
@@ -198,7 +198,7 @@ def mistaken(runner, tmp_path_factory):
     """(result, extras) of the mistaken submission: the graph exercise, cross-entropy and 120 steps of its
     diverging training, graded for real."""
     from autograder.assignments import exercises
-    from autograder.pipeline import grade
+    from autograder.core.pipeline import grade
     sub = _mistaken(tmp_path_factory.mktemp("honest"))
     extras = report.Extras()
     exs = [e for name in ("micrograd", "backprop_ninja") for e in exercises(name)
@@ -242,13 +242,13 @@ def _result_with(check: CheckResult, ex_id="backprop_ninja.manual_backward") -> 
 
 
 def _case():
-    from autograder.exercise import Case
+    from autograder.core.exercise import Case
     return Case("public-0", False, {}, label="float32")
 
 
 def test_heatmaps_are_in_units_of_the_tolerance_with_a_legend():
     import torch
-    from autograder.result import CaseVerdict
+    from autograder.core.result import CaseVerdict
     true = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
     close = true + 1e-9           # within tolerance: an all-black error map
     tie = true.clone()
@@ -273,8 +273,8 @@ def test_heatmaps_are_in_units_of_the_tolerance_with_a_legend():
 def test_a_leading_size_1_shape_is_a_note_everywhere_not_red():
     from rich.console import Console
 
-    from autograder.render import to_terminal
-    from autograder.result import CaseVerdict
+    from autograder.frontends.render import to_terminal
+    from autograder.core.result import CaseVerdict
     check = CheckResult("bnmeani", "approx", None, 1e-9, [64], [1, 64], None,
                         "shape (64,) accepted for (1, 64): they differ only by leading size-1 dimensions", "", 1,
                         [CaseVerdict("public-0", False, "approx")])
@@ -356,7 +356,7 @@ def _ninja_sub(tmp_path: Path, *edits) -> Path:
 
 def _graded_ninja(sub, runner, *entries):
     from autograder.assignments import exercises
-    from autograder.pipeline import grade
+    from autograder.core.pipeline import grade
     exs = [e for e in exercises("backprop_ninja") if e.entry in entries]
     return {ex.id.split(".")[1]: ex for ex in grade(sub, exs, hidden=False, runner=runner).exercises}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli
-from autograder.templating import MANIFEST, EditedFiles, generate, read_manifest
+from autograder.frontends import cli
+from autograder.authoring.templating import MANIFEST, EditedFiles, generate, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ import zipfile
 import nbformat
 import pytest
 
-from autograder import submission as sub
-from autograder.submission import SubmissionError, grade_path, open_submission
+from autograder.core import submission as sub
+from autograder.core.submission import SubmissionError, grade_path, open_submission
 
 # A registry stand-in: which entry points live in which module file, per assignment.
 TABLE = {"micrograd": {"micrograd/engine.py": {"Value", "MLP"}, "micrograd/nn.py": {"MLP"}},
@@ -146,7 +146,7 @@ def test_notebook_definitions_become_the_assignment_modules(tmp_path):
         "def broken(:\n    pass",
         "from micrograd.engine import Value\nclass MLP:\n    pass\n\n@staticmethod\ndef helper():\n    return EPS",
         "!pip install torch",
-        "from autograder.nbgrader_tools import notebook_grade\nnotebook_grade('micrograd.ops', points=8)",
+        "from autograder.integrations.nbgrader.tools import notebook_grade\nnotebook_grade('micrograd.ops', points=8)",
     ]))
     out = sub.notebook_to_modules(path, tmp_path / "work", TABLE)
     engine = (out / "micrograd" / "engine.py").read_text()

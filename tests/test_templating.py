@@ -1,9 +1,9 @@
-"""The template generator (autograder/templating.py) and the committed generated files."""
+"""The template generator (autograder/authoring/templating.py) and the committed generated files."""
 from __future__ import annotations
 
 import pytest
 
-from autograder.templating import TemplateError, generate, strip_markers, strip_solutions, sync_tree, template_files
+from autograder.authoring.templating import TemplateError, generate, strip_markers, strip_solutions, sync_tree, template_files
 
 SOURCE = '''\
 def f(x):

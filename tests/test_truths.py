@@ -2,7 +2,7 @@
 
 A grader whose truth is wrong grades everyone wrong. For each registered assignment, each exercise's
 public and hidden cases are built, `exercise.truth(case)` is computed (PyTorch autograd, as in grading), and each
-truth gradient is compared by `autograder.gradcheck` with float64 centred differences of a forward
+truth gradient is compared by `autograder.core.gradcheck` with float64 centred differences of a forward
 function written here again in numpy / plain Python: a second, independent implementation of the
 forward pass, and no autograd at all on the numeric side. Large tensors are probed on sampled elements
 (CS231n's `grad_check_sparse`).
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from autograder.assignments import NAMES, exercises
-from autograder.exercise import Seeds
-from autograder.gradcheck import gradcheck
+from autograder.core.exercise import Seeds
+from autograder.core.gradcheck import gradcheck
 
 PUBLIC = Seeds(hidden=False)
 # Public and hidden cases: the hidden configurations (float64, batch 2, other widths...) need a right truth
@@ -426,7 +426,7 @@ def check_training(i: dict, truth: dict, what: str) -> None:
     """The first two losses of the SGD run: step 1 with a fully numerical gradient of every parameter.
     (The same batches: drawn with the seeded generator the template prescribes; no autograd involved.)"""
     import torch
-    from autograder.gradcheck import numerical_gradient
+    from autograder.core.gradcheck import numerical_gradient
     g = torch.Generator().manual_seed(i["seed"])
     batches = [torch.randint(0, i["X"].shape[0], (i["batch_size"],), generator=g) for _ in range(2)]
     params = {name: np64(i["params"][name]) for name in NINJA_PARAMS}

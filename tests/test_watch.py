@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import watch
+from autograder.frontends import watch
 from autograder.assignments import exercises
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ import torch
 from rich.console import Console
 
 from autograder.assignments import exercises
-from autograder.pipeline import grade
-from autograder.render import render_exercise
-from autograder.worked import RULES, worked_element
+from autograder.core.pipeline import grade
+from autograder.frontends.render import render_exercise
+from autograder.frontends.worked import RULES, worked_element
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = (ROOT / "reference" / "backprop_ninja.py").read_text()
@@ -100,7 +100,7 @@ def test_every_exercise1_rule_is_the_true_gradient():
     from types import SimpleNamespace
 
     from autograder.assignments.backprop_ninja.cases import model_cases
-    from autograder.exercise import Seeds
+    from autograder.core.exercise import Seeds
     case = model_cases(Seeds(hidden=False), "backprop_ninja.manual_backward")[1]
     fwd = case.info["forward"]
     k = SimpleNamespace(n=fwd.k.n, Xb=fwd.k.Xb, Yb=fwd.k.Yb)

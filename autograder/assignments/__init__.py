@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ..exercise import Exercise
+from autograder.core.exercise import Exercise
 
 NAMES = ("micrograd", "graphs", "backprop_ninja", "micrograd_exercises")
 

@@ -2,11 +2,11 @@ def attack(gate, dout):
     """Look for the grader (truths, judges, cases) in this process, then try to import it."""
     import importlib
     import sys
-    runtime = {"autograder", "autograder.wire", "autograder.verdicts", "autograder.guard", "autograder.worker"}
+    runtime = {"autograder", "autograder.runtime.wire", "autograder.runtime.verdicts", "autograder.runtime.guard", "autograder.runtime.worker"}
     held = sorted(m for m in sys.modules if m.startswith(("autograder", "reference", "tests")) and m not in runtime)
     imported = []
-    for name in ("autograder.assignments", "autograder.assignments.graphs", "autograder.compare",
-                 "autograder.pipeline", "autograder.truth", "autograder.exercise", "autograder.runner",
+    for name in ("autograder.assignments", "autograder.assignments.graphs", "autograder.core.compare",
+                 "autograder.core.pipeline", "autograder.core.truth", "autograder.core.exercise", "autograder.sandbox.runner",
                  "reference", "reference.graphs", "graphs_reference"):
         try:
             importlib.import_module(name)

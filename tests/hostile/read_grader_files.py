@@ -15,7 +15,7 @@ def attack(gate, dout):
         if entry:
             candidates += [os.path.join(entry, "reference", "graphs.py"), os.path.join(entry, "..", "reference", "graphs.py")]
     for pattern in ("/*/reference/graphs.py", "/*/*/reference/graphs.py", "/*/*/*/reference/graphs.py",
-                    "/*/*/*/*/reference/graphs.py", "/*/*/autograder/compare.py", "/*/*/*/autograder/compare.py"):
+                    "/*/*/*/*/reference/graphs.py", "/*/*/autograder/core/compare.py", "/*/*/*/autograder/core/compare.py"):
         try:
             candidates += glob.glob(pattern)
         except OSError:

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from ...exercise import Exercise, Mistake
-from .cases import (bn_cases, bn_truth, ce_cases, ce_truth, emb_cases, emb_truth, fb_cases, fb_truth, model_cases,
+from autograder.core.exercise import Exercise, Mistake
+from autograder.assignments.backprop_ninja.cases import (bn_cases, bn_truth, ce_cases, ce_truth, emb_cases, emb_truth, fb_cases, fb_truth, model_cases,
                     tanh_cases, tanh_truth, train_cases, train_truth)
-from .judges import judge_batchnorm, judge_forward_backward, judge_manual_backward, judge_train
-from .mistakes import MISTAKES_1, MISTAKES_2, MISTAKES_3, MISTAKES_EMB, MISTAKES_FB, MISTAKES_TANH
-from .model import single_threaded
+from autograder.assignments.backprop_ninja.judges import judge_batchnorm, judge_forward_backward, judge_manual_backward, judge_train
+from autograder.assignments.backprop_ninja.mistakes import MISTAKES_1, MISTAKES_2, MISTAKES_3, MISTAKES_EMB, MISTAKES_FB, MISTAKES_TANH
+from autograder.assignments.backprop_ninja.model import single_threaded
 
 
 MODULE = "backprop_ninja"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...exercise import Case, Seeds
-from ...truth import backward
-from .model import (BATCH_SIZE, BN_EPS, Forward, LECTURE_SEED, N_EMBD, N_HIDDEN, VOCAB_SIZE, _examples, init_params, names_batch, run_forward)
-from .student_side import PARAMETER_NAMES
+from autograder.core.exercise import Case, Seeds
+from autograder.core.truth import backward
+from autograder.assignments.backprop_ninja.model import (BATCH_SIZE, BN_EPS, Forward, LECTURE_SEED, N_EMBD, N_HIDDEN, VOCAB_SIZE, _examples, init_params, names_batch, run_forward)
+from autograder.assignments.backprop_ninja.student_side import PARAMETER_NAMES
 
 
 def _model_case(case_id: str, hidden: bool, seed: int, batch_seed: int, n: int, dtype, *, n_hidden=N_HIDDEN,

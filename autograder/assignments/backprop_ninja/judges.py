@@ -7,12 +7,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...compare import Comparison, ERROR, EXACT, NOT_IMPLEMENTED, Tolerance, WRONG, as_tensor, compare, tolerance_for
-from ...diagnose import close
-from ...exercise import Case
-from .cases import STEP_ORDER, _batches
-from .model import CONSUMERS, Forward, Local, _amax, _usable, global_scale, local_expectation
-from .student_side import GRADIENT_NAMES, PARAMETER_NAMES
+from autograder.core.compare import Comparison, ERROR, EXACT, NOT_IMPLEMENTED, Tolerance, WRONG, as_tensor, compare, tolerance_for
+from autograder.core.diagnose import close
+from autograder.core.exercise import Case
+from autograder.assignments.backprop_ninja.cases import STEP_ORDER, _batches
+from autograder.assignments.backprop_ninja.model import CONSUMERS, Forward, Local, _amax, _usable, global_scale, local_expectation
+from autograder.assignments.backprop_ninja.student_side import GRADIENT_NAMES, PARAMETER_NAMES
 
 
 def uninformative(fwd: Forward, name: str, local: Local, outputs: dict) -> str:

@@ -6,12 +6,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ...compare import as_tensor
-from ...diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
-from ...exercise import Mistake
-from .judges import carried_precision, fb_locals, local_verdict
-from .model import CONSUMERS, Forward, Local, _amax, _usable, global_scale, local_expectation
-from .student_side import GRADIENT_NAMES
+from autograder.core.compare import as_tensor
+from autograder.core.diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
+from autograder.core.exercise import Mistake
+from autograder.assignments.backprop_ninja.judges import carried_precision, fb_locals, local_verdict
+from autograder.assignments.backprop_ninja.model import CONSUMERS, Forward, Local, _amax, _usable, global_scale, local_expectation
+from autograder.assignments.backprop_ninja.student_side import GRADIENT_NAMES
 
 
 def _local_of(case, name, context) -> Local | None:

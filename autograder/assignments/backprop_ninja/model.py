@@ -10,9 +10,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ...compare import as_tensor
-from ...truth import vjp
-from .student_side import GRADIENT_NAMES
+from autograder.core.compare import as_tensor
+from autograder.core.truth import vjp
+from autograder.assignments.backprop_ninja.student_side import GRADIENT_NAMES
 
 
 VOCAB_SIZE, BLOCK_SIZE, N_EMBD, N_HIDDEN, BATCH_SIZE = 27, 3, 10, 64, 32
@@ -123,7 +123,7 @@ def run_forward(params: dict, Xb: torch.Tensor, Yb: torch.Tensor) -> Forward:
 @lru_cache(maxsize=None)
 def _examples(block_size: int = BLOCK_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """(context, next character) pairs of the first 3000 training names: plenty for batches, fast to build."""
-    from ...data import build_dataset, load_names, split_words
+    from autograder.core.data import build_dataset, load_names, split_words
     train, _, _ = split_words(load_names())
     return build_dataset(train[:3000], block_size)
 

@@ -22,11 +22,11 @@ import functools
 
 import torch
 
-from ...compare import APPROX, EXACT, WRONG, Comparison, compare, tolerance_for
-from ...diagnose import close, scale_mistake, transposed
-from ...exercise import Case, Exercise, Mistake, Seeds
-from ...truth import backward
-from .student_side import GATE_ARITY, _number, _numbers, _pair, _t, run_gate, run_l2_of_matvec, run_sigmoid_neuron, run_simple_graph  # noqa: F401  (the grader uses some)
+from autograder.core.compare import APPROX, EXACT, WRONG, Comparison, compare, tolerance_for
+from autograder.core.diagnose import close, scale_mistake, transposed
+from autograder.core.exercise import Case, Exercise, Mistake, Seeds
+from autograder.core.truth import backward
+from autograder.assignments.graphs.student_side import GATE_ARITY, _number, _numbers, _pair, _t, run_gate, run_l2_of_matvec, run_sigmoid_neuron, run_simple_graph  # noqa: F401  (the grader uses some)
 
 MODULE = "graphs"
 PER_CASE = 8            # scalar inputs per gate case: one fork runs eight forward/backward pairs

@@ -27,17 +27,17 @@ import functools
 
 import torch
 
-from ...compare import APPROX, ERROR, TIMEOUT, WRONG, Comparison, compare
-from ...diagnose import close
-from ...exercise import Case, Exercise, Mistake
-from .cases import (BASE_OPS, BUILT_FROM, CHAIN_STEPS, LECTURE_XS, LECTURE_YS, NN_VARIANTS, SMALL_GRAPHS, alone_truth, deep_chain_cases,  # noqa: F401
+from autograder.core.compare import APPROX, ERROR, TIMEOUT, WRONG, Comparison, compare
+from autograder.core.diagnose import close
+from autograder.core.exercise import Case, Exercise, Mistake
+from autograder.assignments.micrograd.cases import (BASE_OPS, BUILT_FROM, CHAIN_STEPS, LECTURE_XS, LECTURE_YS, NN_VARIANTS, SMALL_GRAPHS, alone_truth, deep_chain_cases,  # noqa: F401
                     deep_chain_truth, expression_cases, expression_truth, graph_cases, graph_truth, nn_cases,
                     nn_reference, nn_truth, ops_cases, ops_truth, probe_truth, random_program, torch_graphs, torch_op,
                     torch_program)
-from .mistakes import GRAPH_OPS as GRAPH_OPS_REUSE, overwriting_ops
-from .mistakes import (DERIVATIVE, HINTS, MISTAKE_IDS, OP_MISTAKES, ENGINE_MISTAKES, depends_on, engine_mistake,  # noqa: F401
+from autograder.assignments.micrograd.mistakes import GRAPH_OPS as GRAPH_OPS_REUSE, overwriting_ops
+from autograder.assignments.micrograd.mistakes import (DERIVATIVE, HINTS, MISTAKE_IDS, OP_MISTAKES, ENGINE_MISTAKES, depends_on, engine_mistake,  # noqa: F401
                        local_mistake, op_failure, probe_bad_ops, _catalogue, _engine_matcher, _usable)
-from .student_side import ENGINE, NN, NN_CHECKS, OPS, PROBE_LOCAL, PROBE_VALUES, SHOWN, run_program  # noqa: F401
+from autograder.assignments.micrograd.student_side import ENGINE, NN, NN_CHECKS, OPS, PROBE_LOCAL, PROBE_VALUES, SHOWN, run_program  # noqa: F401
 
 NO_TORCH = "the scalar engine is built from Python floats and `math`; PyTorch is only the grader's reference"
 

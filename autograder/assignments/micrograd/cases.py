@@ -13,9 +13,9 @@ import random
 
 import torch
 
-from ...exercise import Case, Seeds
-from ...truth import backward
-from .student_side import OPS, PROBE_LOCAL, PROBE_VALUES, SHOWN, run_program
+from autograder.core.exercise import Case, Seeds
+from autograder.core.truth import backward
+from autograder.assignments.micrograd.student_side import OPS, PROBE_LOCAL, PROBE_VALUES, SHOWN, run_program
 
 # -- expressions as data ----------------------------------------------------------------------------------
 

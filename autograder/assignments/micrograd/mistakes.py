@@ -2,10 +2,10 @@
 scalar engine goes wrong: one op's local derivative, `=` for `+=`, the seed, the visiting order) names them."""
 from __future__ import annotations
 
-from ...diagnose import close
-from ...exercise import Mistake
-from .cases import BASE_OPS, BUILT_FROM, probe_truth
-from .student_side import PROBE_LOCAL, SHOWN
+from autograder.core.diagnose import close
+from autograder.core.exercise import Mistake
+from autograder.assignments.micrograd.cases import BASE_OPS, BUILT_FROM, probe_truth
+from autograder.assignments.micrograd.student_side import PROBE_LOCAL, SHOWN
 
 DERIVATIVE = {
     "add": "d(a+b)/da = d(a+b)/db = 1: both inputs get out.grad",

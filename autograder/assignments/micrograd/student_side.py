@@ -10,7 +10,7 @@ import os
 import signal
 import traceback
 
-from autograder.verdicts import NOT_IMPLEMENTED_VALUE, NotImplementedMarker
+from autograder.runtime.verdicts import NOT_IMPLEMENTED_VALUE, NotImplementedMarker
 
 ENGINE, NN = "micrograd.engine", "micrograd.nn"
 

@@ -23,14 +23,14 @@ import functools
 
 import torch
 
-from ...compare import APPROX, WRONG, Comparison, Tolerance, compare
-from ...diagnose import close
-from ...exercise import Case, Exercise
+from autograder.core.compare import APPROX, WRONG, Comparison, Tolerance, compare
+from autograder.core.diagnose import close
+from autograder.core.exercise import Case, Exercise
 
-from ..micrograd import judge as micrograd_judge
-from .cases import (central_truth, gradient_truth, logits_cases, nll_truth, ops_cases, ops_truth, point_cases,
+from autograder.assignments.micrograd import judge as micrograd_judge
+from autograder.assignments.micrograd_exercises.cases import (central_truth, gradient_truth, logits_cases, nll_truth, ops_cases, ops_truth, point_cases,
                     softmax_truth)
-from .mistakes import GRADF_MISTAKES, NLL_MISTAKES, NUMERICAL2_MISTAKES, NUMERICAL_MISTAKES, OPS_MISTAKES, SOFTMAX_MISTAKES
+from autograder.assignments.micrograd_exercises.mistakes import GRADF_MISTAKES, NLL_MISTAKES, NUMERICAL2_MISTAKES, NUMERICAL_MISTAKES, OPS_MISTAKES, SOFTMAX_MISTAKES
 
 MODULE = "micrograd_exercises"
 NO_TORCH = "these exercises are done with Python floats and `math`; PyTorch is only the grader's reference"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ...exercise import Case, Seeds
-from .student_side import OPS
+from autograder.core.exercise import Case, Seeds
+from autograder.assignments.micrograd_exercises.student_side import OPS
 
 LECTURE_POINT = [2.0, 3.0, 4.0]
 LECTURE_LOGITS, LECTURE_LABEL = [0.0, 3.0, -2.0, 1.0], 3

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ...compare import Tolerance
-from ...diagnose import close
-from ...exercise import Mistake
-from .cases import _abc, quotients, torch_op
+from autograder.core.compare import Tolerance
+from autograder.core.diagnose import close
+from autograder.core.exercise import Mistake
+from autograder.assignments.micrograd_exercises.cases import _abc, quotients, torch_op
 
 TIGHT = Tolerance(rtol=1e-7, atol=1e-9)
 
@@ -59,7 +59,7 @@ LARGE_STEP, SMALL_STEP = 1e-5, 1e-9
 def _python_quotients(case, h: float, kind: str, name: str) -> list[float]:
     """The difference quotient at step h as the student's code computes it: in Python floats, with the
     same f the driver passes (so at a tiny h even the rounding noise is the same, bit for bit)."""
-    from .student_side import FUNCTIONS
+    from autograder.assignments.micrograd_exercises.student_side import FUNCTIONS
     f = FUNCTIONS[case.inputs.get("f", "lecture")]
     i = {"df_da": 0, "df_db": 1, "df_dc": 2}[name]
     out = []
@@ -84,7 +84,7 @@ def _quotient_step(got, case, name, kinds=("forward", "central", "backward")) ->
 
 def _second_derivative(case, name) -> torch.Tensor:
     """d2f/dx2 at each point for the variable of check `name` (each point's f depends on its own a, b, c)."""
-    from .cases import torch_f
+    from autograder.assignments.micrograd_exercises.cases import torch_f
     a, b, c = (x.clone().requires_grad_() for x in _abc(case))
     var = {"df_da": a, "df_db": b, "df_dc": c}[name]
     with torch.enable_grad():

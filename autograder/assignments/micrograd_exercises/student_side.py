@@ -13,9 +13,9 @@ import os
 import signal
 import traceback
 
-from autograder.verdicts import NOT_IMPLEMENTED_VALUE
+from autograder.runtime.verdicts import NOT_IMPLEMENTED_VALUE
 
-# This file is staged alone into the student's process: it imports only the runtime (autograder.verdicts),
+# This file is staged alone into the student's process: it imports only the runtime (autograder.runtime.verdicts),
 # so the guards below are micrograd's (`assignments/micrograd/student_side.py`), restated.
 
 

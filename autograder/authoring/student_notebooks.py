@@ -1,0 +1,105 @@
+"""The student notebooks, `student_template/notebooks/<assignment>.ipynb`, generated from `reference/`.
+
+One per assignment, following the lecture: the same cells as the nbgrader source notebook (built by
+`notebooks.build_notebook` from the same reference files), with the solutions replaced by the template's
+stubs, without nbgrader's machinery (no setup or grade cells, no `# file:` headers, no nbgrader
+metadata); the reference's `if __name__ == "__main__":` block as a "try it" cell (for backprop ninja:
+the lecture's `cmp` table, training with your backward and sampling names); and a last cell,
+`check("<assignment>")`, which grades the notebook's own definitions (`autograder.integrations.notebook_check`).
+`make templates` writes them; a test fails when they are out of date.
+"""
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+from autograder.authoring.notebooks import HEADER_RE, KERNELSPEC, assignment_files, build_notebook, file_order
+from autograder.authoring.templating import strip_solutions
+
+TARGET = Path("student_template") / "notebooks"
+
+HOW_TO = """\
+## How to work in this notebook
+
+Run the cells from the top. Fill in every `# YOUR CODE HERE` (and every `dX = None  # TODO` line), one at
+a time, and run the last cell, `check(...)`, as often as you like: it grades the definitions of this
+notebook, on the public cases, in a separate process, and shows for every tensor `exact`, `approximate`
+or a wrong answer with the largest difference, the shapes and a hint, like the lecture's `cmp`.
+Needs the `backprop-lab-autograder` package in this kernel (see the README: `pip install` it from the
+course's repository; in a hosted notebook run `%pip install ...` in a first cell)."""
+
+CHECK = """\
+# Grade this notebook's definitions on the public cases (re-run after every change).
+from autograder import check
+check({assignment!r})"""
+
+TRY_IT = """\
+# Try it (the same as `python {path}` in a terminal): fill in the exercises above first.
+try:
+{body}
+except NotImplementedError as exc:
+    import traceback
+    stub = traceback.extract_tb(exc.__traceback__)[-1].name  # the function whose stub raised
+    print(f"not implemented yet: {{stub}}{{f' ({{exc}})' if str(exc) else ''}}: fill it in above, then run this cell again")"""
+
+
+def main_block(source: str) -> str | None:
+    """The body of a module's `if __name__ == "__main__":` block, dedented; None when it has none."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and \
+                isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__":
+            # from the line after the `if` (its comments belong to the block) to the block's end
+            return textwrap.dedent("".join(lines[node.lineno:node.end_lineno])).rstrip() + "\n"
+    return None
+
+
+def student_notebook(assignment: str, files: dict[str, str], exercises, solutions: bool = False):
+    """The student notebook of an assignment (`solutions=True`: the filled-in one, for tests)."""
+    source_nb = build_notebook(assignment, files, exercises)
+    cells = []
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.id in ("setup", "how-graded") or meta.get("grade") or cell.id.startswith("about-"):
+            continue
+        if cell.cell_type == "code":
+            lines = cell.source.splitlines(keepends=True)
+            if lines and HEADER_RE.match(lines[0]):
+                lines = lines[1:]
+            code = "".join(lines)
+            code = code if solutions else strip_solutions(code, f"{assignment} notebook")
+            cells.append(nbformat.v4.new_code_cell(code.rstrip("\n"), id=cell.id))
+        else:
+            cells.append(nbformat.v4.new_markdown_cell(cell.source, id=cell.id))
+        if cell.id == "intro":
+            cells.append(nbformat.v4.new_markdown_cell(HOW_TO, id="how-to"))
+    for path in file_order(files):
+        body = main_block(files[path])
+        if body:
+            cells.append(nbformat.v4.new_markdown_cell(f"## Try it\n\nWhat `python {path}` prints in a terminal, here: your code at work.", id=f"try-{Path(path).stem}-md"))
+            cells.append(nbformat.v4.new_code_cell(
+                TRY_IT.format(path=path, body=textwrap.indent(body.rstrip("\n"), "    ")), id=f"try-{Path(path).stem}"))
+    cells.append(nbformat.v4.new_markdown_cell("## Check your work", id="check-md"))
+    cells.append(nbformat.v4.new_code_cell(CHECK.format(assignment=assignment), id="check"))
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": KERNELSPEC, "language_info": {"name": "python"},
+        "backprop_lab": {"assignment": assignment, "generated_from": [f"reference/{p}" for p in files],
+                         "note": "generated by `make templates` from reference/: edit the reference, not this file"}})
+    nbformat.validate(nb)
+    return nb
+
+
+def notebook_files(root: Path, solutions: bool = False) -> dict[Path, str]:
+    """Relative path (under student_template/notebooks) -> notebook JSON, for every assignment."""
+    from autograder.assignments import NAMES, exercises as exercises_of
+    out = {}
+    for name in NAMES:
+        exercises = exercises_of(name)
+        files = assignment_files(Path(root), exercises)
+        if exercises and files:
+            out[Path(f"{name}.ipynb")] = nbformat.writes(student_notebook(name, files, exercises, solutions)) + "\n"
+    return out

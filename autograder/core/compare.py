@@ -1,0 +1,192 @@
+"""The comparison primitive: one returned value against one expected value.
+
+Verdicts follow the lecture's `cmp` helper (exact / approximate / maxdiff) and add what a grader needs:
+the shapes (a shape mismatch is wrong, except leading size-1 dimensions, which the lecture accepts:
+`(64,)` for a `(1, 64)` tensor passes with a note), NaN/inf detection and a verdict for a stub. An answer
+in a lower precision than its truth (float32 on a float64 case) is judged at its own precision, with a
+note. `exact` is information: `approx` earns the same credit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from autograder.runtime.verdicts import (APPROX, ERROR, EXACT, NOT_IMPLEMENTED, NOT_IMPLEMENTED_VALUE, PASSING, TIMEOUT,  # noqa: F401
+                       VERDICTS, WRONG, NotImplementedMarker, worst)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """|got - expected| <= atol * scale + rtol * |expected|, elementwise.
+
+    `scale` is the magnitude of the quantities the answer is computed from (by default the largest
+    |expected|, or 1 where that is 0). An exercise passes its own where the truth comes from
+    cancellation: dlogit_maxes is mathematically 0, a sum of terms of size ~1/n, so its rounding noise
+    is relative to those terms, not to itself.
+    """
+    rtol: float
+    atol: float
+
+
+# Derived from machine epsilon: float32 eps = 1.2e-7, float64 eps = 2.2e-16. A correct answer computed
+# in a different order (e.g. `(1 - h**2) * dh`) is off by a few hundred ulps at most after a long chain;
+# every catalogued mistake is off by >= 1e-3 relative (the smallest, Bessel at n=64, is 1.6%).
+DEFAULT_TOLERANCES = {
+    torch.float16: Tolerance(rtol=1e-2, atol=1e-3),
+    torch.bfloat16: Tolerance(rtol=2e-2, atol=1e-2),
+    torch.float32: Tolerance(rtol=1e-4, atol=1e-5),
+    torch.float64: Tolerance(rtol=1e-9, atol=1e-11),
+}
+
+
+def tolerance_for(dtype: torch.dtype) -> Tolerance:
+    return DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES[torch.float64])
+
+
+@dataclass
+class Comparison:
+    name: str
+    verdict: str
+    maxdiff: float | None = None
+    shape: tuple | None = None
+    expected_shape: tuple | None = None
+    message: str = ""
+    # Filled by diagnosis: a catalogue id, and where the error is (for the generic diagnosis).
+    mistake: str | None = None
+    hint: str = ""
+    # Cascade-free grading: the verdict of this step applied to the student's own upstream gradients.
+    local_verdict: str | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict in PASSING
+
+
+def as_tensor(value: Any) -> torch.Tensor | None:
+    """A returned value as a tensor, or None when it is not numeric (a string, a dict, an object)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, bool):
+        return None
+    try:
+        import numpy as np
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            return None
+        t = torch.as_tensor(value)
+        if isinstance(value, (float, list, tuple)) and t.is_floating_point():
+            # Python floats are doubles: torch's default dtype would round them to float32
+            t = torch.as_tensor(value, dtype=torch.float64)
+    except Exception:
+        return None
+    if t.dtype == torch.bool or t.is_complex():
+        return None
+    return t
+
+
+def _shape(t: torch.Tensor | None) -> tuple | None:
+    return tuple(t.shape) if t is not None else None
+
+
+def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | None = None,
+            scale: float | None = None) -> Comparison:
+    """Judge `got` against `expected` (a tensor or a number; numbers compare as 0-d float64)."""
+    exp = as_tensor(expected)
+    if exp is None:
+        raise TypeError(f"expected value for {name!r} must be numeric, got {type(expected).__name__}")
+    if not exp.is_floating_point():
+        exp = exp.to(torch.float64)
+    expected_shape = _shape(exp)
+    if got is None or isinstance(got, NotImplementedMarker):
+        return Comparison(name, NOT_IMPLEMENTED, expected_shape=expected_shape,
+                          message="not implemented (returned None)" if got is None else "not implemented")
+    g = as_tensor(got)
+    if g is None:
+        return Comparison(name, WRONG, expected_shape=expected_shape,
+                          message=f"returned a {type(got).__name__}, expected a tensor of shape {expected_shape}"
+                          if expected_shape else f"returned a {type(got).__name__}, expected a number")
+    shape = _shape(g)
+    notes = []
+    if shape != expected_shape:
+        if _strip_leading_ones(shape) != _strip_leading_ones(expected_shape):
+            maxdiff = None
+            try:  # where broadcasting makes them comparable, say how far off the values are too
+                maxdiff = float((g.to(torch.float64) - exp.to(torch.float64)).abs().max())
+            except RuntimeError:
+                pass
+            return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
+                              message=f"shape {shape} but the tensor has shape {expected_shape}")
+        # The lecture's `cmp` accepts `(-dbndiff).sum(0)`, shape (64,), for the (1, 64) bnmeani: leading
+        # size-1 dimensions are the ones broadcasting adds or drops without changing any value's place.
+        notes.append(f"shape {shape} accepted for {expected_shape}: they differ only by leading size-1 "
+                     "dimensions, which broadcasting fills the same way")
+        g = g.reshape(expected_shape)
+    g64, e64 = g.to(torch.float64), exp.to(torch.float64)
+    tol = tolerance or tolerance_for(exp.dtype)
+    if g.is_floating_point() and exp.is_floating_point() and torch.finfo(g.dtype).eps > torch.finfo(exp.dtype).eps:
+        # A float32 answer (`torch.zeros(probs.shape)` makes one) on a float64 case carries float32 rounding:
+        # judge it at the precision it was computed in.
+        low = tolerance_for(g.dtype)
+        tol = Tolerance(rtol=max(tol.rtol, low.rtol), atol=max(tol.atol, low.atol))
+        notes.append(f"returned {g.dtype}, the tensor is {exp.dtype}: judged at {g.dtype} precision")
+    elif g.dtype != exp.dtype:
+        notes.append(f"returned {g.dtype}, the tensor is {exp.dtype}")
+    note = "; ".join(notes)
+    if scale is None:
+        finite = e64[torch.isfinite(e64)]
+        scale = float(finite.abs().max()) if finite.numel() else 0.0
+        scale = scale or 1.0
+    if bool((~torch.isfinite(g64) & torch.isfinite(e64)).any()):
+        n_nan = int(torch.isnan(g64).sum())
+        n_inf = int(torch.isinf(g64).sum())
+        return Comparison(name, WRONG, maxdiff=math.inf, shape=shape, expected_shape=expected_shape,
+                          message=_join(f"contains {n_nan} NaN and {n_inf} inf values where the true gradient is "
+                                        "finite", note), mistake="nan")
+    same = (g64 == e64) | (torch.isnan(g64) & torch.isnan(e64))
+    diff = torch.where(same, torch.zeros_like(g64), (g64 - e64).abs())
+    diff = torch.nan_to_num(diff, nan=math.inf)  # a NaN where the truth is finite, or vice versa
+    maxdiff = float(diff.max()) if diff.numel() else 0.0
+    if bool(same.all()):  # values identical (the lecture's `torch.all(dt == t.grad)`)
+        return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
+    within = diff <= tol.atol * scale + tol.rtol * e64.abs()
+    if bool(within.all()):
+        return Comparison(name, APPROX, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
+    n_bad = int((~within).sum())
+    return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
+                      message=_join(f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})", note))
+
+
+def _strip_leading_ones(shape: tuple | None) -> tuple | None:
+    if shape is None:
+        return None
+    shape = tuple(shape)
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def cmp(name: str, dt: Any, t: torch.Tensor) -> None:
+    """The lecture's helper: compare a hand-computed gradient `dt` with `t.grad`, with a shape column.
+
+        cmp('logprobs', dlogprobs, logprobs)
+        logprobs        | exact: True  | approximate: True  | maxdiff: 0.0 | shape: (32, 27) vs (32, 27)
+    """
+    if not isinstance(t, torch.Tensor) or t.grad is None:
+        print(f"{name:15s} | no gradient to compare with: call loss.backward() with {name}.retain_grad() first")
+        return
+    # A gradient that is mathematically 0 (the lecture's db1: batchnorm cancels b1) is pure rounding noise,
+    # so its own magnitude is no scale. The floor 1e-3 gives float32 an absolute tolerance of 1e-8, the
+    # lecture's `torch.allclose` default atol.
+    c = compare(name, dt, t.grad, scale=max(float(t.grad.detach().abs().max()) if t.grad.numel() else 0.0, 1e-3))
+    ex = c.verdict == EXACT
+    app = c.verdict in PASSING
+    maxdiff = "n/a" if c.maxdiff is None else f"{c.maxdiff:.3g}" if c.maxdiff else "0.0"
+    shape = f"{c.shape} vs {c.expected_shape}" if c.shape is not None else f"{c.message} vs {c.expected_shape}"
+    print(f"{name:15s} | exact: {str(ex):5s} | approximate: {str(app):5s} | maxdiff: {maxdiff} | shape: {shape}")

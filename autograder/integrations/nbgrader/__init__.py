@@ -1,0 +1,2 @@
+"""nbgrader: the preprocessor that grades outside the kernel (`preprocessor`) and the course tools
+(`tools`)."""

@@ -1,0 +1,674 @@
+"""The student's side: a fork server that runs the student's code in forked children.
+
+`python -m autograder.runtime.worker <control fd>` is started by `runner.Runner` inside the sandbox, from a private
+copy of the student's-process runtime (this file, wire.py, verdicts.py, guard.py): nothing else of the
+grader is importable here. It imports torch once (the expensive part), then serves requests on the control
+socket. A request names the submission copy, one driver file and the limits, and carries three pipes by
+SCM_RIGHTS; the server forks one child on them and never reads a case itself: the grader writes the
+inputs of one case at a time straight into the child's case pipe, and reads its replies and output
+straight from the other two. So the server's memory, which every later child inherits, never holds case
+inputs, and a child holds only the case it is running (plus those it already ran in the same group).
+
+The server never runs a parallel torch op, so forked children can use torch safely (GNU OpenMP hangs in a
+child forked after the parent used its thread pool); children use one thread anyway.
+
+The child is disposable: whatever it prints, patches, raises or exits with ends with it.
+"""
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import fcntl
+import importlib.util
+import io
+import os
+import resource
+import signal
+import socket
+import stat
+import sys
+import tempfile
+import time
+import traceback
+
+from . import wire
+from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, block_imports, prepare, trip_autograd
+
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+CONTROL_MAX = 64 * 1024          # bytes of one control message
+CASE_FD, RESULT_FD = 4, 3        # in the child: the case pipe (read) and the result pipe (write)
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
+    except Exception:  # not Linux: best effort
+        pass
+
+
+def _where(exc: BaseException, root: str) -> str:
+    """`file, line N, in func` of the innermost frame in the submission (else the innermost frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{os.path.relpath(exc.filename, root) if exc.filename.startswith(root) else exc.filename}, line {exc.lineno}"
+    inside = [f for f in frames if f.filename.startswith(root + os.sep)]
+    frame = (inside or frames or [None])[-1]
+    if frame is None:
+        return ""
+    name = os.path.relpath(frame.filename, root) if frame in inside else os.path.basename(frame.filename)
+    return f"{name}, line {frame.lineno}, in {frame.name}"
+
+
+def _reply_for_exception(exc: BaseException, root: str) -> dict:
+    where = _where(exc, root)
+    if isinstance(exc, AutogradUsed):
+        return {"status": "error", "kind": "autograd_used", "message": str(exc), "where": where}
+    if isinstance(exc, NotImplementedError):
+        return {"status": "not_implemented", "message": "raises NotImplementedError", "where": where}
+    if isinstance(exc, SystemExit):
+        return {"status": "error", "kind": "exit", "message": f"called sys.exit({exc.code!r})"[:300], "where": where}
+    if isinstance(exc, MemoryError):
+        return {"status": "error", "kind": "memory", "message": "ran out of memory (memory limit)", "where": where}
+    if isinstance(exc, RecursionError):
+        return {"status": "error", "kind": "recursion", "message": "RecursionError: maximum recursion depth exceeded",
+                "where": where}
+    if isinstance(exc, BlockedImport):
+        return {"status": "error", "kind": "blocked_import", "message": str(exc), "where": where}
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)  # `where` has file and line
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return {"status": "error", "kind": "exception", "message": f"{type(exc).__name__}: {text}" if text else type(exc).__name__,
+            "exception": type(exc).__name__[:80], "where": where}
+
+
+def _reset_random_state() -> None:
+    """Every case starts from the same random state, whatever the cases before it drew."""
+    import random
+    random.seed(0)
+    for name, seed in (("torch", "manual_seed"), ("numpy.random", "seed")):
+        module = sys.modules.get(name)
+        if module is not None:
+            getattr(module, seed)(0)
+
+
+_DRIVERS: dict[str, object] = {}
+
+
+def _load_driver(path: str):
+    """A driver file, loaded by file under a private name (never through its package)."""
+    if path not in _DRIVERS:
+        name = "_driver_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        _DRIVERS[path] = module
+    return _DRIVERS[path]
+
+
+CPU_CAP = 600                    # s: the hard CPU limit of every child, whatever its group (hidden or public)
+
+
+def _set_limits(request: dict) -> None:
+    """The same limits in every child: nothing in them depends on the group (its size, public or hidden)."""
+    memory = int(request.get("memory_mb", 2048)) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    cap = CPU_CAP if hard == resource.RLIM_INFINITY else min(CPU_CAP, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (cap, cap))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    size = int(request.get("file_size_mb", 64)) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    nproc = int(request.get("max_processes", 0))
+    if nproc:  # counted per user: meaningful only for the sandbox's own uid
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def _cpu_for_next_case(time_limit: float) -> None:
+    """The soft CPU limit: what this process used so far plus one case's allowance (below the fixed cap), so
+    each case gets the same allowance however many ran before it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime + time_limit) + 2
+    try:
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+    except (ValueError, OSError):  # the student's code lowered the hard limit: its own loss
+        pass
+
+
+# Syscall numbers per machine: the audit arch, then those the filter below refuses or inspects.
+_SYSCALLS = {
+    "x86_64": dict(arch=0xC000003E, clone=56, clone3=435, fork=57, vfork=58, kill=62, tkill=200, tgkill=234,
+                   rt_sigqueueinfo=129, rt_tgsigqueueinfo=297, pidfd_send_signal=424, pidfd_open=434,
+                   ptrace=101, process_vm_readv=310, process_vm_writev=311, socket=41, io_uring_setup=425,
+                   prlimit64=302, setpriority=141, sched_setaffinity=203, sched_setscheduler=144,
+                   sched_setparam=142, sched_setattr=314, ioprio_set=251, shmget=29, semget=64, msgget=68,
+                   mq_open=240, pidfd_getfd=438, add_key=248, request_key=249, keyctl=250),
+    "aarch64": dict(arch=0xC00000B7, clone=220, clone3=435, kill=129, tkill=130, tgkill=131,
+                    rt_sigqueueinfo=138, rt_tgsigqueueinfo=240, pidfd_send_signal=424, pidfd_open=434,
+                    ptrace=117, process_vm_readv=270, process_vm_writev=271, socket=198, io_uring_setup=425,
+                    prlimit64=261, setpriority=140, sched_setaffinity=122, sched_setscheduler=119,
+                    sched_setparam=118, sched_setattr=274, ioprio_set=30, shmget=194, semget=190, msgget=186,
+                    mq_open=180, pidfd_getfd=438, add_key=217, request_key=218, keyctl=219),
+}
+
+
+def _seccomp_program(nr: dict, me: int) -> list[tuple]:
+    """The filter, as (code, jt, jf, k) with jumps to labels resolved. Refused (EPERM): starting a process
+    (fork, vfork, clone without CLONE_THREAD; clone3 gets ENOSYS so the C library falls back to clone),
+    signalling any process but this one (the server, other gradings under the same uid), ptrace and
+    another process's memory, sockets but AF_UNIX ones (no network, even where the mechanism has no
+    network namespace: a hidden case's inputs cannot be sent home), io_uring; the x32 ABI's numbers and
+    any other architecture's. And what would outlive the child or reach its server (the next submission's
+    parent): another process's limits, priority, scheduling or descriptors (prlimit64, setpriority,
+    sched_set*, ioprio_set, pidfd_getfd on any pid but its own), System V IPC objects and POSIX message
+    queues (kept by the kernel after the child ends), and kernel keyrings (kept per uid)."""
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    arg0_lo, arg0_hi = 16, 20
+    code: list = [(ld, 0, 0, 4), (jeq, 0, "deny", nr["arch"]), (ld, 0, 0, 0), (jge, "deny", 0, 0x40000000)]
+    for name in ("fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
+                 "pidfd_send_signal", "io_uring_setup", "pidfd_getfd", "shmget", "semget", "msgget", "mq_open",
+                 "add_key", "request_key", "keyctl"):
+        if name in nr:
+            code.append((jeq, "deny", 0, nr[name]))
+    code += [(jeq, 0, "not_clone3", nr["clone3"]), (ret, 0, 0, enosys), "not_clone3",
+             (jeq, 0, "not_clone", nr["clone"]), (ld, 0, 0, arg0_lo), (jset, "allow", "deny", 0x00010000),
+             "not_clone",
+             (jeq, 0, "not_socket", nr["socket"]), (ld, 0, 0, arg0_lo), (jeq, "allow", "deny", 1),  # AF_UNIX
+             "not_socket"]
+    arg1_lo, arg1_hi = 24, 28
+    # Another process's limits or scheduling: arg0 is the pid (0: itself).
+    for name in ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"):
+        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg0_lo), (jeq, "allow", 0, 0), (jeq, "allow", "deny", me), f"not_{name}"]
+    # setpriority / ioprio_set(which, who): a process (which 0 or 1: IOPRIO_WHO_PROCESS), itself only.
+    for name, which in (("setpriority", 0), ("ioprio_set", 1)):
+        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg0_lo), (jeq, 0, "deny", which), (ld, 0, 0, arg1_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg1_lo), (jeq, "allow", 0, 0), (jeq, "allow", "deny", me), f"not_{name}"]
+    for name, own_group in (("kill", True), ("rt_sigqueueinfo", False), ("tgkill", False),
+                            ("rt_tgsigqueueinfo", False), ("tkill", False)):
+        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
+                 (ld, 0, 0, arg0_lo), (jeq, "allow", 0, me)]
+        if own_group:  # kill(0, sig): its own process group (a child is its own group's leader)
+            code.append((jeq, "allow", 0, 0))
+        code += [(ret, 0, 0, eperm), f"not_{name}"]
+    code += [(ret, 0, 0, allow), "allow", (ret, 0, 0, allow), "deny", (ret, 0, 0, eperm)]
+    labels, pc = {}, 0
+    for item in code:
+        if isinstance(item, str):
+            labels[item] = pc
+        else:
+            pc += 1
+    out, pc = [], 0
+    for item in code:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        jt = labels[jt] - pc - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - pc - 1 if isinstance(jf, str) else jf
+        if not (0 <= jt < 256 and 0 <= jf < 256):
+            raise ValueError("seccomp jump out of range")
+        out.append((op, jt, jf, k))
+        pc += 1
+    return out
+
+
+def _confine() -> bool:
+    """Install the seccomp filter (see `_seccomp_program`) on this process. A fork bomb is then impossible
+    rather than limited (threads stay bounded by the address-space limit), the student's code can signal
+    nothing but itself, and it has no network. False where the machine has no seccomp (the process limit, where it applies, holds)."""
+    import platform
+    import struct as st
+    nr = _SYSCALLS.get(platform.machine())
+    if nr is None or not sys.platform.startswith("linux"):
+        return False
+    prog = _seccomp_program(nr, os.getpid())
+    buf = ctypes.create_string_buffer(b"".join(st.pack("<HBBI", *ins) for ins in prog))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(prog), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return False
+    return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+
+
+def _child(request: dict, fds: list[int]) -> None:
+    """In the forked child: limits, import, then one case at a time from the case pipe, one reply each.
+    Never returns."""
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setpgid(0, 0)
+        # Out of the way first: the received descriptors may sit on the numbers they are moved to.
+        case_fd, result_fd, output_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in fds)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        os.dup2(result_fd, RESULT_FD)
+        os.dup2(case_fd, CASE_FD)
+        # Only these stay open: the server's control socket is not the student's to talk on.
+        os.closerange(CASE_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True, errors="replace")
+        sys.stderr = sys.stdout
+        me = os.getpid()
+        scratch = tempfile.mkdtemp(prefix="case-", dir=request["scratch"])
+        os.chdir(scratch)
+        os.environ.update(HOME=scratch, TMPDIR=scratch)
+        tempfile.tempdir = scratch
+        _set_limits(request)
+        import torch
+        torch.set_num_threads(1)
+        root = request["submission"]
+        driver = getattr(_load_driver(request["driver_file"]), request["driver"])
+        sys.path.insert(0, root)
+        sys.setrecursionlimit(int(request.get("recursion_limit", 1000) or 1000))
+        faulthandler.enable(file=sys.stdout)  # a fatal signal (a crash) prints the stack: the runner names the line
+        _confine()  # before the guard: its audit hook refuses ctypes, which installing the filter uses
+        blocked = request.get("blocked_imports") or []
+        if request.get("forbid_autograd") or "torch" in blocked:  # torch is in memory even where it is refused
+            trip_autograd()
+        if blocked:
+            block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
+        marker = ("\0" + request["marker"] + "\0").encode()
+        cases_in = os.fdopen(CASE_FD, "rb")
+        out = os.fdopen(RESULT_FD, "wb")
+        module, import_error = None, None
+        try:
+            module = importlib.import_module(request["module"])
+        except BaseException as exc:  # noqa: a broken module fails every case the same way
+            import_error = _reply_for_exception(exc, root)
+        index = 0
+        time_limit = float(request.get("time_limit", 20))
+        while True:
+            message = wire.recv(cases_in)
+            if message is None:
+                break
+            case_inputs = wire.decode(message["inputs"])
+            _reset_random_state()
+            del _autograd_calls[:]
+            if import_error:
+                reply = dict(import_error)
+            else:
+                # Shortly before the grader's deadline, the stack goes to the output: a timeout then says where
+                # the student's code was (a C thread of faulthandler's: it works in an endless loop too).
+                _cpu_for_next_case(time_limit)
+                faulthandler.dump_traceback_later(max(0.2, time_limit - min(1.0, 0.1 * time_limit)), file=sys.stdout)
+                try:
+                    reply = {"status": "ok", "outputs": wire.encode(driver(module, case_inputs))}
+                except BaseException as exc:  # noqa: everything the student's code does ends here
+                    reply = _reply_for_exception(exc, root)
+                finally:
+                    faulthandler.cancel_dump_traceback_later()
+            if os.getpid() != me:  # a copy the student's code forked: it is no case runner
+                os._exit(0)
+            del case_inputs, message
+            reply["case"] = index
+            if after_case():  # the guards intact, and what was found at import
+                reply["autograd_calls"] = sorted(set(_autograd_calls))
+            try:
+                sys.stdout.flush()
+            except BaseException:
+                pass
+            os.write(1, marker)
+            wire.send(out, reply)
+            index += 1
+    except BaseException as exc:  # the reply itself failed (e.g. unencodable output, memory)
+        try:
+            with os.fdopen(os.dup(RESULT_FD), "wb") as out:
+                wire.send(out, {"status": "error", "kind": "internal", "message": f"could not send the result: {exc!r}"[:300]})
+        except BaseException:
+            pass
+    finally:
+        os._exit(0)
+
+
+def _children() -> list[int]:
+    """This process's children: from /proc/self/task/*/children where the kernel has it (cheap), else by
+    reading every process's parent (a scan of the whole machine's /proc without a pid namespace)."""
+    try:
+        out = []
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                out += [int(pid) for pid in f.read().split()]
+        return out
+    except (OSError, ValueError):
+        pass
+    me = str(os.getpid())
+    out = []
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                out.append(int(pid))
+        except (OSError, IndexError):
+            continue
+    return out
+
+
+def _reap_orphans() -> None:
+    """Kill whatever a child left behind (we are a subreaper, so orphans are re-parented to us)."""
+    for _ in range(3):
+        pids = _children()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except (OSError, ChildProcessError):
+                pass
+
+
+SHARED_PLACES = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock")
+MAX_WIPE_DEPTH = 256             # a deeper tree than this left by a child: not wiped, the server is replaced
+
+
+def _force_remove(path: str, depth: int = 0) -> None:
+    """Remove `path` whatever modes the child left on it (a directory made 0o000 or read-only is made ours
+    again first; this process has the child's uid). Leaves what it cannot remove: `_dirt` then finds it."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
+    if depth > MAX_WIPE_DEPTH:
+        return
+    try:
+        os.chmod(path, 0o700)
+        entries = os.listdir(path)
+    except OSError:
+        entries = []
+    for entry in entries:
+        _force_remove(os.path.join(path, entry), depth + 1)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _owned_in_shared_places(scratch: str) -> list[str]:
+    """What this uid owns in the machine's shared temporary directories (its scratch aside)."""
+    me, found = os.getuid(), []
+    for place in SHARED_PLACES:
+        try:
+            entries = os.listdir(place)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(place, entry)
+            try:
+                if os.lstat(path).st_uid == me and os.path.realpath(path) != os.path.realpath(scratch):
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def _wipe(scratch: str, shared_tmp: bool) -> None:
+    """Remove everything the last child could have written: its scratch's contents and, where this uid is the
+    sandbox's own, whatever it left in the machine's shared temporary directories."""
+    try:
+        os.chmod(scratch, SCRATCH_STATE["mode"] if SCRATCH_STATE else 0o700)
+    except OSError:
+        pass
+    try:
+        entries = os.listdir(scratch)
+    except OSError:
+        entries = []
+    for entry in entries:
+        _force_remove(os.path.join(scratch, entry))
+    if shared_tmp:
+        for path in _owned_in_shared_places(scratch):
+            _force_remove(path)
+
+
+SCRATCH_STATE: dict = {}         # the scratch directory's mode and owner as the server found it
+
+
+def _own_state() -> dict:
+    """What of this server a child of the same uid might try to change, to be compared after each child."""
+    state = {"rlimits": {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource)
+                         if name.startswith("RLIMIT_")},
+             "nice": os.getpriority(os.PRIO_PROCESS, 0)}
+    if hasattr(os, "sched_getaffinity"):
+        state["affinity"] = sorted(os.sched_getaffinity(0))
+    return state
+
+
+def _processes_of_my_uid() -> list[int]:
+    """Every process of this uid but this server (the sandbox's uid is this server's alone)."""
+    me, uid, found = os.getpid(), os.getuid(), []
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _sysv_objects() -> list[str]:
+    """System V IPC objects (shared memory, semaphores, queues) of this uid: they outlive their creator."""
+    uid, found = str(os.getuid()), []
+    for kind in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                header, *rows = f.read().splitlines()
+        except (OSError, ValueError):
+            continue
+        column = header.split().index("uid") if "uid" in header.split() else None
+        for row in rows:
+            fields = row.split()
+            if column is not None and len(fields) > column and fields[column] == uid:
+                found.append(f"a System V {kind} object")
+    return found
+
+
+def _tree(scratch: str) -> set:
+    """Every path under the scratch on its own filesystem. Where the runtime lives under /tmp (a checkout
+    there), bubblewrap's directories and mount points for it are in the scratch from the start: they are the
+    baseline, not dirt, and the mounts' (read-only) contents are not walked."""
+    root = os.lstat(scratch).st_dev
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(scratch):
+        keep = []
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            found.add(path)
+            try:
+                if os.lstat(path).st_dev == root:
+                    keep.append(name)
+            except OSError:
+                pass
+        dirnames[:] = keep
+        found.update(os.path.join(dirpath, name) for name in filenames)
+    return found
+
+
+def _dirt(scratch: str, shared_tmp: bool, baseline: dict) -> str:
+    """'' when nothing of the last child is left (the state the next child, maybe the next submission's,
+    would start from is the server's first one); else the first thing that is not, named."""
+    try:
+        st = os.lstat(scratch)
+        if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != (SCRATCH_STATE["mode"], SCRATCH_STATE["uid"],
+                                                                 SCRATCH_STATE["gid"]):
+            return f"the scratch directory's mode or owner changed ({oct(stat.S_IMODE(st.st_mode))})"
+        if _tree(scratch) != SCRATCH_STATE.get("tree", set()):
+            return "the scratch directory could not be emptied"
+    except OSError as exc:
+        return f"the scratch directory is unreadable ({exc.strerror})"
+    if _children():
+        return "a process was left running"
+    if shared_tmp:  # this uid is the sandbox's own (not a student's laptop account): all it owns is the child's
+        if left := [p for p in _owned_in_shared_places(scratch) if p not in SCRATCH_STATE.get("tree", ())]:
+            return f"{left[0]} could not be removed"
+        if left := _sysv_objects():
+            return f"{left[0]} was left behind"
+        if _processes_of_my_uid():
+            return "a process was left running"
+    now = _own_state()
+    for key in baseline:
+        if now.get(key) != baseline[key]:
+            return f"the server's {key} changed"
+    return ""
+
+
+def _send(sock: socket.socket, message: dict) -> None:
+    sock.sendall(wire.frame(message))
+
+
+def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
+    data, fds, _, _ = socket.recv_fds(sock, CONTROL_MAX, 4)
+    if not data:
+        return None, fds
+    # A stream socket (where there is no SOCK_SEQPACKET, e.g. macOS) may deliver a frame in pieces.
+    while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "little") <= CONTROL_MAX:
+        more = sock.recv(CONTROL_MAX)
+        if not more:
+            return None, fds
+        data += more
+    return wire.unframe(data, CONTROL_MAX), fds
+
+
+def _end_child(pid: int, kill: bool, grace: float) -> int:
+    """Wait for the child to end (up to `grace` s unless `kill`), kill it and its group otherwise. Wait status."""
+    deadline = time.monotonic() + (0 if kill else grace)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() >= deadline:
+            for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                try:
+                    target()
+                except OSError:
+                    pass
+            _, status = os.waitpid(pid, 0)
+            break
+        time.sleep(0.005)
+    return status
+
+
+def _collapse_to_huge_pages() -> None:
+    """Back the server's anonymous memory (~150 MB after `import torch`) with 2 MB pages, best effort.
+
+    A fork copies one page-table entry per 4 KB page: ~13 ms here for a torch-loaded process, paid for
+    every exercise. With huge pages the same fork costs ~3 ms. MADV_COLLAPSE needs Linux >= 6.1;
+    elsewhere this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        madv_hugepage, madv_collapse, huge = 14, 25, 2 << 20
+        with open("/proc/self/maps") as maps:
+            regions = [line.split() for line in maps]
+    except (OSError, AttributeError):
+        return
+    for fields in regions:
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        name = fields[5] if len(fields) > 5 else ""
+        if "rw" not in fields[1] or name not in ("", "[heap]"):
+            continue  # anonymous writable memory only: file-backed pages are not copied on fork
+        start, end = (lo + huge - 1) & ~(huge - 1), hi & ~(huge - 1)
+        if end - start >= huge:
+            libc.madvise(start, end - start, madv_hugepage)
+            libc.madvise(start, end - start, madv_collapse)
+
+
+
+def _only_standard_imports() -> None:
+    """Forget import hooks that site-packages installed (an editable install's finder maps `autograder` to
+    the grader's checkout): only the runtime copy on sys.path[0] and the interpreter's own paths remain."""
+    standard = ("_frozen_importlib", "_frozen_importlib_external", "zipimport")
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__module__", "") in standard]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__module__", "") in standard]
+    sys.path_importer_cache.clear()
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sys.path.insert(0, os.getcwd())  # the runtime copy (the runner starts us there)
+    for name in [m for m in sys.modules if m.startswith("__editable__")]:
+        del sys.modules[name]
+
+
+def serve(control_fd: int) -> None:
+    sock = socket.socket(fileno=control_fd)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader died: so do we
+    _prctl(PR_SET_DUMPABLE, 0)  # a child (same uid) may not read or write our memory through /proc
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to us, to be killed
+    os.umask(0o077)
+    sys.stdout = sys.stderr  # anything printed goes to stderr (discarded by the grader)
+    _only_standard_imports()
+    import numpy  # noqa: F401
+    import torch  # noqa: F401  preloaded once: every forked child starts warm
+    prepare()  # PyTorch's backward kernels refuse in every child (~25 ms, once here rather than per fork)
+    _collapse_to_huge_pages()
+    scratch = os.environ.get("AUTOGRADER_SCRATCH") or tempfile.gettempdir()
+    shared_tmp = os.environ.get("AUTOGRADER_SHARED_TMP") == "1"
+    st = os.lstat(scratch)
+    SCRATCH_STATE.update(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    baseline = _own_state()
+    # A server that starts dirty (its uid's leftovers from elsewhere) says so before its first child.
+    _wipe(scratch, shared_tmp)
+    SCRATCH_STATE["tree"] = _tree(scratch)  # empty, but for the runtime's mount points (see _tree)
+    _send(sock, {"op": "ready", "pid": os.getpid(), "dirt": _dirt(scratch, shared_tmp, baseline)})
+    child = 0
+    while True:
+        try:
+            message, fds = _recv(sock)
+        except (OSError, ValueError):
+            return
+        if message is None:
+            return
+        op = message.get("op")
+        try:
+            if op == "run" and len(fds) == 3 and not child:
+                request = dict(message["request"], scratch=scratch)
+                _load_driver(request["driver_file"])  # once per server, not per child
+                child = os.fork()
+                if child == 0:
+                    sock.close()
+                    _child(request, fds)
+                for fd in fds:
+                    os.close(fd)
+                _send(sock, {"op": "started"})
+            elif op == "end" and child:
+                status = _end_child(child, bool(message.get("kill")), float(message.get("grace", 0.5)))
+                child = 0
+                _reap_orphans()
+                _wipe(scratch, shared_tmp)
+                # Verified, not assumed: anything left means the runner replaces this server.
+                _send(sock, {"op": "ended", "status": status, "dirt": _dirt(scratch, shared_tmp, baseline)})
+            else:
+                for fd in fds:
+                    os.close(fd)
+                _send(sock, {"op": "error", "message": f"unexpected request {op!r}"})
+        except Exception as exc:  # a bug of ours: report it, keep serving
+            _send(sock, {"op": "error", "message": f"grader worker failed: {exc!r}"[:500]})
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
