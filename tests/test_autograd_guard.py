@@ -1,4 +1,4 @@
-"""The autograd guard (guard.py in the student's process, static_scan.py in the grader), end to end.
+"""The autograd guard (guard.py in the student's process, integrity/scan.py in the grader), end to end.
 
 Every hostile submission is the reference solution with one function replaced by an attack that returns
 the right answer through autograd or PyTorch's backward kernels; it is graded through the real pipeline on

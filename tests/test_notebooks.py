@@ -8,7 +8,7 @@ import json
 import nbformat
 import pytest
 
-from autograder.integrations.nbgrader import tools
+from autograder.integrations.nbgrader import tools as nbgrader_tools
 from autograder.assignments import NAMES, exercises
 from autograder.authoring.notebooks import HEADER_RE, build_notebook, generate, grade_id, notebook_files, split_module
 from autograder.authoring.templating import BEGIN, END

@@ -18,7 +18,7 @@ from autograder.core.diagnose import GENERIC_MISTAKES, diagnose
 from autograder.core.exercise import Case, Exercise, Seeds
 from autograder.core.result import CaseVerdict, CheckResult, ExerciseResult, GradeResult, exact  # noqa: F401  (re-exported)
 from autograder.sandbox.runner import RunResult, Runner
-from autograder.integrity import labels
+from autograder.integrity import labels as integrity
 from autograder.integrity.scan import scan_submission
 
 HIDDEN_REDACTED = "(details withheld for hidden cases)"

@@ -1,5 +1,5 @@
 """What an integrity finding is called and how it reads: one category (and mistake id) per kind of thing that
-happened, from the static policy (`static_scan.py`, the verdict) or the guard in the student's process
+happened, from the static policy (`integrity/scan.py`, the verdict) or the guard in the student's process
 (`guard.py`, a second line). Only autograd says "autograd"; the rest say what the code did, without
 accusing anyone of cheating (a thread left running or a `__pycache__`-style file is usually an accident).
 """

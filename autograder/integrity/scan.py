@@ -9,7 +9,7 @@ by name, attribute or string), and what runs at import (module-level statements,
 decorators, default values; the local modules imported from there). The `if __name__ == "__main__":` block
 does not run under the grader and is skipped (the templates compare with autograd there).
 
-Each finding has a category (`integrity.py`), and names the construct and its line:
+Each finding has a category (`integrity/labels.py`), and names the construct and its line:
 - autograd (`AUTOGRAD`): autograd and its engine (`torch.autograd`, `.grad_fn`, `.backward()` on something
   the file does not define, grad mode switched on), `torch.func` / functorch / forward-mode AD, PyTorch's
   backward kernels (any `*_backward` the file does not define itself), libraries that differentiate, the

@@ -23,7 +23,7 @@ The autograd guard has layers, because any one of them can be bypassed from insi
 What is found is appended to `_autograd_calls` (a route per entry, e.g. "torch.ops.aten.tanh_backward
 (a PyTorch backward kernel)"; never text the student's code chose, which could carry a hidden case's
 inputs into the feedback); the worker sends them with the case's reply and the grader gives the
-exercise 0 with `autograd_used`. The static half is `static_scan.py`, in the grader.
+exercise 0 with `autograd_used`. The static half is `integrity/scan.py`, in the grader.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ AUTODIFF_LIBRARIES = ("sympy", "mpmath", "functorch", "jax", "jaxlib", "autograd
                       "keras", "numdifftools", "casadi", "theano", "pytensor", "aesara", "tangent", "mxnet",
                       "paddle", "chainer", "mygrad", "tinygrad", "findiff", "symengine")
 # torch.func's transforms and forward-mode AD's entry points: wired here, flagged by the grader's static scan
-# (`static_scan.py` reads these three lists: one list of differentiating names for both).
+# (`integrity/scan.py` reads these three lists: one list of differentiating names for both).
 FUNC_TRANSFORMS = ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize")
 FORWARD_AD = ("make_dual", "enter_dual_level", "dual_level")
 

@@ -9,7 +9,7 @@ In a notebook (see `notebooks.py` for how it is generated):
   public cases, prints the `cmp`-style table on stdout and returns the points. It never writes to
   stderr and never raises. This is the student's own feedback while working.
 - Under `nbgrader autograde` (NBGRADER_EXECUTION=autograde) a grade cell does nothing (it scores 0):
-  the course's preprocessor (`nbgrader_preprocessor.GradeOutsideKernel`) grades the notebook's code
+  the course's preprocessor (`integrations.nbgrader.preprocessor.GradeOutsideKernel`) grades the notebook's code
   outside the kernel and writes every grade cell's outputs and score, so nothing the kernel does counts.
 
 Commands: `autograder nbgrader-autograde ASSIGNMENT --jobs N` autogrades the submitted notebooks of a
