@@ -256,7 +256,7 @@ HOSTILE = [
     ("guard_record_erased", "tanh_backward", """
         def tanh_backward(h, dh):
             import sys
-            guard = sys.modules["autograder" + ".guard"]
+            guard = sys.modules["autograder" + ".runtime.guard"]
             try:
                 torch.ops.aten.tanh_backward(dh, h)
             except BaseException:
