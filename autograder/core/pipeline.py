@@ -339,7 +339,7 @@ def _cache_entry(cache: Path, exercise: Exercise, seeds: Seeds) -> Path | None:
     import sys
     import torch
     origins = (_origin(exercise.cases), _origin(exercise.truth))
-    if not all(o.startswith(f"{__package__}.assignments.{exercise.assignment}") for o in origins):
+    if not all(o.startswith(f"autograder.assignments.{exercise.assignment}") for o in origins):
         return None
     try:
         import numpy
