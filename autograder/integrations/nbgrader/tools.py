@@ -16,8 +16,10 @@ from autograder.integrations.nbgrader.kernel import notebook_grade, start_notebo
 def __getattr__(name):
     """Any other name of the old module, from where it lives now (loaded on first use: a kernel that only
     grades cells never loads the instructor's side)."""
+    if name.startswith("__"):  # (the import system's questions, e.g. __path__, need no course)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from autograder.integrations.nbgrader import course
-    if name.startswith("__") or not hasattr(course, name):
+    if not hasattr(course, name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(course, name)
 
