@@ -120,3 +120,16 @@ def test_the_table_documents_every_variable():
     import autograder.core.config as module
     for variable in VARIABLES:
         assert f"| {variable} " in module.__doc__, variable
+
+
+def test_a_commands_flags_go_on_top_of_the_configuration_main_read():
+    import argparse
+
+    from autograder.core.config import for_command
+    read_by_main = Config.from_env({"AUTOGRADER_SECRET": SECRET, "AUTOGRADER_SANDBOX": "none"})
+    args = argparse.Namespace(config=read_by_main, unsandboxed=True, public_only=False, time_limit=2.5, path="x")
+    config = for_command(args)
+    assert (config.unsandboxed, config.public_only, config.time_limit) == (True, False, 2.5)
+    assert (config.secret, config.sandbox) == (SECRET, "none")   # the environment main read, not read again
+    bare = for_command(argparse.Namespace(config=read_by_main))  # a command without those flags
+    assert bare == read_by_main

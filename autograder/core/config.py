@@ -151,6 +151,16 @@ class Config:
 _NULLABLE = {"truth_cache", "notebook_time_limit", "time_limit"}
 
 
+FLAGS = ("unsandboxed", "public_only", "time_limit")
+
+
+def for_command(args) -> Config:
+    """A command's configuration: the environment as the command line's `main` read it once (`args.config`;
+    read now for a command called on its own), with the command's flags on top (those it has and was given)."""
+    config = getattr(args, "config", None) or Config.from_env()
+    return config.with_flags(**{flag: getattr(args, flag) for flag in FLAGS if getattr(args, flag, None) is not None})
+
+
 def _choice(env, name: str, allowed, default: str) -> str:
     raw = env.get(name, "")
     value = raw.strip().lower() or default

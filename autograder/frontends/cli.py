@@ -41,12 +41,9 @@ def not_found(submission: Path, graded: list[str]) -> list[tuple[str, list[str],
 
 
 def config_for(args):
-    """The run's configuration: the environment, read once by `main` (or here, for a command called on
-    its own), with this command's flags on top."""
-    from autograder.core.config import Config
-    config = getattr(args, "config", None) or Config.from_env()
-    return config.with_flags(**{flag: getattr(args, flag) for flag in ("unsandboxed", "public_only", "time_limit")
-                                if getattr(args, flag, None) is not None})
+    """The run's configuration: the environment, read once by `main`, with this command's flags on top."""
+    from autograder.core.config import for_command
+    return for_command(args)
 
 
 def check_session(args):

@@ -520,7 +520,7 @@ def write_grades_csv(outdir: Path, students: list[str], results: dict | None = N
 
 def cmd_grade_all(args) -> int:
     from autograder.core.session import GradingSession, refusal
-    from autograder.frontends.cli import config_for
+    from autograder.core.config import for_command as config_for
     root = Path(args.root)
     if not root.is_dir():
         print(f"No such directory: {root}", file=sys.stderr)

@@ -324,7 +324,7 @@ def kill_sandbox() -> int:
 
 
 def cmd_gradescope_package(args) -> int:
-    from autograder.frontends.cli import config_for
+    from autograder.core.config import for_command as config_for
     secret = config_for(args).secret
     if not secret and not args.public_only:
         print("error: AUTOGRADER_SECRET is not set: hidden cases derive from it. Set it while packaging (it is "

@@ -376,7 +376,7 @@ def cmd_nbgrader_class_report(args) -> int:
         print(f"no submissions of {args.assignment} in {course / 'submitted'}", file=sys.stderr)
         return 2
     from autograder.core.session import GradingSession, refusal
-    from autograder.frontends.cli import config_for
+    from autograder.core.config import for_command as config_for
     try:
         probe = GradingSession(config_for(args), credit=True, start=False)
         seeds = probe.seeds()
@@ -403,7 +403,7 @@ def cmd_nbgrader_autograde(args) -> int:
         return 2
     from autograder.core.exercise import SECRET_ENV
     from autograder.core.session import GradingSession, refusal
-    from autograder.frontends.cli import config_for
+    from autograder.core.config import for_command as config_for
     from autograder.integrations.nbgrader.preprocessor import _scrub_initial_environment, guard_process
     # This process hands the secret to nbgrader (its environment) and keeps it for --verify: no process of
     # the same user may read it from /proc/<this pid>/environ (the initial block) or anything else here.
