@@ -320,3 +320,10 @@ def test_budget_runner_stops_an_exercise_after_its_first_timeout():
     results = kernel._BudgetRunner(fine, 30.0).run_cases("s", "m", "d", [{}] * 5, time_limit=20.0,
                                                                   memory_mb=1)
     assert [r.status for r in results] == ["ok"] * 5 and fine.calls == [(1, 20.0), (4, 20.0)]
+
+
+def test_a_bad_setting_is_named_in_the_grade_cell_not_raised(monkeypatch, capfd):
+    monkeypatch.setenv(kernel.TIME_LIMIT_ENV, "soon")
+    assert kernel.notebook_grade("graphs.AddGate", points=1.0, modules={"graphs.py": ""}) == 0.0
+    out, err = capfd.readouterr()
+    assert f"{kernel.TIME_LIMIT_ENV}='soon'" in out and err == ""

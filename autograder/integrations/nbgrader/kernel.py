@@ -95,24 +95,27 @@ def start_notebook(assignment: str, links: dict | None = None) -> None:
     if shell is not None:
         shell.events.register("pre_run_cell", _recorder.pre_run_cell)
         shell.events.register("post_run_cell", _recorder.post_run_cell)
-    if _autograding():
+    config, _ = _read_config()
+    if _autograding(config):
         return  # the grading happens outside this kernel (the course's preprocessor)
     with _quiet():
         with contextlib.suppress(Exception):
-            _shared_session()  # torch loads in the worker while the student's cells run
+            _shared_session(config)  # torch loads in the worker while the student's cells run
 
 
-def _config():
-    from autograder.core.config import Config
-    return Config.from_env()
-
-
-def _autograding() -> bool:
+def _read_config():
+    """(the configuration, None), or (None, why) when a setting is unusable (said in the grade cell's output)."""
+    from autograder.core.config import Config, ConfigError
     try:
-        return _config().nbgrader_autograding
-    except ValueError:  # another setting is unusable; this one is read as nbgrader sets it
-        import os
+        return Config.from_env(), None
+    except ConfigError as exc:
+        return None, exc
+
+
+def _autograding(config) -> bool:
+    if config is None:  # another setting is unusable: this one as nbgrader sets it
         return os.environ.get(AUTOGRADE_ENV) == "autograde"
+    return config.nbgrader_autograding
 
 
 GRADED_OUTSIDE = ("Under `nbgrader autograde` this cell is graded outside the notebook's kernel, by the course's "
@@ -127,13 +130,13 @@ def _ipython():
     return get_ipython()
 
 
-def _shared_session():
+def _shared_session(config):
     """One grading session per kernel: the torch import is paid once per notebook, not per grade cell."""
     global _session
     if _session is None:
         import atexit
         from autograder.core.session import GradingSession
-        _session = GradingSession(_config()).open()
+        _session = GradingSession(config).open()
         atexit.register(_session.close)
     return _session
 
@@ -194,7 +197,8 @@ def notebook_grade(exercise_id: str, points: float | None = None, *, modules: di
     `modules` (path -> source) overrides what the notebook recorded; `hidden=True` also runs the hidden
     cases (needs AUTOGRADER_SECRET; default: public cases, the student's own feedback). Always returns a plain float in [0, points]; never raises, never uses stderr.
     Under `nbgrader autograde` it grades nothing and returns 0: the course's preprocessor sets the score."""
-    if _autograding() and modules is None:
+    config, problem = _read_config()  # the environment, read once for this cell
+    if _autograding(config) and modules is None:
         sys.stdout.write(GRADED_OUTSIDE)
         return 0.0
     text = io.StringIO()
@@ -205,7 +209,9 @@ def notebook_grade(exercise_id: str, points: float | None = None, *, modules: di
         limit = None
     with _quiet():
         try:
-            score = _grade(exercise_id, limit, modules, hidden, text)
+            if problem is not None:
+                raise problem
+            score = _grade(exercise_id, limit, modules, hidden, text, config)
         except Exception as exc:  # noqa: a bug of ours, or a broken environment: no points, say why
             text.write(f"\nThe autograder could not grade {exercise_id}: {type(exc).__name__}: {exc}\n")
             score = 0.0
@@ -228,14 +234,14 @@ def _find_exercise(exercise_id: str):
     raise KeyError(f"unknown exercise {exercise_id!r}")
 
 
-def _grade(exercise_id: str, points: float | None, modules: dict | None, hidden: bool | None, out) -> float:
+def _grade(exercise_id: str, points: float | None, modules: dict | None, hidden: bool | None, out,
+           config) -> float:
     from autograder.core.session import GradingSession
     exercise = _find_exercise(exercise_id)
     notes: list[str] = []
     if hidden is None:
         hidden = False  # the student's own feedback: public cases (grading for credit is the preprocessor's)
-    shared = _shared_session()
-    config = _config()
+    shared = _shared_session(config)
     time_limit = config.notebook_time_limit or exercise.time_limit
     # this cell's own session, on the kernel's worker with this cell's time budget
     session = GradingSession(config, runner=_BudgetRunner(shared.runner, time_limit), hidden=hidden)
