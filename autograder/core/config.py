@@ -9,21 +9,21 @@ seeds from it). The secret is held but never shown: not in `repr`, `str`, nor `a
 
 The environment variables (the one list; the README points here):
 
-| variable                          | field                | default                          | meaning |
-|-----------------------------------|----------------------|----------------------------------|---------|
-| AUTOGRADER_SANDBOX                | sandbox              | auto                             | auto, bwrap, user or none: the isolation mechanism for the student's code |
-| AUTOGRADER_SANDBOX_USER           | sandbox_user         | backprop-student                 | user mode: the dedicated unprivileged user |
-| AUTOGRADER_SANDBOX_UIDS           | sandbox_uids         | 1900000000-1900000063            | user mode: `first-last`, the unnamed uids concurrent sandboxes take |
-| AUTOGRADER_PROTECT                | protect              | (none)                           | more paths the student's code must not reach (os.pathsep-separated) |
-| AUTOGRADER_SECRET                 | secret               | (none: hidden cases refused)     | hidden cases derive from it; never shown |
-| AUTOGRADER_TRUTH_CACHE            | truth_cache          | $XDG_CACHE_HOME/backprop-lab/truths | `check`'s public truths between runs: a directory, or off |
-| AUTOGRADER_STARTUP_TIMEOUT        | startup_timeout      | 120                              | seconds the sandbox's worker may take to start (it imports torch) |
-| AUTOGRADER_NOTEBOOK_TIME_LIMIT    | notebook_time_limit  | (the exercise's)                 | seconds per case in a notebook's grade cell |
-| AUTOGRADER_DEBUG                  | debug                | off                              | any non-empty value: the worker's stderr is shown |
-| AUTOGRADER_ROOT                   | gradescope_root      | /autograder                      | Gradescope's /autograder (its scripts also read AUTOGRADER_SOURCE, _SUBMISSION, _RESULTS, _BIN) |
-| AUTOGRADER_ASSIGNMENTS            | classroom_assignments| (detected)                       | GitHub Classroom: the repository's assignments, space or comma separated |
-| NBGRADER_EXECUTION                | nbgrader_autograding | (unset)                          | `autograde` (set by nbgrader): grade cells leave grading to the course's preprocessor |
-| XDG_CACHE_HOME                    | (truth_cache)        | ~/.cache                         | where the truth cache lives by default |
+| variable | field | default | meaning |
+|---|---|---|---|
+| AUTOGRADER_SANDBOX | sandbox | auto | auto, bwrap, user or none: how the student's code is isolated |
+| AUTOGRADER_SANDBOX_USER | sandbox_user | backprop-student | user mode: the dedicated unprivileged user |
+| AUTOGRADER_SANDBOX_UIDS | sandbox_uids | 1900000000-1900000063 | user mode: `first-last`, uids of concurrent sandboxes |
+| AUTOGRADER_PROTECT | protect | (none) | more paths the student's code must not reach (os.pathsep-separated) |
+| AUTOGRADER_SECRET | secret | (none: no hidden cases) | hidden cases derive from it; never shown |
+| AUTOGRADER_TRUTH_CACHE | truth_cache | $XDG_CACHE_HOME/backprop-lab/truths | `check`'s public truths: a directory, or off |
+| AUTOGRADER_STARTUP_TIMEOUT | startup_timeout | 120 | seconds the sandbox's worker may take to start (torch) |
+| AUTOGRADER_NOTEBOOK_TIME_LIMIT | notebook_time_limit | (the exercise's) | seconds per case in a notebook's grade cell |
+| AUTOGRADER_DEBUG | debug | off | any non-empty value: the worker's stderr is shown |
+| AUTOGRADER_ROOT | gradescope_root | /autograder | Gradescope's /autograder (its scripts: also _SOURCE, _SUBMISSION, _RESULTS, _BIN) |
+| AUTOGRADER_ASSIGNMENTS | classroom_assignments | (detected) | GitHub Classroom: the repository's assignments |
+| NBGRADER_EXECUTION | nbgrader_autograding | (unset) | `autograde` (nbgrader sets it): grade cells leave grading to the preprocessor |
+| XDG_CACHE_HOME | (truth_cache) | ~/.cache | where the truth cache lives by default |
 
 Flags (set by the command line on top of the environment): `unsandboxed` (--unsandboxed: grade for credit
 without isolation, and say so), `public_only` (--public-only: no hidden cases, no secret needed),

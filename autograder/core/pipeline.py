@@ -474,9 +474,9 @@ def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, ru
     if runner is None:  # the runner (and the seeds, from the configuration) come from a grading session
         from autograder.core.session import GradingSession
         with GradingSession(hidden=hidden, seeds=seeds) as session:
-            return grade(submission, exercises, hidden=hidden, runner=session.runner, seeds=session.seeds(hidden),
-                         keep_outputs=keep_outputs, on_start=on_start, on_exercise=on_exercise,
-                         truth_cache=truth_cache)
+            return grade(submission, exercises, hidden=hidden, runner=session.runner,
+                         seeds=seeds or session.seeds(hidden), keep_outputs=keep_outputs, on_start=on_start,
+                         on_exercise=on_exercise, truth_cache=truth_cache)
     started = time.perf_counter()
     submission = Path(submission)
     seeds = seeds or Seeds.from_env(hidden)  # before anything starts: no secret, no hidden grading

@@ -195,7 +195,8 @@ def notebook_grade(exercise_id: str, points: float | None = None, *, modules: di
     """A grade cell: grade the notebook's code on one exercise; print the table; return the points.
 
     `modules` (path -> source) overrides what the notebook recorded; `hidden=True` also runs the hidden
-    cases (needs AUTOGRADER_SECRET; default: public cases, the student's own feedback). Always returns a plain float in [0, points]; never raises, never uses stderr.
+    cases (needs AUTOGRADER_SECRET; default: public cases, the student's own feedback). Always returns a plain
+    float in [0, points]; never raises, never uses stderr.
     Under `nbgrader autograde` it grades nothing and returns 0: the course's preprocessor sets the score."""
     config, problem = _read_config()  # the environment, read once for this cell
     if _autograding(config) and modules is None:
