@@ -327,3 +327,18 @@ def test_a_bad_setting_is_named_in_the_grade_cell_not_raised(monkeypatch, capfd)
     assert kernel.notebook_grade("graphs.AddGate", points=1.0, modules={"graphs.py": ""}) == 0.0
     out, err = capfd.readouterr()
     assert f"{kernel.TIME_LIMIT_ENV}='soon'" in out and err == ""
+
+
+def test_regrade_outside_the_kernel_grades_each_submitted_notebook_in_a_session(root, runner, tmp_path):
+    """The gradebook's cross-check (`nbgrader-autograde --verify`): each submitted notebook graded as
+    `autograder grade` grades it, in the session it is given; the source notebook (the solution) scores full."""
+    import shutil
+
+    from autograder.core.session import GradingSession
+    folder = tmp_path / "course" / "submitted" / "ann" / "graphs"
+    folder.mkdir(parents=True)
+    shutil.copyfile(root / "assignments" / "source" / "graphs" / "graphs.ipynb", folder / "graphs.ipynb")
+    (tmp_path / "course" / "submitted" / "bob" / "graphs").mkdir(parents=True)  # nothing submitted: left out
+    with GradingSession(runner=runner, credit=True) as session:
+        scores = course.regrade_outside_the_kernel(tmp_path / "course", "graphs", session=session)
+    assert scores == {"ann": {grade_id(ex.id): float(ex.points) for ex in exercises("graphs")}}
