@@ -33,7 +33,7 @@ KERNEL_PATCH = ("\nimport os, subprocess\n"
                 "    try:\n        open(target, 'ab').close()\n        print('WROTE', target)\n"
                 "    except OSError as exc:\n        print('REFUSED', target, exc)\n"
                 "subprocess.Popen(['sh', '-c', 'sleep 600'], start_new_session=True)\n"
-                "import autograder.integrations.nbgrader.tools as _t\n"
+                "import autograder.integrations.nbgrader.kernel as _t\n"
                 "_t.notebook_grade = lambda exercise_id, points=None, **kw: points\n"
                 "get_ipython().ast_node_interactivity = 'none'\n")
 # Prints the secret wherever the kernel could find it (its environment, its parent's).

@@ -8,7 +8,7 @@ import json
 import nbformat
 import pytest
 
-from autograder.integrations.nbgrader import tools as nbgrader_tools
+from autograder.integrations.nbgrader import course, kernel
 from autograder.assignments import NAMES, exercises
 from autograder.authoring.notebooks import HEADER_RE, build_notebook, generate, grade_id, notebook_files, split_module
 from autograder.authoring.templating import BEGIN, END
@@ -22,8 +22,9 @@ def notebooks(root):
 
 @pytest.fixture
 def shared_runner(runner, monkeypatch):
-    """Grade cells share one worker per kernel; in the tests, the session's."""
-    monkeypatch.setattr(nbgrader_tools, "_runner", runner)
+    """Grade cells share one grading session per kernel; in the tests, on the test session's worker."""
+    from autograder.core.session import GradingSession
+    monkeypatch.setattr(kernel, "_session", GradingSession(runner=runner).open())
     return runner
 
 
@@ -160,7 +161,7 @@ def test_build_notebook_rejects_nothing_silently():
 # -- nbgrader generate_assignment's stubs -----------------------------------------------------------------
 
 def test_clear_solutions_honours_stub_markers():
-    cls = nbgrader_tools._clear_solutions_class()
+    cls = course._clear_solutions_class()
     pre = cls()
     cell = nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION stub: dx = None  # TODO\n    dx = 1\n"
                                      "    ### END SOLUTION\n    return dx")
@@ -180,7 +181,7 @@ def _reference_modules(root, nb):
 def test_notebook_grade_gives_full_points_to_the_reference(root, notebooks, shared_runner, capfd, monkeypatch):
     monkeypatch.setenv("AUTOGRADER_SECRET", "test-secret")
     modules = _reference_modules(root, notebooks["graphs"])
-    score = nbgrader_tools.notebook_grade("graphs.sigmoid_neuron", points=3.0, modules=modules, hidden=True)
+    score = kernel.notebook_grade("graphs.sigmoid_neuron", points=3.0, modules=modules, hidden=True)
     out, err = capfd.readouterr()
     assert type(score) is float and score == 3.0
     assert err == ""
@@ -191,7 +192,7 @@ def test_notebook_grade_partial_credit_and_hint(root, notebooks, shared_runner, 
     modules = _reference_modules(root, notebooks["graphs"])
     # The fan-out mistake in dW only: dx right, dW wrong -> half the points (two equally weighted checks).
     modules["graphs.py"] = modules["graphs.py"].replace("dW = torch.outer(dq, x)", "dW = torch.outer(q, x)")
-    score = nbgrader_tools.notebook_grade("graphs.l2_of_matvec", points=3.0, modules=modules, hidden=False)
+    score = kernel.notebook_grade("graphs.l2_of_matvec", points=3.0, modules=modules, hidden=False)
     out, err = capfd.readouterr()
     assert score == 1.5 and err == ""
     assert "dW" in out and "wrong" in out  # one verdict column
@@ -203,37 +204,37 @@ def test_notebook_grade_is_silent_on_stderr_and_never_raises(shared_runner, capf
     for exercise_id, modules in (("graphs.AddGate", {"graphs.py": noisy + "class AddGate:\n    pass\n"}),
                                  ("graphs.nope", {"graphs.py": noisy}),
                                  ("nonsense", {})):
-        score = nbgrader_tools.notebook_grade(exercise_id, points=1.0, modules=modules)
+        score = kernel.notebook_grade(exercise_id, points=1.0, modules=modules)
         out, err = capfd.readouterr()
         assert score == 0.0 and type(score) is float
         assert err == ""
         assert out.strip()  # says why
-    assert nbgrader_tools.notebook_grade("graphs.AddGate", points="x", modules={}) == 0.0
+    assert kernel.notebook_grade("graphs.AddGate", points="x", modules={}) == 0.0
 
 
 def test_notebook_grade_never_exceeds_the_cells_points(root, notebooks, shared_runner):
     modules = _reference_modules(root, notebooks["graphs"])
     # Points in the cell lower than the exercise's: scaled, never above the cell's maximum.
-    assert nbgrader_tools.notebook_grade("graphs.simple_graph", points=0.5, modules=modules) == 0.5
+    assert kernel.notebook_grade("graphs.simple_graph", points=0.5, modules=modules) == 0.5
 
 
 def test_an_infinite_loop_costs_one_time_limit(monkeypatch, shared_runner, capfd):
     import time
-    monkeypatch.setenv(nbgrader_tools.TIME_LIMIT_ENV, "1.5")
+    monkeypatch.setenv(kernel.TIME_LIMIT_ENV, "1.5")
     monkeypatch.setenv("AUTOGRADER_SECRET", "test-secret")
     looping = "class AddGate:\n    def forward(self, x, y):\n        return x + y\n" \
               "    def backward(self, dout):\n        while True:\n            pass\n"
     started = time.perf_counter()
-    score = nbgrader_tools.notebook_grade("graphs.AddGate", points=1.0, modules={"graphs.py": looping}, hidden=True)
+    score = kernel.notebook_grade("graphs.AddGate", points=1.0, modules={"graphs.py": looping}, hidden=True)
     elapsed = time.perf_counter() - started
     out, _ = capfd.readouterr()
     assert score == 0.0 and "timeout" in out
     cases = len(next(ex for ex in exercises("graphs") if ex.id == "graphs.AddGate").cases(
-        nbgrader_tools_seeds(hidden=True)))
+        kernel_seeds(hidden=True)))
     assert cases > 1 and elapsed < 1.5 * cases  # later cases are not run after the first timeout
 
 
-def nbgrader_tools_seeds(hidden):
+def kernel_seeds(hidden):
     from autograder.core.exercise import Seeds
     return Seeds(hidden=hidden, secret="test-secret")
 
@@ -241,7 +242,7 @@ def nbgrader_tools_seeds(hidden):
 # -- recording the notebook's cells ------------------------------------------------------------------------
 
 def test_the_recorder_keeps_the_latest_run_and_drops_interrupted_cells(tmp_path):
-    rec = nbgrader_tools._Recorder("graphs", {})
+    rec = kernel._Recorder("graphs", {})
     rec.record("# file: graphs.py (part 2 of 8)\nclass AddGate:\n    version = 1")
     rec.finished(False)
     rec.record("print('scratch cell, not part of a module')")
@@ -250,7 +251,7 @@ def test_the_recorder_keeps_the_latest_run_and_drops_interrupted_cells(tmp_path)
     rec.finished(False)
     rec.record("# file: graphs.py (part 3 of 8)\nclass MultiplyGate:\n    pass\nwhile True: pass")
     rec.finished(True)                                       # interrupted
-    module = (nbgrader_tools.recorded_modules(rec, tmp_path) / "graphs.py").read_text()
+    module = (kernel.recorded_modules(rec, tmp_path) / "graphs.py").read_text()
     assert "version = 2" in module and "version = 1" not in module
     assert "while True" not in module and "MultiplyGate" not in module and "scratch" not in module
     assert "graphs.py: part 1, 4, 5, 6, 7, 8 not run yet" in rec.missing()
@@ -260,21 +261,21 @@ def test_grade_cells_do_nothing_under_nbgrader_autograde(monkeypatch, capfd):
     """The course's preprocessor grades outside the kernel; the kernel's grade cell scores 0 (so a course
     config without the preprocessor gives no points rather than the kernel's)."""
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    monkeypatch.setattr(nbgrader_tools, "_recorder", None)
-    assert nbgrader_tools.notebook_grade("graphs.AddGate", points=1.0) == 0.0
+    monkeypatch.setattr(kernel, "_recorder", None)
+    assert kernel.notebook_grade("graphs.AddGate", points=1.0) == 0.0
     out, err = capfd.readouterr()
     assert "graded outside the notebook's kernel" in out and err == ""
 
 
 def test_write_modules_makes_packages_and_stays_inside(tmp_path):
-    nbgrader_tools.write_modules(tmp_path, {"micrograd/engine.py": "x = 1\n"})
+    kernel.write_modules(tmp_path, {"micrograd/engine.py": "x = 1\n"})
     assert (tmp_path / "micrograd" / "__init__.py").is_file()
     with pytest.raises(ValueError):
-        nbgrader_tools.write_modules(tmp_path, {"../evil.py": ""})
+        kernel.write_modules(tmp_path, {"../evil.py": ""})
 
 
 def test_grade_table_lists_students_and_cells():
-    table = nbgrader_tools.grade_table({"ann": {"graphs-AddGate": 1.0, "graphs-MaxGate": 0.5},
+    table = course.grade_table({"ann": {"graphs-AddGate": 1.0, "graphs-MaxGate": 0.5},
                                         "bob": {"graphs-AddGate": 0.0, "graphs-MaxGate": 1.0}})
     lines = table.splitlines()
     assert lines[0].split() == ["student", "AddGate", "MaxGate", "total"]
@@ -286,7 +287,7 @@ def test_release_code_is_the_student_template(root, notebooks, tmp_path):
     """nbgrader's solution clearing (ours, stub-aware) turns each notebook into the student template's code:
     `dlogprobs = None  # TODO` where the template has it, the default stub elsewhere."""
     import copy
-    clear = nbgrader_tools._clear_solutions_class()()
+    clear = course._clear_solutions_class()()
     for name, nb in notebooks.items():
         release = copy.deepcopy(nb)
         for cell in release.cells:
@@ -298,7 +299,7 @@ def test_release_code_is_the_student_template(root, notebooks, tmp_path):
 
 
 def test_budget_runner_stops_an_exercise_after_its_first_timeout():
-    from autograder.sandbox.runner import RunResult
+    from autograder.sandbox import RunResult
 
     class Fake:
         sandbox = "fake"
@@ -311,11 +312,33 @@ def test_budget_runner_stops_an_exercise_after_its_first_timeout():
             return [RunResult(self.status) for _ in cases]
 
     looping = Fake("timeout")
-    results = nbgrader_tools._BudgetRunner(looping, 2.0).run_cases("s", "m", "d", [{}] * 5, time_limit=20.0,
+    results = kernel._BudgetRunner(looping, 2.0).run_cases("s", "m", "d", [{}] * 5, time_limit=20.0,
                                                                     memory_mb=1)
     assert [r.status for r in results] == ["timeout"] * 5
     assert looping.calls == [(1, 2.0)]            # one case run, at the notebook's limit; four skipped
     fine = Fake("ok")
-    results = nbgrader_tools._BudgetRunner(fine, 30.0).run_cases("s", "m", "d", [{}] * 5, time_limit=20.0,
+    results = kernel._BudgetRunner(fine, 30.0).run_cases("s", "m", "d", [{}] * 5, time_limit=20.0,
                                                                   memory_mb=1)
     assert [r.status for r in results] == ["ok"] * 5 and fine.calls == [(1, 20.0), (4, 20.0)]
+
+
+def test_a_bad_setting_is_named_in_the_grade_cell_not_raised(monkeypatch, capfd):
+    monkeypatch.setenv(kernel.TIME_LIMIT_ENV, "soon")
+    assert kernel.notebook_grade("graphs.AddGate", points=1.0, modules={"graphs.py": ""}) == 0.0
+    out, err = capfd.readouterr()
+    assert f"{kernel.TIME_LIMIT_ENV}='soon'" in out and err == ""
+
+
+def test_regrade_outside_the_kernel_grades_each_submitted_notebook_in_a_session(root, runner, tmp_path):
+    """The gradebook's cross-check (`nbgrader-autograde --verify`): each submitted notebook graded as
+    `autograder grade` grades it, in the session it is given; the source notebook (the solution) scores full."""
+    import shutil
+
+    from autograder.core.session import GradingSession
+    folder = tmp_path / "course" / "submitted" / "ann" / "graphs"
+    folder.mkdir(parents=True)
+    shutil.copyfile(root / "assignments" / "source" / "graphs" / "graphs.ipynb", folder / "graphs.ipynb")
+    (tmp_path / "course" / "submitted" / "bob" / "graphs").mkdir(parents=True)  # nothing submitted: left out
+    with GradingSession(runner=runner, credit=True) as session:
+        scores = course.regrade_outside_the_kernel(tmp_path / "course", "graphs", session=session)
+    assert scores == {"ann": {grade_id(ex.id): float(ex.points) for ex in exercises("graphs")}}

@@ -8,7 +8,7 @@ How a reference module becomes cells:
   definitions (a def or class with the comments just above it is a cell; the statements between
   definitions are a cell);
 - a cell with a `### BEGIN SOLUTION` region is an nbgrader *solution* cell (the student edits it;
-  `nbgrader generate_assignment` replaces the region with a stub: see `nbgrader_tools`, ClearSolutionsWithStubs);
+  `nbgrader generate_assignment` replaces the region with a stub: see `integrations.nbgrader.course`, ClearSolutionsWithStubs);
   every other code cell is *locked* given code;
 - every code cell starts with a header, `# file: micrograd/engine.py (part 2 of 5)`: the notebook's
   setup cell records each cell as it runs, so a grade cell can write the student's modules to a
@@ -125,12 +125,12 @@ checks also run hidden cases (other seeds and sizes); only a summary of those is
 SETUP = """\
 # Setup (read-only). The grader records each "# file: ..." cell when it runs, so that the Check cells
 # can grade your code as modules in a separate process, as `make check` does.
-from autograder.integrations.nbgrader.tools import start_notebook
+from autograder.integrations.nbgrader.kernel import start_notebook
 start_notebook({assignment!r}, links={links})"""
 
 GRADE = """\
 # Check {exercise_id} (read-only): runs your code above on the grader's cases.
-from autograder.integrations.nbgrader.tools import notebook_grade
+from autograder.integrations.nbgrader.kernel import notebook_grade
 notebook_grade({exercise_id!r}, points={points!r})"""
 
 

@@ -17,7 +17,7 @@ from autograder.runtime.verdicts import VERDICTS
 from autograder.core.diagnose import GENERIC_MISTAKES, diagnose
 from autograder.core.exercise import Case, Exercise, Seeds
 from autograder.core.result import CaseVerdict, CheckResult, ExerciseResult, GradeResult, exact  # noqa: F401  (re-exported)
-from autograder.sandbox.runner import RunResult, Runner
+from autograder.sandbox import RunResult, Runner
 from autograder.integrity import labels as integrity
 from autograder.integrity.scan import scan_submission
 
@@ -471,23 +471,23 @@ def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, ru
     """Grade one submission directory on the given exercises. `keep_outputs`: see `grade_exercise`.
     `on_start(exercise)` and `on_exercise(result)` are called as each exercise starts and finishes (live
     progress in `check`). `truth_cache`: a directory keeping the truths between runs (`prepared_cases`)."""
+    if runner is None:  # the runner (and the seeds, from the configuration) come from a grading session
+        from autograder.core.session import GradingSession
+        with GradingSession(hidden=hidden, seeds=seeds) as session:
+            return grade(submission, exercises, hidden=hidden, runner=session.runner,
+                         seeds=seeds or session.seeds(hidden), keep_outputs=keep_outputs, on_start=on_start,
+                         on_exercise=on_exercise, truth_cache=truth_cache)
     started = time.perf_counter()
     submission = Path(submission)
-    own_runner = runner is None
-    runner = runner or Runner()
     seeds = seeds or Seeds.from_env(hidden)  # before anything starts: no secret, no hidden grading
     runner.start()  # the worker imports torch while this process builds cases and truths
-    try:
-        results = []
-        for exercise in exercises:
-            if on_start:
-                on_start(exercise)
-            prepared_cases(exercise, seeds, truth_cache)
-            results.append(grade_exercise(exercise, submission, runner, seeds, keep_outputs))
-            if on_exercise:
-                on_exercise(results[-1])
-    finally:
-        if own_runner:
-            runner.close()
+    results = []
+    for exercise in exercises:
+        if on_start:
+            on_start(exercise)
+        prepared_cases(exercise, seeds, truth_cache)
+        results.append(grade_exercise(exercise, submission, runner, seeds, keep_outputs))
+        if on_exercise:
+            on_exercise(results[-1])
     return GradeResult(submission=str(submission), exercises=results,
                        hidden=hidden, sandbox=runner.sandbox, seconds=time.perf_counter() - started)

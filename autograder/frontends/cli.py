@@ -40,12 +40,16 @@ def not_found(submission: Path, graded: list[str]) -> list[tuple[str, list[str],
     return out
 
 
-def _started_runner():
-    """The student's-process worker, started first: it imports torch while this process does too."""
-    from autograder.sandbox.runner import Runner
-    runner = Runner()
-    runner.start()
-    return runner
+def config_for(args):
+    """The run's configuration: the environment, read once by `main`, with this command's flags on top."""
+    from autograder.core.config import for_command
+    return for_command(args)
+
+
+def check_session(args):
+    """The session of `check` and `watch`: public cases, the strongest sandbox here (or none, and it says so)."""
+    from autograder.core.session import GradingSession
+    return GradingSession(config_for(args), cache_truths=True)
 
 
 def cmd_check(args) -> int:
@@ -57,8 +61,7 @@ def cmd_check(args) -> int:
     if not submission.is_dir():
         console.print(Text("No such directory: ", style="bold red") + Text(str(submission)))
         return 2
-    with _started_runner() as runner:
-        from autograder.core.pipeline import grade, truth_cache_dir
+    with check_session(args) as session:  # its worker imports torch while this process does too
         from autograder.frontends.render import render_error, render_exercise, total_line
         names, exs = _exercises_for(submission, args.assignment)
         # Asked for one assignment (-a): that one is the whole; else the whole course is.
@@ -74,10 +77,9 @@ def cmd_check(args) -> int:
         # (a spinner on a terminal; nothing extra in a log or a pipe).
         kept: dict = {}  # the public cases' outputs, for the worked element under a wrong gradient
         with _progress(console) as status:
-            result = grade(submission, exs, hidden=False, runner=runner, keep_outputs=kept,
-                           on_start=lambda ex: status(f"grading {ex.id}…"),
-                           on_exercise=lambda done: render_exercise(done, console, kept.get(done.id)),
-                           truth_cache=truth_cache_dir())  # public truths: the same on every run
+            result = session.grade(submission, exs, hidden=False, keep_outputs=kept,
+                                   on_start=lambda ex: status(f"grading {ex.id}…"),
+                                   on_exercise=lambda done: render_exercise(done, console, kept.get(done.id)))
     render_error(result, console)
     for line in not_found_lines(absent):
         console.print(line)
@@ -122,21 +124,18 @@ def _progress(console):
 
 
 def cmd_grade(args) -> int:
-    from autograder.core.exercise import Seeds, SecretMissing
+    from autograder.core.session import GradingSession, refusal
     from autograder.frontends.render import FORMATS
-    from autograder.sandbox.runner import IsolationMissing, credit_runner
     protect = [Path(args.output).resolve().parent] if args.output else []
     try:
-        seeds = Seeds.for_credit(args.public_only)
-        runner = credit_runner(args.unsandboxed, protect=protect)
-    except (SecretMissing, IsolationMissing) as exc:
+        session = GradingSession(config_for(args), credit=True, protect=protect).open()
+    except Exception as exc:
+        if not refusal(exc):
+            raise
         print(f"autograder grade: refusing to grade for credit: {exc}", file=sys.stderr)
         return 2
-    with runner:
-        runner.start()
-        from autograder.core.submission import grade_path
-        result = grade_path(Path(args.path), args.assignment, hidden=not args.public_only, runner=runner,
-                            seeds=seeds)
+    with session:
+        result = session.grade_submission(Path(args.path), args.assignment)
     text = FORMATS[args.format](result)
     if args.output:
         out = Path(args.output)
@@ -195,15 +194,20 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+# Subcommands that live with their feature: module -> its `register(subparsers)`.
+EXTENSIONS = ("autograder.integrations.batch", "autograder.integrations.nbgrader.course",
+              "autograder.integrations.gradescope", "autograder.frontends.report",
+              "autograder.frontends.class_report", "autograder.frontends.watch")
+
+
 def _extensions():
     """Subcommands that live with their feature (batch grading, nbgrader, Gradescope)."""
     import importlib
-    for name in ("integrations.batch", "integrations.nbgrader.tools", "integrations.gradescope", "frontends.report",
-                 "frontends.class_report", "frontends.watch"):
+    for name in EXTENSIONS:
         try:
-            module = importlib.import_module(f"autograder.{name}")
+            module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"autograder.{name}":
+            if exc.name != name:  # the module is there, something it needs is not: say so
                 raise
             continue
         yield module.register
@@ -217,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     # The feature modules (nbgrader, batch, Gradescope) load only for their own commands and --help.
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(extensions=command not in CORE_COMMANDS).parse_args(argv)
+    from autograder.core.config import Config, ConfigError
+    try:
+        args.config = Config.from_env()  # the environment, read once for the whole command
+    except ConfigError as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 2
     return args.func(args)
 
 

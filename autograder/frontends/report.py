@@ -69,29 +69,23 @@ class Extras:
 
 def build_report(submission: Path | str, assignments: list[str] | None = None, *, runner=None,
                  train_steps: int = DEFAULT_TRAIN_STEPS, samples: int = DEFAULT_SAMPLES, status=None,
-                 on_exercise=None) -> str:
+                 on_exercise=None, config=None) -> str:
     """Grade `submission` on the public cases and return the report page. `status(text)` and
     `on_exercise(result)`: live progress, as `check` shows it."""
     from autograder.assignments import detect, exercises
-    from autograder.core.pipeline import grade, truth_cache_dir
-    from autograder.sandbox.runner import Runner
+    from autograder.core.session import GradingSession
     status = status or (lambda text: None)
     submission = Path(submission)
     names = assignments or detect(submission)
     exs = [ex for name in names for ex in exercises(name)]
-    own = runner is None
-    runner = runner or Runner()
     extras = Extras()
-    try:
-        result = grade(submission, exs, hidden=False, runner=runner, keep_outputs=extras.outputs,
-                       on_start=lambda ex: status(f"grading {ex.id}…"), on_exercise=on_exercise,
-                       truth_cache=truth_cache_dir())
+    # `runner`, when given, is borrowed (left open); else the session builds one and closes it.
+    with GradingSession(config, runner=runner, cache_truths=True) as session:
+        result = session.grade(submission, exs, hidden=False, keep_outputs=extras.outputs,
+                               on_start=lambda ex: status(f"grading {ex.id}…"), on_exercise=on_exercise)
         if "backprop_ninja" in names and train_steps > 0:
             status(f"training with your backward ({train_steps} steps) and sampling names…")
-            extras.training = train_and_sample(submission, runner, train_steps, samples)
-    finally:
-        if own:
-            runner.close()
+            extras.training = train_and_sample(submission, session.runner, train_steps, samples)
     return render_html(result, extras)
 
 
@@ -857,6 +851,7 @@ def cmd_report(args) -> int:
         console.print(Text(f"graded {ex.id}: {float(ex.score):g}/{float(ex.max_score):g}"))
     with _progress(console) as status:
         page = build_report(submission, args.assignment, train_steps=args.train_steps, samples=args.samples,
+                            config=getattr(args, "config", None),
                             status=status, on_exercise=graded)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -91,7 +91,7 @@ def _is_main_block(node: ast.If) -> bool:
 def python_files(submission: Path) -> list[Path]:
     """The submission's Python files, as the runner would copy them (no caches, venvs, our own folder)."""
     from autograder.frontends.history import FOLDER
-    from autograder.sandbox.runner import SKIP_DIRS
+    from autograder.sandbox import SKIP_DIRS
     found = []
     for dirpath, dirnames, filenames in os.walk(submission):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and d != FOLDER and not d.startswith(".")
@@ -100,12 +100,20 @@ def python_files(submission: Path) -> list[Path]:
     return found
 
 
+def _driver_file(module_name: str) -> Path:
+    """A driver module's file, found without importing it (as the runner finds it to stage it)."""
+    import importlib.util
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"driver module {module_name} not found")
+    return Path(spec.origin)
+
+
 def roots_of(exercise) -> set:
     """The names an exercise's run starts from: its entry point and what its driver calls on the module."""
     roots = {exercise.entry.split(".")[0]}
     module_name, function = exercise.driver.split(":")
     try:
-        from autograder.sandbox.runner import _driver_file  # the driver's file, as the runner stages it
         tree = ast.parse(_driver_file(module_name).read_text())
     except (OSError, SyntaxError, ValueError, ImportError):
         return roots
@@ -189,15 +197,15 @@ class Watcher:
     """Keeps the latest result of every exercise; `regrade(changed)` grades only the affected ones and
     prints their tables, the total over all, and what changed since the last run."""
 
-    def __init__(self, submission: Path, exercises: list, runner, console, kept: dict | None = None):
-        self.submission, self.exercises, self.runner, self.console = submission, exercises, runner, console
+    def __init__(self, submission: Path, exercises: list, session, console, kept: dict | None = None):
+        """`session`: an open GradingSession (its warm worker regrades every change)."""
+        self.submission, self.exercises, self.session, self.console = submission, exercises, session, console
         self.results: dict = {}
         self.sources: dict[str, Source] = {}
         self.kept = kept if kept is not None else {}
 
     def grade(self, exercises: list) -> None:
         from autograder.frontends.cli import _progress
-        from autograder.core.pipeline import grade
         from autograder.frontends.render import render_exercise
         from autograder.core.result import GradeResult
         started = time.perf_counter()
@@ -205,8 +213,9 @@ class Watcher:
             self.kept.pop(ex.id, None)
 
         with _progress(self.console) as status:
-            result = grade(self.submission, exercises, hidden=False, runner=self.runner, keep_outputs=self.kept,
-                           on_start=lambda ex: status(f"grading {ex.id}…"), on_exercise=lambda done: render_exercise(done, self.console, self.kept.get(done.id)))
+            result = self.session.grade(self.submission, exercises, hidden=False, keep_outputs=self.kept,
+                                        on_start=lambda ex: status(f"grading {ex.id}…"),
+                                        on_exercise=lambda done: render_exercise(done, self.console, self.kept.get(done.id)))
         for ex in result.exercises:
             self.results[ex.id] = ex
         whole = GradeResult(str(self.submission), exercises=[self.results[e.id] for e in self.exercises
@@ -249,11 +258,11 @@ class Watcher:
         return todo
 
 
-def watch(submission: Path, exercises: list, runner, console, interval: float = POLL_SECONDS,
+def watch(submission: Path, exercises: list, session, console, interval: float = POLL_SECONDS,
           max_changes: int | None = None) -> None:
     """Grade everything once, then regrade on every change until interrupted (or `max_changes` regrades)."""
     from rich.text import Text
-    watcher = Watcher(submission, exercises, runner, console)
+    watcher = Watcher(submission, exercises, session, console)
     watcher.first()
     seen = stamps(submission)
     console.print(Text(f"watching {submission} for changes (Ctrl-C to stop)", style="bold cyan"))
@@ -279,7 +288,8 @@ def cmd_watch(args) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from autograder.frontends.cli import DEFAULT_DIR, _exercises_for, _started_runner
+    from autograder.core.session import GradingSession
+    from autograder.frontends.cli import DEFAULT_DIR, _exercises_for, config_for
     console = Console()
     submission = Path(args.dir or (DEFAULT_DIR if Path(DEFAULT_DIR).is_dir() else "."))
     if not submission.is_dir():
@@ -291,13 +301,13 @@ def cmd_watch(args) -> int:
                       + Text(": no assignment files found (expected e.g. micrograd/engine.py, backprop_ninja.py "
                              "or graphs.py)"))
         return 2
-    runner = _started_runner()
+    session = GradingSession(config_for(args)).open()  # one warm worker for the whole session
     try:
-        watch(submission, exs, runner, console, interval=args.interval)
+        watch(submission, exs, session, console, interval=args.interval)
     except KeyboardInterrupt:
         console.print(Text("stopped watching", style="dim"))
     finally:
-        runner.close()
+        session.close()
     return 0
 
 

@@ -11,7 +11,7 @@ Executors, both standard: a process pool on this machine ('spawn' start method: 
 inherits a parent that has touched torch's thread pool), or, with `--scheduler`, a Dask distributed
 `Client` connected to an existing cluster (ROOT must then be readable at the same path by the
 workers, e.g. a shared filesystem; results come back to this process, which writes OUTDIR). Each
-worker process keeps one `Runner` (one fork server with torch loaded) for all its submissions.
+worker process keeps one `GradingSession` (one fork server with torch loaded) for all its submissions.
 
 A submission cannot stop the batch: the student's code runs in the fork server's sandboxed children;
 a malformed submission becomes an error result with score 0; and should a grading process die
@@ -109,8 +109,8 @@ def read_result(path: Path) -> dict | None:
 
 # -- in the worker process ------------------------------------------------------------------------------
 
-_RUNNERS: dict = {}
-_RUNNER_LOCK = threading.Lock()  # a Dask worker may run several tasks at once in threads
+_SESSIONS: dict = {}
+_SESSION_LOCK = threading.Lock()  # a Dask worker may run several tasks at once in threads
 
 
 def die_with_parent() -> None:
@@ -126,17 +126,18 @@ def die_with_parent() -> None:
         pass
 
 
-def _runner(unsandboxed: bool = False):
-    """This process's fork server, fit for credit, started once and reused for every submission it grades."""
-    with _RUNNER_LOCK:
-        runner = _RUNNERS.get(unsandboxed)
-        if runner is None:
-            from autograder.sandbox.runner import credit_runner
-            runner = credit_runner(unsandboxed)
-            runner.start()
-            atexit.register(runner.close)
-            _RUNNERS[unsandboxed] = runner
-    return runner
+def _session(unsandboxed: bool = False):
+    """This process's grading session, fit for credit, opened once and reused for every submission it grades.
+    Its seeds come with each task (built on the client: the secret is never in a worker's environment)."""
+    with _SESSION_LOCK:
+        session = _SESSIONS.get(unsandboxed)
+        if session is None:
+            from autograder.core.config import Config
+            from autograder.core.session import GradingSession
+            session = GradingSession(Config.from_env(unsandboxed=unsandboxed), credit=True, hidden=False).open()
+            atexit.register(session.close)
+            _SESSIONS[unsandboxed] = session
+    return session
 
 
 def _init_pool_worker(settings: dict | None = None, unsandboxed: bool = False) -> None:
@@ -144,7 +145,7 @@ def _init_pool_worker(settings: dict | None = None, unsandboxed: bool = False) -
     os.environ.update(settings or {})
     import torch
     torch.set_num_threads(1)  # N pool workers on N cores: no oversubscription
-    _runner(unsandboxed)
+    _session(unsandboxed)
 
 
 def cap_time_limits(seconds: float | None, exercises: list) -> list:
@@ -154,8 +155,21 @@ def cap_time_limits(seconds: float | None, exercises: list) -> list:
     return [replace(ex, time_limit=min(ex.time_limit, seconds)) for ex in exercises]
 
 
-# Settings of the grading process that travel with every task (a Dask worker has its own environment).
+# Settings of the grading process that travel with every task (a Dask worker has its own environment): the
+# sandbox reads them from its process's environment.
 SETTINGS_ENV = ("AUTOGRADER_SANDBOX_USER", "AUTOGRADER_SANDBOX")
+
+
+def worker_settings(config) -> dict:
+    """The configuration's sandbox settings that differ from the defaults, as the variables a worker sets."""
+    from autograder.core.config import Config
+    default = Config()
+    out = {}
+    if config.sandbox_user != default.sandbox_user:
+        out["AUTOGRADER_SANDBOX_USER"] = config.sandbox_user
+    if config.sandbox != default.sandbox:
+        out["AUTOGRADER_SANDBOX"] = config.sandbox
+    return out
 
 
 def prepare_truths(assignments: list[str] | None, seeds, cache: Path) -> None:
@@ -187,14 +201,13 @@ def grade_one(path: str, student: str, assignments: list[str] | None, seeds, tim
 
 def _grade_one(path, student, assignments, seeds, time_limit, unsandboxed, settings, truths) -> dict:
     from autograder.frontends.render import json_dict
-    from autograder.core.submission import grade_path
     for key, value in (settings or {}).items():
         os.environ.setdefault(key, value)
     if truths and os.path.isdir(truths):
         prepare_truths(assignments, seeds, Path(truths))  # from the files: computed only if one is missing
     digest = content_hash(Path(path))
-    result = grade_path(Path(path), assignments, hidden=seeds.hidden, runner=_runner(unsandboxed), seeds=seeds,
-                        exercise_filter=functools.partial(cap_time_limits, time_limit))
+    result = _session(unsandboxed).grade_submission(Path(path), assignments, seeds=seeds,
+                                                   exercise_filter=functools.partial(cap_time_limits, time_limit))
     return {"student": student, "content_sha256": digest, **json_dict(result)}
 
 
@@ -376,16 +389,19 @@ class _RunTemporaries:
 def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None = None,
               assignments: list[str] | None = None, seeds=None, unsandboxed: bool = False,
               time_limit: float | None = None, regrade: bool = False, fancy: bool | None = None,
-              progress: bool = True, executor=None, class_report: bool = True) -> BatchSummary:
+              progress: bool = True, executor=None, class_report: bool = True, config=None) -> BatchSummary:
     """Grade every submission under `root` not yet graded in `outdir` (see the module's docstring).
-    `fancy`: a progress bar (default: when stderr is a terminal); `progress=False`: no line per submission."""
+    `fancy`: a progress bar (default: when stderr is a terminal); `progress=False`: no line per submission.
+    `config`: the run's settings (default: read from the environment); `seeds` default to its for-credit ones."""
+    from autograder.core.config import Config
+    from autograder.core.session import GradingSession
     from autograder.core.submission import write_json_atomic
-    from autograder.core.exercise import Seeds
     started = time.perf_counter()
     # Absolute before any task leaves this process: a worker resolves a relative path from its own directory.
     root, outdir = Path(root).resolve(), Path(outdir).resolve()
-    seeds = seeds if seeds is not None else Seeds.for_credit()
-    settings = {k: os.environ[k] for k in SETTINGS_ENV if k in os.environ}
+    config = config if config is not None else Config.from_env()
+    seeds = seeds if seeds is not None else GradingSession(config, credit=True).seeds()
+    settings = worker_settings(config)
     submissions = find_submissions(root, skip=(outdir,))   # refuses id collisions before anything is written
     outdir.mkdir(parents=True, exist_ok=True)
     _clean_temporaries(outdir)
@@ -503,27 +519,31 @@ def write_grades_csv(outdir: Path, students: list[str], results: dict | None = N
 # -- the command -----------------------------------------------------------------------------------------
 
 def cmd_grade_all(args) -> int:
-    from autograder.core.exercise import SecretMissing, Seeds
-    from autograder.sandbox.runner import IsolationMissing, credit_runner
+    from autograder.core.session import GradingSession, refusal
+    from autograder.core.config import for_command as config_for
     root = Path(args.root)
     if not root.is_dir():
         print(f"No such directory: {root}", file=sys.stderr)
         return 2
+    config = config_for(args)
     try:  # refuse here, before any worker starts, with the same words as `autograder grade`
-        seeds = Seeds.for_credit(args.public_only)
+        probe = GradingSession(config, credit=True, start=False)
+        seeds = probe.seeds()
         if not args.scheduler:  # (a cluster's workers check their own isolation)
-            credit_runner(args.unsandboxed).close()
+            probe.open().close()
         find_submissions(root, skip=(Path(args.output),))
-    except (SecretMissing, IsolationMissing) as exc:
-        print(f"autograder grade-all: refusing to grade for credit: {exc}", file=sys.stderr)
-        return 2
     except BatchError as exc:
         print(f"autograder grade-all: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not refusal(exc):
+            raise
+        print(f"autograder grade-all: refusing to grade for credit: {exc}", file=sys.stderr)
         return 2
     summary = run_batch(root, Path(args.output), jobs=args.jobs, scheduler=args.scheduler,
                         assignments=args.assignment, seeds=seeds, unsandboxed=args.unsandboxed,
                         time_limit=args.time_limit, regrade=args.regrade,
-                        class_report=not args.no_class_report)
+                        class_report=not args.no_class_report, config=config)
     per = summary.seconds / summary.graded if summary.graded else 0.0
     print(f"{summary.graded} graded, {summary.skipped} already done, {len(summary.not_graded)} not graded "
           f"of {summary.total} in {summary.seconds:.1f} s ({per:.2f} s per submission graded); "

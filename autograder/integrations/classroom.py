@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("repo")
     args = parser.parse_args(argv)
     try:
-        names = detect(Path(args.repo), os.environ.get(ASSIGNMENTS_ENV, ""))
+        from autograder.core.config import Config
+        names = detect(Path(args.repo), Config.from_env().classroom_assignments)  # a bad setting: named here
     except ValueError as exc:
         print(f"::error::{exc}", file=sys.stderr)
         return 1

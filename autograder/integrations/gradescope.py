@@ -150,8 +150,7 @@ def check_assignments(assignments: list[str] | None) -> list[str]:
 
 def build_package(output: Path, *, assignments: list[str] | None = None, public_only: bool = False,
                   secret: str | None = None, repo: Path = REPO_ROOT) -> Path:
-    from autograder.sandbox import runner
-    sandbox_user = getattr(runner, "DEFAULT_SANDBOX_USER", "backprop-student")  # AUTOGRADER_SANDBOX_USER's default
+    from autograder.core.config import DEFAULT_SANDBOX_USER as sandbox_user  # AUTOGRADER_SANDBOX_USER's default
     output = Path(output)
     assignments = check_assignments(assignments)
     grade_args = " ".join(f"-a {shlex.quote(a)}" for a in assignments)
@@ -296,7 +295,7 @@ def protect(root: Path, source: Path | None = None, results: Path | None = None)
 
 def check_protected(paths: list[Path]) -> str:
     """'' when the sandbox user can reach none of `paths` (nor the grader's package), else the problem."""
-    from autograder.sandbox.runner import sandbox_user, verify_user
+    from autograder.sandbox import sandbox_user, verify_user
     _, _, problem = verify_user(sandbox_user(), protect=[str(p) for p in paths])
     return problem
 
@@ -307,7 +306,8 @@ def kill_sandbox() -> int:
     user's uid could be). Returns how many were signalled."""
     import pwd
     import signal
-    from autograder.sandbox.runner import _slot_uids, sandbox_user
+    from autograder.sandbox import sandbox_user
+    from autograder.sandbox.runner import _slot_uids  # the sandbox's own list of its uids
     entry = pwd.getpwnam(sandbox_user())
     uids = {uid for uid, _ in _slot_uids(entry.pw_uid, entry.pw_gid)} - {0}
     killed = 0
@@ -324,7 +324,8 @@ def kill_sandbox() -> int:
 
 
 def cmd_gradescope_package(args) -> int:
-    secret = os.environ.get("AUTOGRADER_SECRET")
+    from autograder.core.config import for_command as config_for
+    secret = config_for(args).secret
     if not secret and not args.public_only:
         print("error: AUTOGRADER_SECRET is not set: hidden cases derive from it. Set it while packaging (it is "
               "embedded in the zip, which only instructors and Gradescope see), or pass --public-only",
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("private")
     p.add_argument("status", type=int)
     p = sub.add_parser("protect")
-    p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    p.add_argument("--root", help="Gradescope's /autograder (default: $AUTOGRADER_ROOT, else /autograder)")
     p.add_argument("--source")
     p.add_argument("--results")
     p.add_argument("--check", action="store_true", help="then check, as the sandbox user, that none is reachable")
@@ -377,8 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         (target.parent / "arrange-notes.txt").write_text("\n".join(notes))
         return 0
     if args.command == "protect":
+        from autograder.core.config import Config
+        root = Path(args.root) if args.root else Config.from_env().gradescope_root
         try:
-            paths = protect(Path(args.root), args.source and Path(args.source), args.results and Path(args.results))
+            paths = protect(root, args.source and Path(args.source), args.results and Path(args.results))
         except OSError as exc:
             print(f"autograder: cannot protect the grader's files: {exc}", file=sys.stderr)
             return 1

@@ -204,19 +204,19 @@ def write_submission(directory: Path, assignment: str, module_source: str) -> st
 
 # -- the grading worker, one per kernel ---------------------------------------------------------------------
 
-_runner = None
+_session = None
 _lock = threading.Lock()
 
 
-def _shared_runner():
-    global _runner
+def _shared_session():
+    """The kernel's grading session (public cases; the strongest sandbox here, or none and it says so)."""
+    global _session
     with _lock:
-        if _runner is None:
-            from autograder.sandbox.runner import Runner
-            _runner = Runner()
-            _runner.start()
-            atexit.register(_runner.close)
-        return _runner
+        if _session is None:
+            from autograder.core.session import GradingSession
+            _session = GradingSession().open()
+            atexit.register(_session.close)
+        return _session
 
 
 # -- the result, shown inline -----------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def check(assignment: str | None = None, *, cells: list[str] | None = None, name
     """Grade this notebook's definitions for `assignment` on the public cases and show the table.
 
     `cells` (the sources run, in order) and `namespace` default to the running IPython kernel's `In`
-    and user namespace."""
+    and user namespace. `runner`: grade on this runner (borrowed) instead of the kernel's own."""
     from autograder.assignments import NAMES, exercises
     shell = _ipython()
     if cells is None:
@@ -295,10 +295,11 @@ def check(assignment: str | None = None, *, cells: list[str] | None = None, name
     if assignment not in NAMES:
         raise NotebookCheckError(f"unknown assignment {assignment!r}: one of {', '.join(NAMES)}")
     source, notes, lines = build_module_mapped(cells, assignment, namespace)
-    from autograder.core.pipeline import grade
+    from autograder.core.session import GradingSession
+    session = GradingSession(runner=runner) if runner is not None else _shared_session()
     with tempfile.TemporaryDirectory(prefix="backprop-lab-notebook-") as tmp:
         primary = write_submission(Path(tmp), assignment, source)
-        result = grade(Path(tmp), exercises(assignment), hidden=False, runner=runner or _shared_runner())
+        result = session.grade(Path(tmp), exercises(assignment), hidden=False)
     result.submission = "this notebook"
     _say_cells(result, primary, lines)
     checked = Checked(result, notes)

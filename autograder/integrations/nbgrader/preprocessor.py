@@ -6,9 +6,9 @@ The course's `nbgrader_config.py` puts `GradeOutsideKernel` into nbgrader's auto
 - converts the notebook's code cells, as submitted (nbgrader has already restored the locked cells),
   into the assignment's modules with the same conversion as `autograder grade x.ipynb` and `grade-all`
   (`submission.notebook_to_modules`: definitions only), so the three score a notebook the same;
-- grades them in the sandboxed grader (the same pipeline and `GradeResult` as `autograder grade`), with
-  a runner and seeds fit for credit (`credit_runner`, `Seeds.for_credit`: it refuses without isolation
-  or without AUTOGRADER_SECRET unless told `unsandboxed` / `public_only`);
+- grades them in the sandboxed grader (the same pipeline and `GradeResult` as `autograder grade`), in a
+  grading session fit for credit (`GradingSession(credit=True)`: it refuses without isolation or without
+  AUTOGRADER_SECRET unless told `unsandboxed` / `public_only`);
 - replaces every grade cell's outputs with the exercise's table (stdout) and its points (the cell's
   value), which is all `SaveAutoGrades` reads. Whatever the kernel printed, returned or patched in a
   grade cell is gone: nothing the student's cells do in the kernel reaches the gradebook.
@@ -29,14 +29,13 @@ A grade cell the student deleted is put back by nbgrader (the course sets
 `OverwriteCells.add_missing_cells`) and graded like the others; a deleted or edited one is named in its
 table, from the notebook as submitted, with the same words as `autograder grade` uses.
 
-Grade cells themselves do nothing under `nbgrader autograde` (see `nbgrader_tools.notebook_grade`): they
+Grade cells themselves do nothing under `nbgrader autograde` (see `kernel.notebook_grade`): they
 print that the cell is graded outside the kernel and score 0, so a course config without this
 preprocessor gives no points rather than the kernel's.
 """
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import io
 import os
@@ -51,10 +50,11 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 
 from autograder.core.exercise import SECRET_ENV
 from autograder.core.result import exact
+from autograder.integrations.nbgrader.common import exercise_points, render_table as _render  # noqa: F401
 
 _SECRET: str | None = None
 _LOCK = threading.Lock()
-_RUNNERS: dict = {}
+_SESSIONS: dict = {}
 
 
 def take_secret() -> None:
@@ -98,33 +98,21 @@ def _scrub_initial_environment(name: str) -> None:
         pass
 
 
-@contextlib.contextmanager
-def _secret_in_environment():
-    """For the duration of one grading (no kernel runs then): Seeds.for_credit reads the environment."""
-    if _SECRET is None:
-        yield
-        return
-    os.environ[SECRET_ENV] = _SECRET
-    try:
-        yield
-    finally:
-        os.environ.pop(SECRET_ENV, None)
-
-
-def credit_seeds_and_runner(unsandboxed: bool, public_only: bool):
-    """(seeds, runner) for grading for credit, or the refusal (SecretMissing / IsolationMissing)."""
-    from autograder.core.exercise import Seeds
-    from autograder.sandbox.runner import credit_runner
-    with _secret_in_environment():
-        seeds = Seeds.for_credit(public_only)
+def credit_session(unsandboxed: bool, public_only: bool):
+    """This process's grading session fit for credit (one runner for every notebook nbgrader autogrades
+    here), its secret the one `take_secret` kept; or the refusal (SecretMissing / IsolationMissing)."""
+    from autograder.core.config import Config
+    from autograder.core.session import GradingSession
     with _LOCK:
-        runner = _RUNNERS.get(unsandboxed)
-        if runner is None:
-            runner = credit_runner(unsandboxed)
-            runner.start()
-            atexit.register(runner.close)
-            _RUNNERS[unsandboxed] = runner
-    return seeds, runner
+        key = (unsandboxed, public_only)
+        session = _SESSIONS.get(key)
+        if session is None:
+            config = Config.from_env(secret=_SECRET, unsandboxed=unsandboxed,
+                                     public_only=public_only)
+            session = GradingSession(config, credit=True).open()
+            atexit.register(session.close)
+            _SESSIONS[key] = session
+    return session
 
 
 class GradingRefused(RuntimeError):
@@ -155,11 +143,11 @@ class GradeOutsideKernel(NbGraderPreprocessor):
         """nbgrader builds the autograde pipeline before it runs the kernel: refusing here refuses before
         any of the student's code runs."""
         from autograder.core.exercise import SecretMissing
-        from autograder.sandbox.runner import IsolationMissing
+        from autograder.sandbox import IsolationMissing
         super().__init__(*args, **kwargs)
         take_secret()
         try:
-            self._seeds, self._runner = credit_seeds_and_runner(self.unsandboxed, self.public_only)
+            self._session = credit_session(self.unsandboxed, self.public_only)
         except (SecretMissing, IsolationMissing) as exc:
             option = "GradeOutsideKernel.public_only" if isinstance(exc, SecretMissing) else \
                 "GradeOutsideKernel.unsandboxed"
@@ -170,7 +158,7 @@ class GradeOutsideKernel(NbGraderPreprocessor):
         if not cells:
             return nb, resources
         assignments = sorted({ex.assignment for ex, _ in cells})
-        result = grade_notebook(nb, assignments, self._seeds, self._runner, self.time_limit)
+        result = grade_notebook(nb, assignments, self._session, self.time_limit)
         # What happened to the grade cells is read from the notebook as submitted: nbgrader has already
         # restored edited cells and put deleted ones back (OverwriteCells.add_missing_cells).
         submitted = self._submitted_notebook(resources)
@@ -208,17 +196,16 @@ def graded_cells(nb) -> list:
     return out
 
 
-def grade_notebook(nb, assignments: list[str], seeds, runner, time_limit: float | None = None):
-    """The notebook's code graded as `autograder grade notebook.ipynb` grades it: one `GradeResult`."""
+def grade_notebook(nb, assignments: list[str], session, time_limit: float | None = None):
+    """The notebook's code graded as `autograder grade notebook.ipynb` grades it, in `session`: one `GradeResult`."""
     import nbformat
     from autograder.integrations.batch import cap_time_limits
-    from autograder.core.submission import grade_path
     clean = nbformat.from_dict({**nb, "cells": [_without_outputs(c) for c in nb.cells]})
     with tempfile.TemporaryDirectory(prefix="nbgrader-notebook-") as tmp:
         path = Path(tmp) / "notebook.ipynb"
         nbformat.write(clean, str(path))
-        return grade_path(path, assignments, hidden=seeds.hidden, runner=runner, seeds=seeds,
-                          exercise_filter=functools.partial(cap_time_limits, time_limit), cell_notes=False)
+        return session.grade_submission(path, assignments, exercise_filter=functools.partial(cap_time_limits, time_limit),
+                                        cell_notes=False)
 
 
 def _without_outputs(cell):
@@ -226,11 +213,6 @@ def _without_outputs(cell):
     if cell.get("cell_type") == "code":
         cell["outputs"], cell["execution_count"] = [], None
     return cell
-
-
-def exercise_points(exercise_result) -> float:
-    """The exercise's earned fraction, as the result states it (exact until here)."""
-    return float(exercise_result.fraction)
 
 
 def write_grade_cell(cell, exercise, result) -> float:
@@ -253,14 +235,6 @@ def write_grade_cell(cell, exercise, result) -> float:
     return score
 
 
-def _render(result, out) -> None:
-    from rich.console import Console
-    from autograder.frontends.render import to_terminal
-    console = Console(file=out, width=110, color_system=None, force_terminal=False, force_jupyter=False,
-                      highlight=False, soft_wrap=False)
-    to_terminal(result, console)
-
-
 # -- the kernel, sandboxed where bubblewrap works ----------------------------------------------------------
 
 def kernel_sandbox_prefix(notebook_dir: str = "/nonexistent", ipc_dir: str = "/nonexistent") -> list[str]:
@@ -271,7 +245,7 @@ def kernel_sandbox_prefix(notebook_dir: str = "/nonexistent", ipc_dir: str = "/n
     [] where bubblewrap does not work here."""
     import shutil
     import subprocess
-    from autograder.sandbox.runner import _hidden_paths, _python_paths
+    from autograder.sandbox.runner import _hidden_paths, _python_paths  # the sandbox's own bind list
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return []
