@@ -9,7 +9,7 @@ Exercises (ids `backprop_ninja.<entry>`), all with autograd forbidden in the stu
 The truth is PyTorch autograd on the grader's own forward pass (`STEPS`, the lecture's steps in order).
 
 Layout (the process boundary): `student_side.py` runs in the student's process (drivers only); the grader
-side is `model.py` (the forward pass, data, rounding scales), `cases.py` (cases and truths), `judges.py`
+side is `cases.py` (the model: forward pass, data, rounding scales; then cases and truths), `judges.py`
 (global and local verdicts), `mistakes.py` (the catalogue) and this file (the exercises, each id written
 once, here).
 
@@ -37,7 +37,7 @@ from autograder.assignments.backprop_ninja.cases import (bn_cases, bn_truth, ce_
                     tanh_cases, tanh_truth, train_cases, train_truth)
 from autograder.assignments.backprop_ninja.judges import judge_batchnorm, judge_forward_backward, judge_manual_backward, judge_train
 from autograder.assignments.backprop_ninja.mistakes import MISTAKES_1, MISTAKES_2, MISTAKES_3, MISTAKES_EMB, MISTAKES_FB, MISTAKES_TANH
-from autograder.assignments.backprop_ninja.model import single_threaded
+from autograder.assignments.backprop_ninja.cases import single_threaded
 
 COURSE_POSITION = 3  # where the course takes it up: the order front ends list the assignments in
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from autograder.core.compare import Comparison, ERROR, EXACT, NOT_IMPLEMENTED, Tolerance, WRONG, as_tensor, compare
 from autograder.core.diagnose import close
 from autograder.core.exercise import DTYPE_DEFAULT, Case, DtypeTolerance, takes_tolerance
-from autograder.assignments.backprop_ninja.cases import STEP_ORDER, _batches
-from autograder.assignments.backprop_ninja.model import CONSUMERS, Forward, Local, _amax, _usable, global_scale, local_expectation
+from autograder.assignments.backprop_ninja.cases import (CONSUMERS, STEP_ORDER, Forward, Local, _amax, _batches, _usable,
+                                                       global_scale, local_expectation)
 from autograder.assignments.backprop_ninja.student_side import GRADIENT_NAMES, PARAMETER_NAMES
 
 

@@ -32,8 +32,8 @@ from autograder.assignments.micrograd.cases import (BASE_OPS, BUILT_FROM, CHAIN_
                     deep_chain_truth, expression_cases, expression_truth, graph_cases, graph_truth, nn_cases,
                     nn_reference, nn_truth, ops_cases, ops_truth, probe_truth, random_program, torch_graphs, torch_op,
                     torch_program)
-from autograder.assignments.micrograd.judges import (REUSE_PARTS, judge, judge_deep_chain, judge_expression,  # noqa: F401
-                                                     judge_graphs, judge_nn, judge_ops, wrong_nodes)
+from autograder.assignments.micrograd.judges import (REUSE_PARTS, _failure, guarded, judge, judge_deep_chain,  # noqa: F401
+                                                     judge_expression, judge_graphs, judge_nn, judge_ops, wrong_nodes)
 from autograder.assignments.micrograd.mistakes import (DERIVATIVE, HINTS, MISTAKE_IDS, NN_MISTAKES, OP_MISTAKES, ENGINE_MISTAKES, depends_on, engine_mistake,  # noqa: F401
                        local_mistake, op_failure, probe_bad_ops, _catalogue, _engine_matcher, _usable)
 from autograder.assignments.micrograd.student_side import ENGINE, NN, NN_CHECKS, OPS, PROBE_LOCAL, PROBE_VALUES, SHOWN, run_program  # noqa: F401

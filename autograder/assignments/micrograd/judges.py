@@ -11,11 +11,11 @@ import torch
 from autograder.core.compare import APPROX, ERROR, TIMEOUT, WRONG, Comparison, compare
 from autograder.core.diagnose import close
 from autograder.core.exercise import DTYPE_DEFAULT, Case, takes_tolerance
-from autograder.assignments.micrograd.cases import BUILT_FROM, alone_truth, nn_reference, torch_op
-from autograder.assignments.micrograd.mistakes import (GRAPH_OPS as GRAPH_OPS_REUSE, depends_on, engine_mistake,
-                                                       local_mistake, nn_variant, op_failure, overwriting_ops,
-                                                       parameters_problem, probe_bad_ops, _usable)
-from autograder.assignments.micrograd.student_side import NN_CHECKS, PROBE_LOCAL, PROBE_VALUES, SHOWN
+from autograder.assignments.micrograd.cases import BASE_OPS, BUILT_FROM, alone_truth, nn_reference, probe_truth, torch_op
+from autograder.assignments.micrograd.mistakes import (GRAPH_OPS as GRAPH_OPS_REUSE, HINTS, _structure, depends_on,
+                                                       nn_variant, op_failure, overwriting_ops, parameters_problem,
+                                                       probe_bad_ops, _usable)
+from autograder.assignments.micrograd.student_side import PROBE_LOCAL, SHOWN
 
 
 # -- the global verdict, and the local one where it fails ---------------------------------------------------------------------------------------------
