@@ -42,6 +42,8 @@ class Comparison:
     # Cascade-free grading: the verdict of this step applied to the student's own upstream gradients.
     local_verdict: str | None = None
     details: dict = field(default_factory=dict)
+    # The scale of the absolute tolerance this was judged with (the diagnosis counts wrong elements with it).
+    scale: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -127,19 +129,22 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | DtypeT
         n_inf = int(torch.isinf(g64).sum())
         return Comparison(name, WRONG, maxdiff=math.inf, shape=shape, expected_shape=expected_shape,
                           message=_join(f"contains {n_nan} NaN and {n_inf} inf values where the true gradient is "
-                                        "finite", note), mistake="nan")
+                                        "finite", note), mistake="nan", scale=scale)
     same = (g64 == e64) | (torch.isnan(g64) & torch.isnan(e64))
     diff = torch.where(same, torch.zeros_like(g64), (g64 - e64).abs())
     diff = torch.nan_to_num(diff, nan=math.inf)  # a NaN where the truth is finite, or vice versa
     maxdiff = float(diff.max()) if diff.numel() else 0.0
     if bool(same.all()):  # values identical (the lecture's `torch.all(dt == t.grad)`)
-        return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
+        return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note,
+                          scale=scale)
     within = diff <= tol.atol * scale + tol.rtol * e64.abs()
     if bool(within.all()):
-        return Comparison(name, APPROX, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
+        return Comparison(name, APPROX, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note,
+                          scale=scale)
     n_bad = int((~within).sum())
     return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
-                      message=_join(f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})", note))
+                      message=_join(f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})", note),
+                      scale=scale)
 
 
 def _strip_leading_ones(shape: tuple | None) -> tuple | None:

@@ -138,15 +138,16 @@ GENERIC_MISTAKES = (
 
 
 def describe_error(got: Any, expected: Any, hidden: bool,
-                   tolerance: Tolerance | DtypeTolerance = DTYPE_DEFAULT) -> str:
-    """Where none of the catalogue fits: which elements differ (by the exercise's tolerance, as the judge
-    counts them: `compare`'s default scale), how much, and any pattern."""
+                   tolerance: Tolerance | DtypeTolerance = DTYPE_DEFAULT, scale: float | None = None) -> str:
+    """Where none of the catalogue fits: which elements differ (by the exercise's tolerance at the judge's
+    `scale`, as the judge counts them; None: `compare`'s default scale), how much, and any pattern."""
     g, e = _pair(got, expected)
     if g is None or g.shape != e.shape:
         return ""
     tol = tolerance.for_dtype(e.dtype)  # the truth's dtype, or the answer's where less precise (`_pair`)
-    finite = e[torch.isfinite(e)]
-    scale = (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
+    if scale is None:
+        finite = e[torch.isfinite(e)]
+        scale = (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
     bad = (g - e).abs() > tol.atol * scale + tol.rtol * e.abs()
     n_bad, n = int(bad.sum()), bad.numel()
     if n_bad == 0:
@@ -193,5 +194,5 @@ def diagnose(comparison: Comparison, got: Any, expected: Any, case: Case, mistak
             comparison.mistake = mistake.id
             comparison.hint = mistake.hint + (f" ({found})" if isinstance(found, str) else "")
             return comparison
-    comparison.hint = describe_error(got, expected, case.hidden, tolerance) or comparison.message
+    comparison.hint = describe_error(got, expected, case.hidden, tolerance, comparison.scale) or comparison.message
     return comparison

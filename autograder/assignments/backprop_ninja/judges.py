@@ -185,14 +185,19 @@ def judge_manual_backward(case: Case, outputs: dict, truth: dict, *, tolerance=D
     return comparisons
 
 
-@takes_tolerance
-def judge_batchnorm(case: Case, outputs: dict, truth: dict, *, tolerance=DTYPE_DEFAULT) -> list[Comparison]:
-    """The scale is the formula's largest summand (the direct term gain*inv*dh, or the variance term up to
+def batchnorm_scale(case: Case, expected: torch.Tensor) -> float:
+    """The formula's largest summand (the direct term gain*inv*dh, or the variance term up to
     gain*inv*max|bnraw|^2*max|dh|*n/(n-1)): at batch 2 the three terms cancel almost exactly."""
     x, n = case.inputs, case.info["n"]
     direct = _amax(x["bngain"] * x["bnvar_inv"]) * _amax(x["dhpreact"])
-    scale = max(_amax(truth["hprebn"]), direct * max(1.0, _amax(x["bnraw"]) ** 2 * n / max(n - 1, 1)))
-    return [compare("hprebn", outputs.get("hprebn"), truth["hprebn"], scale=scale, tolerance=tolerance)]
+    return max(_amax(expected), direct * max(1.0, _amax(x["bnraw"]) ** 2 * n / max(n - 1, 1)))
+
+
+@takes_tolerance
+def judge_batchnorm(case: Case, outputs: dict, truth: dict, *, tolerance=DTYPE_DEFAULT) -> list[Comparison]:
+    """At the scale of the formula's largest summand (`batchnorm_scale`)."""
+    return [compare("hprebn", outputs.get("hprebn"), truth["hprebn"], scale=batchnorm_scale(case, truth["hprebn"]),
+                    tolerance=tolerance)]
 
 
 def _recorded(outputs: dict, helper: str) -> tuple[list, object] | None:
