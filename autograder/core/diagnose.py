@@ -137,6 +137,11 @@ GENERIC_MISTAKES = (
 )
 
 
+# Mistake ids the grader gives outside every catalogue: a NaN or inf answer (`compare`), autograd used, the
+# recursion limit hit, an exception before a gradient was reached (the pipeline and the judges).
+FAILURE_IDS = ("nan", "autograd_used", "recursion_limit", "exception")
+
+
 def describe_error(got: Any, expected: Any, hidden: bool,
                    tolerance: Tolerance | DtypeTolerance = DTYPE_DEFAULT, scale: float | None = None) -> str:
     """Where none of the catalogue fits: which elements differ (by the exercise's tolerance at the judge's
