@@ -14,13 +14,10 @@ from typing import Any
 
 import torch
 
+# The tolerance types and the dtype defaults live with `Exercise`: its `tolerance` is their one home.
 from autograder.core.exercise import DTYPE_DEFAULT, DtypeTolerance, Tolerance  # noqa: F401  (re-exported)
 from autograder.runtime.verdicts import (APPROX, ERROR, EXACT, NOT_IMPLEMENTED, NOT_IMPLEMENTED_VALUE, PASSING, TIMEOUT,  # noqa: F401
                        VERDICTS, WRONG, NotImplementedMarker, worst)
-
-
-# The tolerance types and the dtype defaults live with `Exercise` (its `tolerance` is their one home).
-DEFAULT_TOLERANCES = DTYPE_DEFAULT
 
 
 def tolerance_for(dtype: torch.dtype) -> Tolerance:
