@@ -1,6 +1,7 @@
 """Exercises declared as data.
 
-An assignment module (`autograder/assignments/<name>.py`) declares a list of `Exercise`s. Each says:
+An assignment package (`autograder/assignments/<name>/`, registered: see `autograder.assignments`) declares a
+list of `Exercise`s in its `__init__`. Each says:
 - which student file and entry point it grades (`module`, `entry`) and its `points`;
 - `cases(seeds)`: the cases to run, built in the grader's process from public or hidden seeds;
 - `driver`: a "module:function" path, called *in the student's process* as `driver(student_module,

@@ -10,8 +10,9 @@ The truth is PyTorch autograd on the grader's own forward pass (`STEPS`, the lec
 
 Layout (the process boundary): `student_side.py` runs in the student's process (drivers only); the grader
 side is `cases.py` (the model: forward pass, data, rounding scales; then cases and truths), `judges.py`
-(global and local verdicts), `mistakes.py` (the catalogue) and this file (the exercises, each id written
-once, here).
+(global and local verdicts), `mistakes.py` (the catalogue), `pictures.py` (what the HTML report draws:
+heatmaps, the loss curve, sampled names) and this file (the exercises, each id and tolerance written once,
+here).
 
 Cascade-free grading (DESIGN.md, decision 5): for each tensor X of exercise 1 the grader also applies
 the correct backward of the steps that consume X to the student's *own* gradients of those steps'
