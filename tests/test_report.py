@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.assignments.backprop_ninja import pictures as ninja_pictures
+from autograder.assignments.graphs import pictures as graphs_pictures
+from autograder.assignments.micrograd import pictures as micrograd_pictures
 from autograder.frontends import report
 from autograder.core.result import CheckResult, ExerciseResult, GradeResult
 
@@ -95,8 +98,9 @@ def test_every_student_text_is_escaped():
                               first_wrong_step=evil, message=evil, output=evil)
     result = GradeResult(submission=evil, score=0, max_score=1, exercises=[exercise], hidden=False, sandbox=evil,
                          error=evil)
-    extras = report.Extras(training={"steps": 3, "true_losses": [3.0, 2.9, 2.8], "losses": [3.0, 2.0, 1.0],
-                                     "names": [evil], "output": evil, "message": evil})
+    extras = report.Extras(gathered={"backprop_ninja": {"steps": 3, "true_losses": [3.0, 2.9, 2.8],
+                                                        "losses": [3.0, 2.0, 1.0], "names": [evil], "output": evil,
+                                                        "message": evil}})
     page = report.render_html(result, extras)
     assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "your curve (red) departs from the true one" in page
@@ -109,17 +113,17 @@ def test_fallback_layout_draws_records_ops_and_red_nodes(monkeypatch):
     _, true = torch_program(program)
     student = {"leaf grads": [true["grads"][0] + 0.5, true["grads"][1]], "node grads": true["grads"][2:-1],
                "output": [0.0, 1.0]}
-    nodes, edges = report.program_graph(program, student, true["grads"])
+    nodes, edges = micrograd_pictures.program_graph(program, student, true["grads"])
     assert [n.label for n in nodes if n.op] == ["*", "tanh", "+"]
     assert [n.id for n in nodes if not n.op and n.wrong] == ["v0"]  # only x0's grad is off
-    svg = report.simple_svg(nodes, edges)
+    svg = micrograd_pictures.simple_svg(nodes, edges)
     assert svg.startswith("<svg") and svg.count("<ellipse") == 3 and svg.count("<rect") == 5
     assert svg.count('class="wrong-node"') == 1 and "x0 | data 1.0000 | grad" in svg
-    monkeypatch.setattr(report.shutil, "which", lambda name: None)
-    assert report.graphviz_svg(nodes, edges) is None  # no `dot`: the caller falls back
+    monkeypatch.setattr(micrograd_pictures.shutil, "which", lambda name: None)
+    assert micrograd_pictures.graphviz_svg(nodes, edges) is None  # no `dot`: the caller falls back
     if shutil.which("dot"):
         monkeypatch.undo()
-        drawn = report.graphviz_svg(nodes, edges)
+        drawn = micrograd_pictures.graphviz_svg(nodes, edges)
         assert drawn is not None and drawn.startswith("<svg")
 
 
@@ -204,16 +208,16 @@ def mistaken(runner, tmp_path_factory):
     exs = [e for name in ("micrograd", "backprop_ninja") for e in exercises(name)
            if e.id in ("micrograd.expressions", "backprop_ninja.cross_entropy_backward")]
     result = grade(sub, exs, hidden=False, runner=runner, keep_outputs=extras.outputs)
-    extras.training = report.train_and_sample(sub, runner, 120, 5)
+    extras.gathered["backprop_ninja"] = ninja_pictures.train_and_sample(sub, runner, 120, 5)
     return result, extras
 
 
 def test_a_diverging_train_is_drawn_clipped_and_sampling_returns(mistaken):
     result, extras = mistaken
-    info = extras.training
+    info = extras.gathered["backprop_ninja"]
     losses = info["losses"]
     assert len(losses) == 120 and max(x for x in losses if x == x) > 2 * max(info["true_losses"])
-    section = report.training_section(info)
+    section = ninja_pictures.training_section(info)
     assert "your curve (red) departs" in section and "clip-note" in section and "leaves the plot at step" in section
     # the student's curve is in the picture: the red line's pixels, above the true curve's range
     import base64
@@ -232,9 +236,9 @@ def test_a_diverging_train_is_drawn_clipped_and_sampling_returns(mistaken):
 def test_a_drawn_curve_for_a_curve_that_turns_nan():
     true = [3.3 - 0.001 * i for i in range(50)]
     mine = [3.3 + 0.2 * i for i in range(20)] + [float("nan")] * 30
-    note = report.clip_note(mine, true)
+    note = ninja_pictures.clip_note(mine, true)
     assert "leaves the plot at step" in note and "nan from step 20" in note
-    assert report.loss_curve_png(mine, true).startswith("data:image/png;base64,")
+    assert ninja_pictures.loss_curve_png(mine, true).startswith("data:image/png;base64,")
 
 
 def _result_with(check: CheckResult, ex_id="backprop_ninja.manual_backward") -> ExerciseResult:
@@ -266,8 +270,10 @@ def test_heatmaps_are_in_units_of_the_tolerance_with_a_legend():
     assert html_.count('class="heatmap"') == 2         # a and b; never the scalar s
     assert "|yours − true| of b: judged right though it differs from PyTorch" in html_
     # graphs' scalar gates (a row of independent cases, 1xN): no map at all
+    from autograder.assignments.graphs import SCALARS
     gate = ExerciseResult(id="graphs.MaxGate", title="t", max_score=1, checks=[checks[0]])
-    assert report.heatmaps(gate, (_case(), {"a": close[0]}, {"a": true[0]})) == ""
+    assert graphs_pictures.exercise_pictures(gate, [(_case(), {"a": close[0]}, {"a": true[0]})], SCALARS) == ""
+    assert report.heatmaps(gate, (_case(), {"a": close[0]}, {"a": true[0]})) != ""  # a row, drawn elsewhere
 
 
 def test_a_leading_size_1_shape_is_a_note_everywhere_not_red():
@@ -325,7 +331,7 @@ def test_a_real_browser_shows_the_wrong_node_the_legend_and_the_curve(mistaken, 
     style = f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{report.CSS}</style></head><body>"
     # The expression graph, as a student sees it on reaching it: it fits one 1280x900 viewport, with the
     # wrong values (red fill) and the output (blue frame) on screen, no sideways scrolling.
-    graphs = report.expression_graphs(extras.outputs["micrograd.expressions"], extras, limit=1)
+    graphs = micrograd_pictures.expression_graphs(extras.outputs["micrograd.expressions"], limit=1)
     pixels, dom = _screenshot(style + graphs + "</body></html>", tmp_path)
     assert _near(pixels, (255, 179, 179)) > 1000, "no wrong (red) node in the first viewport"
     assert _near(pixels, (9, 105, 218), 30) > 100, "the output (blue frame) is not in the first viewport"
@@ -392,7 +398,7 @@ def test_the_given_sample_never_hangs_on_a_diverged_model():
     spec = importlib.util.spec_from_file_location("given_ninja", ROOT / "student_template" / "backprop_ninja.py")
     given = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(given)
-    from autograder.assignments.backprop_ninja.model import LECTURE_SEED, init_params
+    from autograder.assignments.backprop_ninja.cases import LECTURE_SEED, init_params
     params = init_params(LECTURE_SEED)
     params["b2"][0] = -1e4                       # '.' has probability 0: the lecture's loop never ends
     bnmean, bnvar = torch.zeros(1, 64), torch.ones(1, 64)

@@ -14,36 +14,15 @@ from typing import Any
 
 import torch
 
+# The tolerance types and the dtype defaults live with `Exercise`: its `tolerance` is their one home.
+from autograder.core.exercise import DTYPE_DEFAULT, DtypeTolerance, Tolerance  # noqa: F401  (re-exported)
 from autograder.runtime.verdicts import (APPROX, ERROR, EXACT, NOT_IMPLEMENTED, NOT_IMPLEMENTED_VALUE, PASSING, TIMEOUT,  # noqa: F401
                        VERDICTS, WRONG, NotImplementedMarker, worst)
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """|got - expected| <= atol * scale + rtol * |expected|, elementwise.
-
-    `scale` is the magnitude of the quantities the answer is computed from (by default the largest
-    |expected|, or 1 where that is 0). An exercise passes its own where the truth comes from
-    cancellation: dlogit_maxes is mathematically 0, a sum of terms of size ~1/n, so its rounding noise
-    is relative to those terms, not to itself.
-    """
-    rtol: float
-    atol: float
-
-
-# Derived from machine epsilon: float32 eps = 1.2e-7, float64 eps = 2.2e-16. A correct answer computed
-# in a different order (e.g. `(1 - h**2) * dh`) is off by a few hundred ulps at most after a long chain;
-# every catalogued mistake is off by >= 1e-3 relative (the smallest, Bessel at n=64, is 1.6%).
-DEFAULT_TOLERANCES = {
-    torch.float16: Tolerance(rtol=1e-2, atol=1e-3),
-    torch.bfloat16: Tolerance(rtol=2e-2, atol=1e-2),
-    torch.float32: Tolerance(rtol=1e-4, atol=1e-5),
-    torch.float64: Tolerance(rtol=1e-9, atol=1e-11),
-}
-
-
 def tolerance_for(dtype: torch.dtype) -> Tolerance:
-    return DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES[torch.float64])
+    """The default tolerance for a dtype (an exercise without a tolerance of its own has these)."""
+    return DTYPE_DEFAULT.for_dtype(dtype)
 
 
 @dataclass
@@ -60,6 +39,8 @@ class Comparison:
     # Cascade-free grading: the verdict of this step applied to the student's own upstream gradients.
     local_verdict: str | None = None
     details: dict = field(default_factory=dict)
+    # The scale of the absolute tolerance this was judged with (the diagnosis counts wrong elements with it).
+    scale: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -91,9 +72,10 @@ def _shape(t: torch.Tensor | None) -> tuple | None:
     return tuple(t.shape) if t is not None else None
 
 
-def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | None = None,
+def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | DtypeTolerance | None = None,
             scale: float | None = None) -> Comparison:
-    """Judge `got` against `expected` (a tensor or a number; numbers compare as 0-d float64)."""
+    """Judge `got` against `expected` (a tensor or a number; numbers compare as 0-d float64) within
+    `tolerance` (its entry for the truth's dtype; None: the dtype's default)."""
     exp = as_tensor(expected)
     if exp is None:
         raise TypeError(f"expected value for {name!r} must be numeric, got {type(expected).__name__}")
@@ -125,7 +107,7 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | None =
                      "dimensions, which broadcasting fills the same way")
         g = g.reshape(expected_shape)
     g64, e64 = g.to(torch.float64), exp.to(torch.float64)
-    tol = tolerance or tolerance_for(exp.dtype)
+    tol = (tolerance or DTYPE_DEFAULT).for_dtype(exp.dtype)
     if g.is_floating_point() and exp.is_floating_point() and torch.finfo(g.dtype).eps > torch.finfo(exp.dtype).eps:
         # A float32 answer (`torch.zeros(probs.shape)` makes one) on a float64 case carries float32 rounding:
         # judge it at the precision it was computed in.
@@ -144,19 +126,22 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | None =
         n_inf = int(torch.isinf(g64).sum())
         return Comparison(name, WRONG, maxdiff=math.inf, shape=shape, expected_shape=expected_shape,
                           message=_join(f"contains {n_nan} NaN and {n_inf} inf values where the true gradient is "
-                                        "finite", note), mistake="nan")
+                                        "finite", note), mistake="nan", scale=scale)
     same = (g64 == e64) | (torch.isnan(g64) & torch.isnan(e64))
     diff = torch.where(same, torch.zeros_like(g64), (g64 - e64).abs())
     diff = torch.nan_to_num(diff, nan=math.inf)  # a NaN where the truth is finite, or vice versa
     maxdiff = float(diff.max()) if diff.numel() else 0.0
     if bool(same.all()):  # values identical (the lecture's `torch.all(dt == t.grad)`)
-        return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
+        return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note,
+                          scale=scale)
     within = diff <= tol.atol * scale + tol.rtol * e64.abs()
     if bool(within.all()):
-        return Comparison(name, APPROX, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note)
+        return Comparison(name, APPROX, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note,
+                          scale=scale)
     n_bad = int((~within).sum())
     return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
-                      message=_join(f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})", note))
+                      message=_join(f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})", note),
+                      scale=scale)
 
 
 def _strip_leading_ones(shape: tuple | None) -> tuple | None:

@@ -4,7 +4,9 @@ First the exercise's catalogue of known mistakes (each a `Mistake` with a matche
 patterns every tensor answer can show (shape, keepdim, not reduced, transposed, sign, a constant
 factor); last, where none fits, a description of where the error is and how large.
 
-Matchers below are building blocks for the catalogues in `autograder/assignments/`.
+Matchers below are building blocks for the catalogues in `autograder/assignments/`. Every matcher is
+called with the exercise's `tolerance` (a keyword, with `case`, `name` and `context`): where it asks
+whether an answer equals a prediction, it asks within that tolerance, as the judge does.
 """
 from __future__ import annotations
 
@@ -14,11 +16,11 @@ from typing import Any
 
 import torch
 
-from autograder.core.compare import PASSING, Comparison, Tolerance, as_tensor, compare, tolerance_for
-from autograder.core.exercise import Case, Mistake
+from autograder.core.compare import PASSING, Comparison, as_tensor, compare
+from autograder.core.exercise import DTYPE_DEFAULT, Case, DtypeTolerance, Mistake, Tolerance
 
 
-def close(got: Any, expected: Any, tol: Tolerance | None = None, scale: float | None = None) -> bool:
+def close(got: Any, expected: Any, tol: Tolerance | DtypeTolerance | None = None, scale: float | None = None) -> bool:
     """Does `got` equal `expected` (same shape, within tolerance)? For testing a mistake's prediction."""
     try:
         return compare("_", got, expected, tolerance=tol, scale=scale).verdict in PASSING
@@ -40,14 +42,14 @@ def _pair(got: Any, expected: Any):
 
 # -- generic shape mistakes ---------------------------------------------------------------------------
 
-def keepdim(got, expected, scale: float | None = None) -> bool:
+def keepdim(got, expected, scale: float | None = None, tol=None) -> bool:
     """Same numbers, a size-1 dimension dropped: (64,) for a (1,64) tensor."""
     g, e = _pair(got, expected)
     return g is not None and g.shape != e.shape and g.numel() == e.numel() and g.squeeze().shape == e.squeeze().shape \
-        and close(g.reshape(e.shape), e, scale=scale)
+        and close(g.reshape(e.shape), e, tol, scale=scale)
 
 
-def not_reduced(got, expected, scale: float | None = None) -> bool:
+def not_reduced(got, expected, scale: float | None = None, tol=None) -> bool:
     """A broadcast dimension not summed: summing over the extra/longer dims gives the answer."""
     g, e = _pair(got, expected)
     if g is None or g.shape == e.shape or g.dim() < e.dim() or g.numel() <= e.numel():
@@ -56,22 +58,22 @@ def not_reduced(got, expected, scale: float | None = None) -> bool:
     dims = [i for i, (a, b) in enumerate(zip(g.shape, e_shape)) if b == 1 and a != 1]
     if not dims or any(a != b for a, b in zip(g.shape, e_shape) if b != 1):
         return False
-    return close(g.sum(dims, keepdim=True).reshape(e.shape), e, scale=scale)
+    return close(g.sum(dims, keepdim=True).reshape(e.shape), e, tol, scale=scale)
 
 
-def transposed(got, expected, scale: float | None = None) -> bool:
+def transposed(got, expected, scale: float | None = None, tol=None) -> bool:
     """The transpose is right (and, for a square matrix, the answer itself is not)."""
     g, e = _pair(got, expected)
     return g is not None and g.dim() == 2 and e.dim() == 2 and tuple(g.shape) == tuple(e.shape)[::-1] \
-        and close(g.T, e, scale=scale) and (g.shape != e.shape or not close(g, e, scale=scale))
+        and close(g.T, e, tol, scale=scale) and (g.shape != e.shape or not close(g, e, tol, scale=scale))
 
 
-def sign(got, expected) -> bool:
+def sign(got, expected, tol=None) -> bool:
     g, e = _pair(got, expected)
-    return g is not None and g.shape == e.shape and bool(e.abs().max() > 0) and close(-g, e)
+    return g is not None and g.shape == e.shape and bool(e.abs().max() > 0) and close(-g, e, tol)
 
 
-def constant_factor(got, expected) -> float | None:
+def constant_factor(got, expected, tol=None) -> float | None:
     """The constant c with got = c * expected (least squares), if that explains the answer and c != 1."""
     g, e = _pair(got, expected)
     if g is None or g.shape != e.shape or not bool(torch.isfinite(g).all()):
@@ -82,7 +84,7 @@ def constant_factor(got, expected) -> float | None:
     c = float((g * e).sum()) / denom
     if not math.isfinite(c) or c == 0 or abs(c - 1) < 1e-6:
         return None
-    return c if close(g, c * e, scale=float(e.abs().max()) * max(1.0, abs(c))) else None
+    return c if close(g, c * e, tol, scale=float(e.abs().max()) * max(1.0, abs(c))) else None
 
 
 def name_factor(c: float, names: dict[str, float]) -> str:
@@ -111,8 +113,8 @@ def name_factor(c: float, names: dict[str, float]) -> str:
 
 def scale_mistake(sizes_of=lambda case: {}) -> Mistake:
     """`scale`: off by a constant factor; the hint names it using the case's sizes (n, batch, ...)."""
-    def matches(got, exp, case=None, **_):
-        c = constant_factor(got, exp)
+    def matches(got, exp, case=None, tolerance=None, **_):
+        c = constant_factor(got, exp, tolerance)
         if c is None:
             return False
         return f"off by a factor of {name_factor(c, sizes_of(case) if case else {})}"
@@ -122,25 +124,36 @@ def scale_mistake(sizes_of=lambda case: {}) -> Mistake:
 GENERIC_MISTAKES = (
     Mistake("keepdim", "a size-1 dimension is missing: keep it (`keepdim=True` in the sum) so the gradient "
                        "has the shape of its tensor; broadcasting would hide this until it breaks something",
-            lambda got, exp, **_: keepdim(got, exp)),
+            lambda got, exp, tolerance=None, **_: keepdim(got, exp, tol=tolerance)),
     Mistake("not_reduced", "the tensor was broadcast in the forward pass, so its gradient must be summed over "
-                           "the broadcast dimension(s)", lambda got, exp, **_: not_reduced(got, exp)),
+                           "the broadcast dimension(s)", lambda got, exp, tolerance=None, **_: not_reduced(got, exp, tol=tolerance)),
     Mistake("transposed", "the gradient is transposed: the gradient of `A @ B` w.r.t. A is `dout @ B.T`, "
-                          "w.r.t. B is `A.T @ dout`; match the shapes", lambda got, exp, **_: transposed(got, exp)),
-    Mistake("sign", "the sign is flipped", lambda got, exp, **_: sign(got, exp)),
+                          "w.r.t. B is `A.T @ dout`; match the shapes",
+            lambda got, exp, tolerance=None, **_: transposed(got, exp, tol=tolerance)),
+    Mistake("sign", "the sign is flipped", lambda got, exp, tolerance=None, **_: sign(got, exp, tolerance)),
     Mistake("shape", "the gradient must have exactly the shape of its tensor",
             lambda got, exp, **_: _pair(got, exp)[0] is not None and tuple(as_tensor(got).shape) != tuple(as_tensor(exp).shape)),
     scale_mistake(),
 )
 
 
-def describe_error(got: Any, expected: Any, hidden: bool) -> str:
-    """Where none of the catalogue fits: which elements differ, how much, and any pattern."""
+# Mistake ids the grader gives outside every catalogue: a NaN or inf answer (`compare`), autograd used, the
+# recursion limit hit, an exception before a gradient was reached (the pipeline and the judges).
+FAILURE_IDS = ("nan", "autograd_used", "recursion_limit", "exception")
+
+
+def describe_error(got: Any, expected: Any, hidden: bool,
+                   tolerance: Tolerance | DtypeTolerance = DTYPE_DEFAULT, scale: float | None = None) -> str:
+    """Where none of the catalogue fits: which elements differ (by the exercise's tolerance at the judge's
+    `scale`, as the judge counts them; None: `compare`'s default scale), how much, and any pattern."""
     g, e = _pair(got, expected)
     if g is None or g.shape != e.shape:
         return ""
-    tol = tolerance_for(torch.float32)
-    bad = (g - e).abs() > tol.atol * max(float(e.abs().max()), 1e-30) + tol.rtol * e.abs()
+    tol = tolerance.for_dtype(e.dtype)  # the truth's dtype, or the answer's where less precise (`_pair`)
+    if scale is None:
+        finite = e[torch.isfinite(e)]
+        scale = (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
+    bad = (g - e).abs() > tol.atol * scale + tol.rtol * e.abs()
     n_bad, n = int(bad.sum()), bad.numel()
     if n_bad == 0:
         return ""
@@ -163,8 +176,9 @@ def describe_error(got: Any, expected: Any, hidden: bool) -> str:
 
 
 def diagnose(comparison: Comparison, got: Any, expected: Any, case: Case, mistakes: tuple[Mistake, ...],
-             context: dict | None = None) -> Comparison:
-    """Fill `mistake` and `hint` of a wrong comparison from the catalogue, then the generic patterns."""
+             context: dict | None = None, tolerance: Tolerance | DtypeTolerance = DTYPE_DEFAULT) -> Comparison:
+    """Fill `mistake` and `hint` of a wrong comparison from the catalogue, then the generic patterns, all
+    judged with the exercise's `tolerance`."""
     if comparison.verdict != "wrong":
         return comparison
     if comparison.mistake == "nan":
@@ -177,12 +191,13 @@ def diagnose(comparison: Comparison, got: Any, expected: Any, case: Case, mistak
         if mistake.matches is None:
             continue
         try:
-            found = mistake.matches(got, expected, case=case, name=comparison.name, context=context or {})
+            found = mistake.matches(got, expected, case=case, name=comparison.name, context=context or {},
+                                    tolerance=tolerance)
         except Exception:  # a matcher that cannot apply to this answer does not match
             found = False
         if found:
             comparison.mistake = mistake.id
             comparison.hint = mistake.hint + (f" ({found})" if isinstance(found, str) else "")
             return comparison
-    comparison.hint = describe_error(got, expected, case.hidden) or comparison.message
+    comparison.hint = describe_error(got, expected, case.hidden, tolerance, comparison.scale) or comparison.message
     return comparison

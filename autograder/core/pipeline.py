@@ -123,7 +123,7 @@ def _judged(exercise: Exercise, case: Case, run: RunResult, truth: dict) -> list
         if comparison.name in truth:
             try:
                 diagnose(comparison, got, truth[comparison.name], case, exercise.mistakes,
-                         context={"outputs": run.outputs, "truth": truth})
+                         context={"outputs": run.outputs, "truth": truth}, tolerance=exercise.tolerance)
             except Exception:  # noqa: a hint is a bonus; its failure must not cost the verdict
                 pass
             if not case.hidden and comparison.verdict == WRONG:  # never a hidden case's numbers

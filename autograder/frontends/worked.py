@@ -304,7 +304,7 @@ def _worked_element(exercise, kept: list) -> Worked | None:
 def _exercise1(case, outputs, truth, name, label) -> Worked | None:
     from types import SimpleNamespace
 
-    from autograder.assignments.backprop_ninja.model import CONSUMERS, _usable, local_expectation
+    from autograder.assignments.backprop_ninja.cases import CONSUMERS, _usable, local_expectation
     fwd = case.info["forward"]
     true = truth[name]
     got = _same_shape(outputs.get(name), true)

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from autograder.core.compare import as_tensor
 from autograder.core.diagnose import close, constant_factor, keepdim, name_factor, not_reduced, transposed
-from autograder.core.exercise import Mistake
+from autograder.core.exercise import DTYPE_DEFAULT, Mistake
+from autograder.assignments.backprop_ninja.cases import CONSUMERS, Forward, Local, _amax, _usable, global_scale, local_expectation
 from autograder.assignments.backprop_ninja.judges import carried_precision, fb_locals, local_verdict
-from autograder.assignments.backprop_ninja.model import CONSUMERS, Forward, Local, _amax, _usable, global_scale, local_expectation
 from autograder.assignments.backprop_ninja.student_side import GRADIENT_NAMES
 
 
@@ -80,13 +80,14 @@ def _sizes(case) -> dict:
     return {"n": case.info.get("n", 0)} if case is not None and case.info else {}
 
 
-def _upstream_right(got, exp, case=None, name=None, context=None, **_):
-    """The same judgement as the local verdict column (informative upstream included)."""
+def _upstream_right(got, exp, case=None, name=None, context=None, tolerance=DTYPE_DEFAULT, **_):
+    """The same judgement as the local verdict column (informative upstream included), at the exercise's
+    tolerance."""
     fwd = (case.info or {}).get("forward") if case is not None else None
     if fwd is None or name not in CONSUMERS:
         return False
     outputs = (context or {}).get("outputs") or {}
-    tolerance, _note = carried_precision(outputs, GRADIENT_NAMES, fwd.values["loss"].dtype)
+    tolerance, _note = carried_precision(outputs, GRADIENT_NAMES, fwd.values["loss"].dtype, tolerance)
     lc, _why = local_verdict(fwd, name, got, outputs, tolerance)
     return lc is not None and lc.passed
 

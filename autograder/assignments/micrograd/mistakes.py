@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autograder.core.diagnose import close
 from autograder.core.exercise import Mistake
-from autograder.assignments.micrograd.cases import BASE_OPS, BUILT_FROM, probe_truth
+from autograder.assignments.micrograd.cases import BASE_OPS, BUILT_FROM, NN_VARIANTS, nn_reference, probe_truth
 from autograder.assignments.micrograd.student_side import PROBE_LOCAL, SHOWN
 
 DERIVATIVE = {
@@ -218,3 +218,70 @@ def depends_on(bad: dict[str, str]) -> str:
             .replace("raises", "raise").replace("its inputs", "their inputs")
         parts.append(f"{' and '.join(names)}, which {verb}")
     return "; ".join(parts)
+
+
+# -- nn: what the parameters() list and the graph show ---------------------------------------------------------------------------------------------------------
+
+def _structure(inputs: dict) -> tuple[int, list[int]]:
+    """(number of parameters, the indices of the biases) in the template's order."""
+    k, biases = 0, []
+    for layer in inputs["params"]:
+        for neuron in layer:
+            k += len(neuron)
+            biases.append(k - 1)
+    return k, biases
+
+
+def nn_variant(inputs: dict, forward) -> str:
+    """Which MLP the student's forward pass computes: the template's, or the video's tanh neuron."""
+    for variant in NN_VARIANTS:
+        if _usable(forward) and close(forward, nn_reference(inputs, variant)["forward"]):
+            return variant
+    return "relu"
+
+
+def parameters_problem(inputs: dict, cover) -> str | None:
+    """What is wrong with the parameters() list (as structure indices; -1: not one of the model's)."""
+    if not isinstance(cover, list):
+        return None
+    n, biases = _structure(inputs)
+    if sorted(cover) == list(range(n)):
+        return None
+    seen = set(cover)
+    if -1 in seen:
+        return "it returns Values that are not the model's parameters (copies, or new Values)"
+    if len(seen) < len(cover):
+        return "it returns some parameters more than once"
+    missing = set(range(n)) - seen
+    if missing == set(biases):
+        return "the biases (b) are missing"
+    if missing and missing <= set(biases):
+        return f"{len(missing)} of the {len(biases)} biases are missing"
+    if missing and not (missing & set(biases)):
+        return "some weights (w) are missing"
+    return f"{len(missing)} of the {n} parameters are missing"
+
+
+def _detached(context) -> str | bool:
+    connected = (context or {}).get("outputs", {}).get("_connected")
+    if not isinstance(connected, list) or all(c is True for c in connected):
+        return False
+    return f"{sum(c is not True for c in connected)} of {len(connected)} parameters are not in the loss's graph"
+
+
+# The nn exercise's catalogue: parameters() first; the engine's mistakes only where the engine shows (the
+# gradients and the step). The lecture's tanh Neuron is no mistake (judge_nn judges it as the MLP it is).
+NN_MISTAKES = (
+    Mistake("parameters_incomplete", "parameters() must return every weight and bias of the model exactly once "
+            "(Neuron: self.w + [self.b]; Layer and MLP: their parts' parameters, flattened)",
+            lambda got, exp, case=None, context=None, **_: parameters_problem(
+                case.inputs, (context or {}).get("outputs", {}).get("_cover")) or False,
+            ("parameters", "SGD step", "zero_grad")),
+    Mistake("detached_parameter", "the loss's graph does not reach every parameter: `wi.data * xi` (or a new "
+            "Value made from a number) cuts the weight off the graph, so backward() never gives it a gradient; "
+            "compute with the Value itself (`wi * xi`)",
+            lambda got, exp, context=None, **_: _detached(context), ("gradients",)),
+    Mistake("zero_grad_incomplete", "zero_grad() must set the gradient of every parameter to 0 (before each "
+            "backward pass, or the gradients of the passes add up)",
+            lambda got, exp, **_: _usable(got) and not close(got, exp), ("zero_grad",)),
+) + tuple(Mistake(m.id, m.hint, m.matches, ("gradients", "SGD step")) for m in ENGINE_MISTAKES)

@@ -10,7 +10,8 @@ Exercises (ids `micrograd_exercises.<entry>`, the student's file `micrograd_exer
   softmax, nll     section 2: softmax over Value logits and the negative log likelihood, backpropagated
 
 Layout as the other assignments: `student_side.py` (drivers, in the student's process), `cases.py` (cases
-and truths), `mistakes.py` (the catalogue), this file (judges and `EXERCISES`).
+and truths), `judges.py`, `mistakes.py` (the catalogue), `pictures.py` (what the HTML report draws) and
+this file (`EXERCISES`, each with its tolerance).
 
 Cascade-free: each op is measured alone with the driver's own graph walk; softmax and nll are also run
 with the notebook's own code on the student's `Value` (the notebook gives softmax's code), and an answer
@@ -21,16 +22,13 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
-from autograder.core.compare import APPROX, WRONG, Comparison, Tolerance, compare
-from autograder.core.diagnose import close
-from autograder.core.exercise import Case, Exercise
-
-from autograder.assignments.micrograd import judge as micrograd_judge
+from autograder.core.exercise import Exercise, Tolerance
+from autograder.assignments.micrograd_exercises.judges import judge_lecture_code, judge_numbers
 from autograder.assignments.micrograd_exercises.cases import (central_truth, gradient_truth, logits_cases, nll_truth, ops_cases, ops_truth, point_cases,
                     softmax_truth)
 from autograder.assignments.micrograd_exercises.mistakes import GRADF_MISTAKES, NLL_MISTAKES, NUMERICAL2_MISTAKES, NUMERICAL_MISTAKES, OPS_MISTAKES, SOFTMAX_MISTAKES
+
+COURSE_POSITION = 4  # where the course takes it up: the order front ends list the assignments in
 
 MODULE = "micrograd_exercises"
 NO_TORCH = "these exercises are done with Python floats and `math`; PyTorch is only the grader's reference"
@@ -44,58 +42,6 @@ QUOTIENT_TOLERANCE = Tolerance(rtol=1e-8, atol=1e-9)
 ANALYTIC_TOLERANCE = Tolerance(rtol=1e-7, atol=1e-9)
 
 
-HIDDEN_FAILURES = {"error": "raised an exception (details withheld for hidden cases)",
-                   "timeout": "did not finish in time (an endless loop?)",
-                   "wrong": "returned something that is not a number (details withheld for hidden cases)"}
-
-
-def judge_with(tolerance: Tolerance):
-    def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
-        results = []
-        for name, expected in truth.items():
-            got = outputs.get(name) if isinstance(outputs, dict) else None
-            if isinstance(got, dict) and "failure" in got:
-                if case.hidden:  # a closed vocabulary: nothing the student's process chose (names, lines)
-                    kind = got.get("failure") if got.get("failure") in HIDDEN_FAILURES else "error"
-                    got = {"failure": kind, "message": HIDDEN_FAILURES[kind], "short": HIDDEN_FAILURES[kind]}
-                results.extend(micrograd_judge(case, {name: got}, {name: expected}))
-            else:
-                results.append(compare(name, got, expected, tolerance=tolerance, scale=1.0))
-        return results
-    return judge
-
-
-def judge_lecture_code(what: str):
-    """softmax / nll: globally against PyTorch; where wrong, the student's answer against the notebook's code
-    run on the student's own Value (`_lecture`). Informative only where that differs from the truth (the
-    operations are wrong): then an answer equal to it is right code on a wrong engine."""
-    base = judge_with(ANALYTIC_TOLERANCE)
-
-    def judge(case: Case, outputs: dict, truth: dict) -> list[Comparison]:
-        results = base(case, outputs, truth)
-        lecture = outputs.get("_lecture") if isinstance(outputs, dict) else None
-        if not isinstance(lecture, dict):
-            return results
-        mine = {"probs": lecture.get("data"), "loss": (lecture.get("data") or [None])[0],
-                "dlogits": lecture.get("grad")}
-        for c in results:
-            if c.passed or c.verdict != WRONG:
-                continue
-            try:
-                ref = torch.as_tensor(mine[c.name], dtype=torch.float64).reshape(truth[c.name].shape)
-            except Exception:  # noqa: malformed parts from the student's process cost the local verdict only
-                continue
-            informative = not close(ref, truth[c.name], ANALYTIC_TOLERANCE)
-            if informative and close(outputs.get(c.name), ref, ANALYTIC_TOLERANCE):
-                c.local_verdict = APPROX
-                c.message = f"correct {what}; depends on the Value operations, which are wrong (the Value " \
-                            f"exercise names them)"
-            else:
-                c.local_verdict = WRONG
-        return results
-    return judge
-
-
 def exercise(entry: str, points: float, cases, driver: str, truth, title: str, **kw) -> Exercise:
     exercise_id = f"{MODULE}.{entry}"
     return Exercise(id=exercise_id, module=MODULE, entry=entry, points=points,
@@ -106,17 +52,20 @@ def exercise(entry: str, points: float, cases, driver: str, truth, title: str, *
 
 EXERCISES = [
     exercise("gradf", 3.0, point_cases(with_f=False, with_h=False), "run_gradf", gradient_truth,
-             "section 1: the analytic gradient of f", judge=judge_with(ANALYTIC_TOLERANCE), mistakes=GRADF_MISTAKES),
+             "section 1: the analytic gradient of f", judge=judge_numbers, tolerance=ANALYTIC_TOLERANCE,
+             mistakes=GRADF_MISTAKES),
     exercise("numerical_grad", 2.0, point_cases(with_f=True, with_h=False), "run_numerical_grad", gradient_truth,
-             "section 1: the gradient, estimated numerically", judge=judge_with(NUMERICAL_TOLERANCE),
+             "section 1: the gradient, estimated numerically", judge=judge_numbers, tolerance=NUMERICAL_TOLERANCE,
              mistakes=NUMERICAL_MISTAKES),
     exercise("numerical_grad2", 2.0, point_cases(with_f=True, with_h=True), "run_numerical_grad2", central_truth,
-             "section 1: the symmetric derivative", judge=judge_with(QUOTIENT_TOLERANCE),
+             "section 1: the symmetric derivative", judge=judge_numbers, tolerance=QUOTIENT_TOLERANCE,
              mistakes=NUMERICAL2_MISTAKES),
     exercise("Value", 4.0, ops_cases, "run_ops", ops_truth, "section 2: the Value operations softmax needs",
-             judge=judge_with(ANALYTIC_TOLERANCE), mistakes=OPS_MISTAKES),
+             judge=judge_numbers, tolerance=ANALYTIC_TOLERANCE, mistakes=OPS_MISTAKES),
     exercise("softmax", 2.0, logits_cases(with_label=False), "run_softmax", softmax_truth,
-             "section 2: softmax", judge=judge_lecture_code("softmax"), mistakes=SOFTMAX_MISTAKES),
+             "section 2: softmax", judge=judge_lecture_code("softmax"), tolerance=ANALYTIC_TOLERANCE,
+             mistakes=SOFTMAX_MISTAKES),
     exercise("nll", 2.0, logits_cases(with_label=True), "run_nll", nll_truth,
-             "section 2: the negative log likelihood", judge=judge_lecture_code("loss"), mistakes=NLL_MISTAKES),
+             "section 2: the negative log likelihood", judge=judge_lecture_code("loss"), tolerance=ANALYTIC_TOLERANCE,
+             mistakes=NLL_MISTAKES),
 ]
