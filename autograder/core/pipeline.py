@@ -339,7 +339,8 @@ def _cache_entry(cache: Path, exercise: Exercise, seeds: Seeds) -> Path | None:
     import sys
     import torch
     origins = (_origin(exercise.cases), _origin(exercise.truth))
-    if not all(o.startswith(f"{__package__}.assignments.{exercise.assignment}") for o in origins):
+    assignments = __package__.rpartition(".")[0] + ".assignments"  # autograder.assignments (this is autograder.core)
+    if not all(o.startswith(f"{assignments}.{exercise.assignment}") for o in origins):
         return None
     try:
         import numpy
