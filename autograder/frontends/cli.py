@@ -198,7 +198,8 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
 def _extensions():
     """Subcommands that live with their feature (batch grading, nbgrader, Gradescope)."""
     import importlib
-    for name in ("batch", "nbgrader_tools", "gradescope", "report", "class_report", "watch"):
+    for name in ("integrations.batch", "integrations.nbgrader.tools", "integrations.gradescope", "frontends.report",
+                 "frontends.class_report", "frontends.watch"):
         try:
             module = importlib.import_module(f"autograder.{name}")
         except ModuleNotFoundError as exc:
