@@ -20,6 +20,9 @@ The autograd guard has layers, because any one of them can be bypassed from insi
    off and the saved-tensor hooks pushed, and one still running when a case ends counts as tampering;
 4. after each case, `after_case()` checks that the guards are intact (grad mode and forward AD off,
    the saved-tensor hooks ours, every tripwire in place, no extra thread) and restores them.
+All of it is installed once, in the fork server before it serves (`install`: the refusals of layer 3
+dormant there, since the server forks and calls native code), and each student process only switches it on
+(`arm`) before the student's code runs, or takes it off where the exercise allows autograd (`disarm`).
 What is found is appended to `_autograd_calls` (a route per entry, e.g. "torch.ops.aten.tanh_backward
 (a PyTorch backward kernel)"; never text the student's code chose, which could carry a hidden case's
 inputs into the feedback); the worker sends them with the case's reply and the grader gives the
@@ -97,7 +100,7 @@ class _ImportBlocker:
         return None
 
 
-def block_imports(names, why, autodiff=AUTODIFF_LIBRARIES):
+def block_imports(names, why, autodiff=AUTODIFF_LIBRARIES) -> _ImportBlocker:
     """Refuse importing `names` (and the libraries that differentiate, `autodiff`; pass () to allow them)."""
     names, autodiff = set(names), set(autodiff) - set(names)
     loaded = {name for name in names | autodiff if name in sys.modules}  # a package's submodules need it loaded
@@ -105,12 +108,15 @@ def block_imports(names, why, autodiff=AUTODIFF_LIBRARIES):
         for mod in list(sys.modules):
             if mod.partition(".")[0] in loaded:
                 del sys.modules[mod]
-    sys.meta_path.insert(0, _ImportBlocker(names, why, autodiff))
+    blocker = _ImportBlocker(names, why, autodiff)
+    sys.meta_path.insert(0, blocker)
+    return blocker
 
 
 # -- the autograd guard ----------------------------------------------------------------------------------
 
-_state: dict = {}   # filled by trip_autograd: its check of the guards (the originals stay in its closure)
+_state: dict = {}   # filled by install: its check of the guards (the originals stay in its closure), and the
+                    # switches `arm` and `disarm` (one of them used, both dropped, in each student process)
 
 
 def _tripwire(route: str):
@@ -132,11 +138,49 @@ def _grad_mode_route(frame) -> str:
 
 
 def trip_autograd() -> None:
-    """Install the autograd guard for the rest of this process (see the module's docstring)."""
+    """Install the autograd guard for the rest of this process (see the module's docstring): `install()`
+    (already done by the fork server: then only this process's own part is left) and `arm()`."""
+    install()
+    arm()
+
+
+def arm() -> None:
+    """Switch on the refusals that were installed dormant (the audit hook, compiled extensions) for the rest
+    of this process. Called once, in the student's process, after what it does with native code itself
+    (seccomp) and before any of the student's code runs; the switch is then unreachable (see `install`)."""
+    switch = _state.pop("arm", None)
+    undo = _state.pop("disarm", None)  # armed for good: what would undo the guard leaves the student's reach
+    if switch is not None:
+        switch(undo)  # kept, out of reach, rather than freed: freeing it dirties ~400 pages shared with the server
+
+
+def disarm() -> None:
+    """Undo `install()` in this process (an exercise that allows autograd): the originals back in place,
+    grad mode as it was, no refusal left armed. The backward kernels stay refused (they are the server's)."""
+    undo = _state.pop("disarm", None)
+    if undo is None:  # armed already (the switch is gone), or nothing installed: nothing to undo
+        return
+    _state.pop("arm", None)
+    _state.pop("check", None)
+    undo()
+
+
+def install() -> None:
+    """Install every part of the autograd guard in this process, with the audit hook and the compiled
+    extension guard dormant until `arm()`. The fork server calls this once before it
+    serves: every student process inherits it ready, and only arms it (~0.1 ms instead of ~20 ms of wiring,
+    imports and checks per child). The server never runs student code, and none of this refuses anything
+    the server itself does. The switch that arms is a closure held only by `_state["arm"]`, which `arm()`
+    pops: after that no object the student's code can reach refers to it (`gc`'s walks are refused)."""
+    if "check" in _state or "disarm" in _state:
+        return
+    armed: list[bool] = []
     try:
         import torch
     except ImportError:  # no torch, no torch autograd: the libraries that differentiate are still refused
-        block_imports((), "", AUTODIFF_LIBRARIES)
+        blocker = block_imports((), "", AUTODIFF_LIBRARIES)
+        _state["arm"] = armed.append
+        _state["disarm"] = lambda: sys.meta_path.remove(blocker) if blocker in sys.meta_path else None
         return
     import torch.autograd.forward_ad
     import torch.autograd.functional
@@ -145,13 +189,17 @@ def trip_autograd() -> None:
     C = torch._C
     originals = {"set_grad": C._set_grad_enabled, "is_grad": C.is_grad_enabled,
                  "set_fwd": C._set_fwd_grad_enabled, "is_fwd": C._is_fwd_grad_enabled,
-                 "push_hooks": C._autograd._push_saved_tensors_default_hooks, "inference_mode": C._InferenceMode}
+                 "push_hooks": C._autograd._push_saved_tensors_default_hooks,
+                 "pop_hooks": C._autograd._pop_saved_tensors_default_hooks, "inference_mode": C._InferenceMode}
     set_grad, is_grad, is_fwd = (originals[k] for k in ("set_grad", "is_grad", "is_fwd"))
+    modes_before = (is_grad(), is_fwd())
     wires: list[tuple[object, str, object]] = []
+    replaced: list[tuple[object, str, object]] = []   # (owner, name, original): what `disarm` puts back
 
     def wire(owner, name: str, route: str, replacement=None) -> None:
         if hasattr(owner, name):
             replacement = replacement or _tripwire(route)
+            replaced.append((owner, name, getattr(owner, name)))
             setattr(owner, name, replacement)
             wires.append((owner, name, replacement))
 
@@ -249,9 +297,12 @@ def trip_autograd() -> None:
         for name in ("start_joinable_thread", "_start_joinable_thread"):
             wire(module, name, f"_thread.{name.lstrip('_')}() (a new thread has grad mode on and no guard)")
 
-    # processes, native code, gc walks: what no exercise needs and every bypass does
+    # processes, native code, gc walks: what no exercise needs and every bypass does. Dormant until `arm()`:
+    # the server forks and calls native code; the student's process does too before it arms (seccomp).
 
     def audit(event, args):
+        if not armed:
+            return
         if event == "open" and args and isinstance(args[0], (str, bytes)):
             path = os.fsdecode(args[0])
             if _PROC_MEM.fullmatch(path):
@@ -262,8 +313,13 @@ def trip_autograd() -> None:
                 raise _refuse(f"{event} ({why})")
 
     sys.addaudithook(audit)
-    wires.append(_refuse_foreign_extensions())
-    block_imports((), "", AUTODIFF_LIBRARIES)
+    # Its own switch: the guarded function is the student's to read (`_imp.create_dynamic.__closure__`), and
+    # what it can reach must not switch the audit hook off.
+    extensions_armed: list[bool] = []
+    extension_guard = _refuse_foreign_extensions(extensions_armed)
+    replaced.append((extension_guard[0], extension_guard[1], extension_guard[3]))
+    wires.append(extension_guard[:3])
+    blocker = block_imports((), "", AUTODIFF_LIBRARIES)
     threads = _thread_count()
     # A sample is enough (~1 us each): the library is destroyed whole, and the usual targets are in it.
     usual = {"aten::tanh_backward", "aten::_log_softmax_backward_data", "aten::_softmax_backward_data",
@@ -296,12 +352,27 @@ def trip_autograd() -> None:
             tampered.append("threads still running after the case")
         return tampered
 
-    _state["check"] = check
+    def undo() -> None:
+        for owner, name, original in reversed(replaced):
+            setattr(owner, name, original)
+        if hooks_top() == (packed, unpacked):
+            originals["pop_hooks"]()
+        set_grad(modes_before[0])
+        originals["set_fwd"](modes_before[1])
+        if blocker in sys.meta_path:
+            sys.meta_path.remove(blocker)
+
+    def switch_on(keep=None) -> None:
+        armed.append(keep or True)
+        extensions_armed.append(True)
+
+    _state.update(check=check, disarm=undo, arm=switch_on)
 
 
-def _refuse_foreign_extensions() -> tuple:
-    """Compiled extension modules load from the Python installation only: one shipped in a submission is
-    native code past every other guard (it could run libtorch's autograd)."""
+def _refuse_foreign_extensions(armed) -> tuple:
+    """Compiled extension modules load from the Python installation only (once `armed`): one shipped in a
+    submission is native code past every other guard (it could run libtorch's autograd).
+    (owner, name, the guard, the original)."""
     import _imp
     import site
     import sysconfig
@@ -313,12 +384,12 @@ def _refuse_foreign_extensions() -> tuple:
 
     def guarded_create_dynamic(spec, *args):
         origin = os.path.realpath(getattr(spec, "origin", None) or "")
-        if not any(origin.startswith(root) for root in roots):
+        if armed and not any(origin.startswith(root) for root in roots):
             raise _refuse("a compiled extension from outside Python (native code)")
         return create_dynamic(spec, *args)
 
     _imp.create_dynamic = guarded_create_dynamic
-    return _imp, "create_dynamic", guarded_create_dynamic
+    return _imp, "create_dynamic", guarded_create_dynamic, create_dynamic
 
 
 _kernels: list = []  # the torch.library.Library that holds the refusing kernels (alive as long as the process)
@@ -336,8 +407,9 @@ def prepare() -> None:
     refuses, for CPU tensors with and without autograd (inference tensors skip the autograd key).
 
     Registering ~500 kernels takes ~25 ms: the fork server calls this once, before it forks, and every
-    student process inherits it (and the modules `trip_autograd` wires, already imported); `trip_autograd` calls it too (a no-op then). The student's process never
-    needs these kernels: the truth is computed in the grader's process."""
+    student process inherits it (and the modules `install` wires, already imported); `install` calls it too
+    (a no-op then). The student's process never needs these kernels: the truth is computed in the grader's
+    process."""
     if _kernels:
         return
     import warnings

@@ -23,6 +23,7 @@ import importlib.util
 import io
 import os
 import resource
+import select
 import signal
 import socket
 import stat
@@ -32,7 +33,7 @@ import time
 import traceback
 
 from . import wire
-from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, block_imports, prepare, trip_autograd
+from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, arm, block_imports, disarm, install
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 CONTROL_MAX = 64 * 1024          # bytes of one control message
@@ -85,10 +86,14 @@ def _reset_random_state() -> None:
     """Every case starts from the same random state, whatever the cases before it drew."""
     import random
     random.seed(0)
-    for name, seed in (("torch", "manual_seed"), ("numpy.random", "seed")):
-        module = sys.modules.get(name)
-        if module is not None:
-            getattr(module, seed)(0)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # The CPU generator alone: `torch.manual_seed` also queues a seeding for each accelerator this process
+        # never initialises, each with a formatted stack (~15 ms per case, and a list that grows per case).
+        torch.default_generator.manual_seed(0)
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed(0)
 
 
 _DRIVERS: dict[str, object] = {}
@@ -240,6 +245,7 @@ def _confine() -> bool:
 def _child(request: dict, fds: list[int]) -> None:
     """In the forked child: limits, import, then one case at a time from the case pipe, one reply each.
     Never returns."""
+    started = time.perf_counter()
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setpgid(0, 0)
@@ -270,8 +276,12 @@ def _child(request: dict, fds: list[int]) -> None:
         faulthandler.enable(file=sys.stdout)  # a fatal signal (a crash) prints the stack: the runner names the line
         _confine()  # before the guard: its audit hook refuses ctypes, which installing the filter uses
         blocked = request.get("blocked_imports") or []
+        # The guard came installed from the server (`serve`): armed here, after this process's own native
+        # code (seccomp) and before any of the student's; or taken off where the exercise allows autograd.
         if request.get("forbid_autograd") or "torch" in blocked:  # torch is in memory even where it is refused
-            trip_autograd()
+            arm()
+        else:
+            disarm()
         if blocked:
             block_imports(blocked, request.get("blocked_why", "not allowed in this exercise"))
         marker = ("\0" + request["marker"] + "\0").encode()
@@ -284,6 +294,8 @@ def _child(request: dict, fds: list[int]) -> None:
             import_error = _reply_for_exception(exc, root)
         index = 0
         time_limit = float(request.get("time_limit", 20))
+        # From the fork to the first case, wall and CPU (benchmarks/isolation.py prints them).
+        setup = {"setup_seconds": round(time.perf_counter() - started, 6), "setup_cpu": round(time.process_time(), 6)}
         while True:
             message = wire.recv(cases_in)
             if message is None:
@@ -308,6 +320,8 @@ def _child(request: dict, fds: list[int]) -> None:
                 os._exit(0)
             del case_inputs, message
             reply["case"] = index
+            if index == 0:
+                reply.update(setup)
             if after_case():  # the guards intact, and what was found at import
                 reply["autograd_calls"] = sorted(set(_autograd_calls))
             try:
@@ -555,23 +569,41 @@ def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
     return wire.unframe(data, CONTROL_MAX), fds
 
 
-def _end_child(pid: int, kill: bool, grace: float) -> int:
-    """Wait for the child to end (up to `grace` s unless `kill`), kill it and its group otherwise. Wait status."""
-    deadline = time.monotonic() + (0 if kill else grace)
+def _end_child(pid: int, kill: bool, grace: float) -> tuple[int, float]:
+    """Wait for the child to end (up to `grace` s unless `kill`), kill it and its group otherwise: its wait
+    status, and the CPU seconds it used."""
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    if not done and not kill:
+        done, status, usage = _wait_for_exit(pid, grace)
+    if not done:
+        for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                target()
+            except OSError:
+                pass
+        _, status, usage = os.wait4(pid, 0)
+    return status, usage.ru_utime + usage.ru_stime
+
+
+def _wait_for_exit(pid: int, grace: float) -> tuple:
+    """`os.wait4(pid, WNOHANG)` once the child `pid` has ended or `grace` s passed: woken by its exit where the
+    kernel has pidfds (a sleep-and-poll loop added up to 5 ms to every child), else polled."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        try:
+            select.select([pidfd], [], [], grace)
+        finally:
+            os.close(pidfd)
+        return os.wait4(pid, os.WNOHANG)
+    deadline = time.monotonic() + grace
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() >= deadline:
-            for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-                try:
-                    target()
-                except OSError:
-                    pass
-            _, status = os.waitpid(pid, 0)
-            break
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done or time.monotonic() >= deadline:
+            return done, status, usage
         time.sleep(0.005)
-    return status
 
 
 def _collapse_to_huge_pages() -> None:
@@ -624,7 +656,9 @@ def serve(control_fd: int) -> None:
     _only_standard_imports()
     import numpy  # noqa: F401
     import torch  # noqa: F401  preloaded once: every forked child starts warm
-    prepare()  # PyTorch's backward kernels refuse in every child (~25 ms, once here rather than per fork)
+    # The autograd guard, dormant, and PyTorch's backward kernels refused: once here (~45 ms) rather than
+    # in every child, which only arms it (guard.install, guard.arm).
+    install()
     _collapse_to_huge_pages()
     scratch = os.environ.get("AUTOGRADER_SCRATCH") or tempfile.gettempdir()
     shared_tmp = os.environ.get("AUTOGRADER_SHARED_TMP") == "1"
@@ -648,20 +682,31 @@ def serve(control_fd: int) -> None:
             if op == "run" and len(fds) == 3 and not child:
                 request = dict(message["request"], scratch=scratch)
                 _load_driver(request["driver_file"])  # once per server, not per child
+                forked, cpu = time.perf_counter(), time.process_time()
                 child = os.fork()
                 if child == 0:
                     sock.close()
                     _child(request, fds)
+                forked, cpu = time.perf_counter() - forked, time.process_time() - cpu
                 for fd in fds:
                     os.close(fd)
-                _send(sock, {"op": "started"})
+                _send(sock, {"op": "started", "seconds": {"fork": round(forked, 6), "fork_cpu": round(cpu, 6)}})
             elif op == "end" and child:
-                status = _end_child(child, bool(message.get("kill")), float(message.get("grace", 0.5)))
+                clock, cpu = [time.perf_counter()], time.process_time()
+                status, child_cpu = _end_child(child, bool(message.get("kill")), float(message.get("grace", 0.5)))
                 child = 0
+                clock.append(time.perf_counter())
                 _reap_orphans()
+                clock.append(time.perf_counter())
                 _wipe(scratch, shared_tmp)
+                clock.append(time.perf_counter())
                 # Verified, not assumed: anything left means the runner replaces this server.
-                _send(sock, {"op": "ended", "status": status, "dirt": _dirt(scratch, shared_tmp, baseline)})
+                dirt = _dirt(scratch, shared_tmp, baseline)
+                clock.append(time.perf_counter())
+                # Where the server's time went (benchmarks/isolation.py prints it; the runner ignores it).
+                seconds = {name: round(b - a, 6) for name, a, b in zip(("exit", "reap", "wipe", "verify"), clock, clock[1:])}
+                seconds.update(child_cpu=round(child_cpu, 6), end_cpu=round(time.process_time() - cpu, 6))
+                _send(sock, {"op": "ended", "status": status, "dirt": dirt, "seconds": seconds})
             else:
                 for fd in fds:
                     os.close(fd)

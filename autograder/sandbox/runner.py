@@ -509,8 +509,25 @@ def _copy_submission(source: Path, target: Path) -> None:
                                  f"{MAX_SUBMISSION_BYTES // 2**20} MB")
             shutil.copyfile(here / name, dest / name, follow_symlinks=False)
             os.chmod(dest / name, 0o444)
+    _compile_bytecode(target)
     for dirpath, _, _ in os.walk(target):
         os.chmod(dirpath, 0o555)
+
+
+def _compile_bytecode(root: Path) -> None:
+    """(speed) Each .py of the staged copy compiled once, here, into its `__pycache__`: every student process
+    of the submission (12-14) then loads the bytecode instead of compiling the source again (5-10 ms per file
+    and per process). Compiling runs none of the student's code (the pipeline compiles the same file to
+    report a syntax error); a file that does not compile is left to the student's process, which reports it."""
+    import py_compile
+    for path in root.rglob("*.py"):
+        cfile = path.parent / "__pycache__" / f"{path.stem}.{sys.implementation.cache_tag}.pyc"
+        try:
+            py_compile.compile(str(path), cfile=str(cfile), doraise=True, optimize=0,
+                               invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+            os.chmod(cfile, 0o444)
+        except Exception:  # noqa: a syntax error, a file too deep to compile here: the student's process says
+            pass
 
 
 def _make_writable(root: Path) -> None:
