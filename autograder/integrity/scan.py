@@ -33,7 +33,7 @@ import functools
 import re
 from pathlib import Path
 
-from autograder.runtime.guard import AUTODIFF_LIBRARIES, FORWARD_AD, FUNC_TRANSFORMS
+from autograder.runtime.names import AUTODIFF_LIBRARIES, FORWARD_AD, FUNC_TRANSFORMS
 from autograder.integrity.labels import AUTOGRAD, BLOCKED, NATIVE, PROCESS, UNREADABLE
 
 # Attribute or imported names that reach autograd whatever they are called on.

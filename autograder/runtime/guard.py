@@ -38,16 +38,7 @@ import sys
 _autograd_calls: list[str] = []   # routes found during the current case (the worker clears it per case)
 _sticky: list[str] = []           # routes found outside a case (at import) or tampering: every case keeps them
 
-# Libraries that differentiate for you (not `micrograd`: the student writes that one). Refused wherever
-# autograd is (a scalar engine's `sympy.diff`
-# is autograd by another name); importing one is itself recorded as the route.
-AUTODIFF_LIBRARIES = ("sympy", "mpmath", "functorch", "jax", "jaxlib", "autograd", "tensorflow", "tf_keras",
-                      "keras", "numdifftools", "casadi", "theano", "pytensor", "aesara", "tangent", "mxnet",
-                      "paddle", "chainer", "mygrad", "tinygrad", "findiff", "symengine")
-# torch.func's transforms and forward-mode AD's entry points: wired here, flagged by the grader's static scan
-# (`integrity/scan.py` reads these three lists: one list of differentiating names for both).
-FUNC_TRANSFORMS = ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize")
-FORWARD_AD = ("make_dual", "enter_dual_level", "dual_level")
+from .names import AUTODIFF_LIBRARIES, FORWARD_AD, FUNC_TRANSFORMS  # the one list, shared with the static policy
 
 # Audit events refused once the guard is on: (event prefix, why).
 _REFUSED_EVENTS = (
