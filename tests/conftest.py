@@ -38,10 +38,12 @@ TIERS = {
     "test_ci_workflow.py": E2E,
     "test_class_report.py": E2E,
     "test_classroom.py": UNIT,
+    "test_config.py": UNIT,
     "test_core_compare.py": UNIT,
     "test_core_pipeline.py": GRADING,
     "test_core_runner.py": GRADING,
     "test_cross_submission.py": E2E,
+    "test_cross_submission_nbgrader.py": E2E,
     "test_exec_pipeline.py": UNIT,
     "test_formats.py": GRADING,
     "test_gradcheck.py": UNIT,
@@ -58,12 +60,16 @@ TIERS = {
     "test_nbgrader_e2e.py": E2E,
     "test_notebook_check.py": GRADING,
     "test_notebooks.py": UNIT,
+    "test_readme_hints.py": UNIT,
     "test_real_engines.py": GRADING,
+    "test_registration.py": UNIT,
     "test_render.py": UNIT,
     "test_report.py": GRADING,
+    "test_session.py": UNIT,
     "test_student_template.py": E2E,
     "test_submission.py": UNIT,
     "test_templating.py": UNIT,
+    "test_tolerance.py": UNIT,
     "test_truths.py": GRADING,
     "test_watch.py": UNIT,
     "test_worked.py": GRADING,
@@ -87,6 +93,7 @@ OVERRIDES = {
     "test_batch.py::test_truths_are_computed_once_per_run_and_read_by_the_workers": GRADING,
     "test_class_report.py::test_malformed_results_are_named_not_fatal": UNIT,
     "test_class_report.py::test_examples_come_from_public_cases_only": UNIT,
+    "test_config.py::test_the_command_line_names_a_bad_setting": E2E,
     "test_core_runner.py::test_wire_rejects_tensors_whose_bytes_do_not_match_their_shape": UNIT,
     "test_core_runner.py::test_replies_are_validated_and_plain": UNIT,
     "test_exec_pipeline.py::test_report_shows_progress_as_it_grades": GRADING,
@@ -124,6 +131,7 @@ OVERRIDES = {
     "test_notebooks.py::test_notebook_grade_is_silent_on_stderr_and_never_raises": GRADING,
     "test_notebooks.py::test_notebook_grade_never_exceeds_the_cells_points": GRADING,
     "test_notebooks.py::test_an_infinite_loop_costs_one_time_limit": GRADING,
+    "test_notebooks.py::test_regrade_outside_the_kernel_grades_each_submitted_notebook_in_a_session": GRADING,
     "test_real_engines.py::test_the_classic_overwrite_scores_the_same_in_five_separate_runs": E2E,
     "test_real_engines.py::test_exercise_ids_are_written_once_and_the_cases_take_them_from_the_exercise": UNIT,
     "test_real_engines.py::test_malformed_parts_cost_the_local_verdicts_only": UNIT,
@@ -146,6 +154,8 @@ OVERRIDES = {
     "test_report.py::test_the_given_sample_never_hangs_on_a_diverged_model": UNIT,
     "test_report.py::test_a_real_browser_renders_the_page": E2E,
     "test_report.py::test_a_real_browser_shows_the_wrong_node_the_legend_and_the_curve": E2E,
+    "test_session.py::test_report_watch_notebook_check_and_grade_cells": GRADING,
+    "test_session.py::test_a_borrowed_runner_is_left_open": GRADING,
     "test_student_template.py::test_a_typo_in_the_assignment_lists_the_assignments": UNIT,
     "test_submission.py::test_notebook_keeps_every_assignment_the_graded_code_uses": GRADING,
     "test_submission.py::test_notebook_cells_run_out_of_order_or_used_before_defined_are_named": GRADING,
@@ -220,7 +230,7 @@ def pytest_collect_file(file_path, parent):
 @pytest.hookimpl(tryfirst=True)  # before pytest's own `-m` selection reads the markers
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        path = Path(str(item.fspath))
+        path = Path(item.path)
         if path.parent != TESTS or path.name not in TIERS:
             continue
         function = getattr(item, "originalname", None) or item.name.split("[")[0]
