@@ -3,7 +3,8 @@
 Every test has exactly one tier, given here (not in the test files, which several people edit at once):
 - unit: no grading process (no fork server, no sandbox), no nbgrader, Dask, browser or command-line
   subprocess. `pytest -m unit` (`make test-unit`) runs them in under a minute: the edit-test loop.
-- grading: grades through the sandboxed runner (the session's `runner` fixture, or a Runner of its own).
+- grading: grades through the sandboxed runner (the session's `runner` fixture, or a Runner of its own),
+  or computes what grading computes at full size (every truth, a training run, the 100k-node chain).
 - e2e: the real thing end to end: nbgrader, Dask, the Gradescope package, a browser, the `autograder`
   command in a subprocess, the isolation mechanisms.
 `make test` (and CI) runs all three. A test file missing from TIERS fails collection; a unit test that
@@ -154,6 +155,8 @@ OVERRIDES = {
     "test_report.py::test_the_given_sample_never_hangs_on_a_diverged_model": UNIT,
     "test_report.py::test_a_real_browser_renders_the_page": E2E,
     "test_report.py::test_a_real_browser_shows_the_wrong_node_the_legend_and_the_curve": E2E,
+    "test_session.py::test_cli_check_and_grade": GRADING,
+    "test_session.py::test_grade_all_worker": GRADING,
     "test_session.py::test_report_watch_notebook_check_and_grade_cells": GRADING,
     "test_session.py::test_a_borrowed_runner_is_left_open": GRADING,
     "test_student_template.py::test_a_typo_in_the_assignment_lists_the_assignments": UNIT,

@@ -116,7 +116,9 @@ def autograde(mech, course: Path, jobs: int | None = None) -> None:
     done = subprocess.run(argv, cwd=course, env=_env(mech), capture_output=True, timeout=1500)
     text = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
     assert done.returncode == 0, text[-4000:]
-    feedback = subprocess.run([mech.python, "-m", "nbgrader", "generate_feedback", ASSIGNMENT], cwd=course,
+    # The feedback runs no student code: this environment's nbgrader (mech.python's prefix has no nbconvert
+    # templates).
+    feedback = subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", ASSIGNMENT], cwd=course,
                               env=_env(mech), capture_output=True, timeout=600)
     assert feedback.returncode == 0, (feedback.stdout + feedback.stderr).decode(errors="replace")[-3000:]
 
@@ -127,14 +129,17 @@ def autograded(course: Path, student: str) -> Path:
 
 def grade_cells(course: Path, student: str) -> dict[str, str]:
     """grade cell id -> the text nbgrader shows for it (the exercise's table, printed output included),
-    with the time grading took (`2.3 s)`) left out and the lines joined (rich wraps at the time's width)."""
+    with the time grading took (`2.3 s)`) and the sandbox uid left out, the lines joined (rich wraps them)."""
     nb = nbt.load_notebook(autograded(course, student))
     out = {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and not meta.get("solution"):
             text = "".join(o.get("text", "") or json.dumps(o.get("data", {})) for o in cell.outputs)
-            out[meta["grade_id"]] = " ".join(re.sub(r"\b\d+(?:\.\d+)? s\)", "(time) s)", text).split())
+            text = re.sub(r"\b\d+(?:\.\d+)? s\)", "(time) s)", text)
+            # Two nbgrader processes' runners each hold a uid of their own (the dedicated-user mechanism).
+            text = re.sub(r"\(uid \d+(?:, one of its sandbox uids)?;", "(its uid;", text)
+            out[meta["grade_id"]] = " ".join(text.split())
     return out
 
 
