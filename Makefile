@@ -10,11 +10,12 @@ ROOT ?= submissions
 OUT ?= grades
 JOBS ?= 2
 
-.PHONY: check test templates bench autograde grade-all gradescope clean help report notebook watch
+.PHONY: check test test-unit templates bench autograde grade-all gradescope clean help report notebook watch
 
 help:
 	@echo "make check [SUBMISSION=dir]  grade a submission on the public cases (default: student_template/)"
-	@echo "make test                    run the test suite"
+	@echo "make test                    run the whole test suite: unit, grading and e2e tiers (what CI runs; ~18 min)"
+	@echo "make test-unit               the unit tier only, while editing (under a minute: no grading, nbgrader, browser)"
 	@echo "make templates               regenerate student_template/ and the nbgrader notebooks from reference/"
 	@echo "make bench                   speed benchmarks (figures and ratios from one run)"
 	@echo "make autograde               the instructor flow with nbgrader on a demo course"
@@ -35,6 +36,10 @@ check: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# One process: the tier is mostly collection (torch's import), which pytest-xdist would pay once per worker.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
 
 templates: $(STAMP)
 	$(BIN)/autograder templates
