@@ -49,6 +49,7 @@ TIERS = {
     "test_formats.py": GRADING,
     "test_gradcheck.py": UNIT,
     "test_gradescope.py": E2E,
+    "test_guard_in_server.py": GRADING,
     "test_graphs.py": GRADING,
     "test_history.py": UNIT,
     "test_integrity_policy.py": E2E,
