@@ -87,10 +87,12 @@ def _submissions(course) -> dict:
     # Correct code whose AddGate goes wrong if its module (run in the grader's sandbox) reached anything of
     # the course, the checkout or the network: its score is the evidence.
     prober = nbt.solution_filled(release, source)
-    nbt.edit_solution(prober, "graphs-part2", lambda s: s + PROBE.format(
-        targets=[str(course / "gradebook.db"), str(course / "submitted" / "one-mistake"),
-                 str(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(course / "nbgrader_config.py"),
-                 str(ROOT / "reference" / "graphs.py"), str(ROOT / "autograder" / "runner.py")]))
+    targets = [str(course / "gradebook.db"), str(course / "submitted" / "one-mistake"),
+               str(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(course / "nbgrader_config.py"),
+               str(ROOT / "reference" / "graphs.py"), str(ROOT / "autograder" / "core" / "pipeline.py")]
+    # The checkout's files exist (a file that moved away would make the probe unable to fail).
+    assert all(os.path.exists(t) for t in targets[-2:]), targets
+    nbt.edit_solution(prober, "graphs-part2", lambda s: s + PROBE.format(targets=targets))
     # A grade cell deleted, another edited.
     tampered = nbt.solution_filled(release, source)
     tampered.cells = [c for c in tampered.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "graphs-AddGate"]
@@ -313,7 +315,8 @@ def test_with_run_kernel_the_kernel_sees_only_the_notebook(tmp_path):
     prober = nbt.solution_filled(release, source)
     targets = [str(course / "gradebook.db"), str(course / "submitted" / "classmate"),
                str(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(ROOT / "reference" / "graphs.py"),
-               str(ROOT / "autograder" / "runner.py")]
+               str(ROOT / "autograder" / "core" / "pipeline.py")]
+    assert all(os.path.exists(t) for t in targets), targets  # reachable from here: the probe can fail
     nbt.edit_solution(prober, "graphs-part2", lambda s: s + KERNEL_PROBE.format(targets=targets))
     nbt.submit(course, ASSIGNMENT, "prober", prober)
     proc = nbt.run_nbgrader(["autograde", ASSIGNMENT], course, env={"AUTOGRADER_SECRET": SECRET}, check=False)

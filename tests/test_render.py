@@ -21,7 +21,6 @@ from autograder.core.compare import compare
 from autograder.core.exercise import Case, Exercise
 from autograder.frontends.formats import (csv_header, csv_row, fmt, fmt_diff, fmt_shape, gradescope_dict,
                                 to_junit, to_markdown)
-from autograder.integrations.nbgrader.preprocessor import exercise_points
 from autograder.core.pipeline import grade
 from autograder.frontends.render import FORMATS, json_dict, leading_ones_only, to_terminal
 from autograder.core.result import (FAILED, PASSED, PASSED_LOCALLY, CaseVerdict, CheckResult, ExerciseResult, GradeResult,
@@ -155,6 +154,7 @@ def renderings(r: GradeResult) -> dict:
     row = csv_row("s", json_dict(r), [e.id for e in r.exercises])
     out["csv total"] = row[1]
     # nbgrader: a grade cell grades one exercise; its partial credit is that exercise's fraction.
+    from autograder.integrations.nbgrader.preprocessor import exercise_points  # nbgrader: seconds to import
     out["nbgrader fraction"] = {e.id: exercise_points(e) for e in r.exercises}
     return out
 
