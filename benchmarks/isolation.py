@@ -24,7 +24,7 @@ def _median_ms(values) -> float:
 
 def per_group(mechanism: str, forbid_autograd: bool) -> dict:
     """Median milliseconds of one group (a trivial case) and of its phases, seen from the grader."""
-    from autograder.sandbox import runner as R
+    from autograder.sandbox import client as R
     sub = Path(tempfile.mkdtemp(prefix="bench-iso-"))
     (sub / "mod.py").write_text("def f():\n    return 1.0\n")
     phases: dict[str, list[float]] = {}
