@@ -268,7 +268,7 @@ def test_a_timeout_stops_its_group_without_waiting_again(runner, tmp_path):
 
 # the runtime package is in the child (the worker is its module); nothing else of the grader
 RUNTIME_MODULES = {"autograder", "autograder.runtime", "autograder.runtime.wire", "autograder.runtime.verdicts",
-                   "autograder.runtime.guard"}
+                   "autograder.runtime.guard", "autograder.runtime.seccomp"}
 
 
 def test_the_students_process_holds_nothing_of_the_grader(runner, tmp_path):

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from autograder.runtime import wire
+from autograder.sandbox import policy
 from autograder.sandbox.mechanisms import (_LIVE_SERVERS, DEFAULT_SANDBOX_USER, SANDBOX_USER_ENV, IsolationMissing,
                                            _bwrap_argv, _clean_uid, _disown, _reap_strays, _set_subreaper,
                                            choose_mechanism, claim_uid)
@@ -76,7 +77,8 @@ class Runner:
         ours, theirs = socket.socketpair(socket.AF_UNIX, kind or socket.SOCK_STREAM)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+               policy.POLICY_ENV: policy.policy_json()}  # the seccomp allowlist every child installs
         argv = [sys.executable, "-s", "-B", "-m", "autograder.runtime.worker", str(theirs.fileno())]
         kwargs = {}
         if self.mechanism.name == "bwrap":

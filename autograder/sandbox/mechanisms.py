@@ -12,6 +12,8 @@ Mechanisms (AUTOGRADER_SANDBOX=auto|bwrap|user|none picks one; auto takes the fi
   runner verified that user can neither read nor write the grader's files (`verify_user`).
 - none: resource limits only (a student's laptop). `check` says so; grading for credit refuses it
   unless the operator passed --unsandboxed.
+Under every mechanism each child also runs under the seccomp allowlist of policy.py, where the machine
+can install it (see `seccomp_problem`).
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from autograder.sandbox.policy import seccomp_problem
 
 SANDBOX_ENV = "AUTOGRADER_SANDBOX"
 SANDBOX_USER_ENV = "AUTOGRADER_SANDBOX_USER"
@@ -362,7 +366,17 @@ def _clean_uid(uid: int) -> None:
 
 
 def choose_mechanism(mode: str | None = None, protect=()) -> Mechanism:
-    """The mechanism `mode` (default: $AUTOGRADER_SANDBOX, else auto) asks for, or `none` with the reason."""
+    """The mechanism `mode` (default: $AUTOGRADER_SANDBOX, else auto) asks for, or `none` with the reason.
+    Its description also says when the children run without the seccomp allowlist (no libseccomp here)."""
+    mechanism = _choose_mechanism(mode, protect)
+    missing = seccomp_problem()
+    if missing:
+        description = mechanism.description.replace("; sockets refused by seccomp", "")
+        mechanism = replace(mechanism, description=f"{description}; no seccomp filter ({missing})")
+    return mechanism
+
+
+def _choose_mechanism(mode: str | None, protect) -> Mechanism:
     mode = (mode or os.environ.get(SANDBOX_ENV) or "auto").lower()
     if mode not in ("auto", "bwrap", "user", "none"):
         return Mechanism("none", f"none ({SANDBOX_ENV}={mode!r} is not auto, bwrap, user or none)", False,
