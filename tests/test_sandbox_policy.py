@@ -234,13 +234,28 @@ def test_without_libseccomp_the_children_run_unfiltered_and_the_sandbox_says_so(
     assert described.endswith("; no seccomp filter (libseccomp is not installed)"), described
 
 
+def test_the_pid_is_written_only_where_the_two_compiled_programs_differ_by_the_placeholders():
+    from autograder.runtime.seccomp import _INSTRUCTION, _PLACEHOLDERS, _pid_slots
+    first, second = _PLACEHOLDERS
+
+    def program(*instructions):
+        return b"".join(_INSTRUCTION.pack(*i) for i in instructions)
+    assert _pid_slots(program((0x15, 0, 1, 62), (0x15, 0, 1, first)),
+                      program((0x15, 0, 1, 62), (0x15, 0, 1, second))) == [_INSTRUCTION.size]
+    assert _pid_slots(program((0x15, 0, 1, 62), (0x15, 0, 1, first)),
+                      program((0x15, 0, 2, 62), (0x15, 0, 1, second))) is None   # a jump differs too
+    assert _pid_slots(program((0x15, 0, 1, first)), program((0x15, 1, 0, second))) is None
+    assert _pid_slots(program((0x15, 0, 1, first)), program((0x15, 0, 1, first), (6, 0, 0, 0))) is None
+
+
 # -- the filter alone, in a forked copy of this process -----------------------------------------------------
 
-def _in_a_child(probes: list, numbers: dict, *, filtered: bool) -> dict:
+def _in_a_child(probes: list, numbers: dict, *, filtered: bool, prepared=None) -> dict:
     """Run the probe module's calls in a forked child of this process, with the policy's filter or without."""
     from autograder.runtime import seccomp
     from autograder.sandbox.policy import policy_json
-    prepared = seccomp.prepare(policy_json()) if filtered else None
+    if filtered and prepared is None:
+        prepared = seccomp.prepare(policy_json())
     namespace: dict = {}
     exec(PROBE_MODULE, namespace)
     read, write = os.pipe()
@@ -278,9 +293,18 @@ def test_the_filter_is_default_deny():
     assert outside["an unassigned number"] == ENOSYS
 
 
-def test_the_filter_alone_refuses_each_denied_class_and_keeps_the_rest():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-in-the-server", "built-in-the-child"])
+def test_the_filter_alone_refuses_each_denied_class_and_keeps_the_rest(compiled, monkeypatch):
+    """Both ways a child gets the filter: the program the server compiled with the child's pid written in, and
+    (where another libseccomp's program cannot be patched) the filter built by libseccomp in the child."""
+    from autograder.runtime import seccomp
+    from autograder.sandbox.policy import policy_json
+    if not compiled:
+        monkeypatch.setattr(seccomp, "_pid_slots", lambda first, second: None)
+    prepared = seccomp.prepare(policy_json())
+    assert (prepared.program is not None) == compiled
     numbers = _numbers()
-    found = _in_a_child(_all_probes(numbers), numbers, filtered=True)
+    found = _in_a_child(_all_probes(numbers), numbers, filtered=True, prepared=prepared)
     denied = {name for group in DENIED.values() for name in group if name in found}
     assert {name: found[name] for name in denied} == {name: EPERM for name in denied}
     assert {name: found[name] for name in ALLOWED} == {name: 0 for name in ALLOWED}

@@ -3,20 +3,33 @@ the system's libseccomp.so.2, or libseccomp's own `seccomp` bindings: the same A
 
 The policy is data and lives with the grader (autograder/sandbox/policy.py); this runtime only receives it:
 the runner puts it, as JSON, in the fork server's environment at its start (AUTOGRADER_SECCOMP_POLICY), so
-nothing of the grader is imported here. The server builds the filter once (`prepare`: every rule that does
-not name a pid) and never loads it; each forked child adds the rules naming its own pid and loads it
-(`install`). Where the bindings, libseccomp or seccomp itself are missing, the child runs without the
-filter, as it did before where the machine had no seccomp; the sandbox's description says so.
+nothing of the grader is imported here. The server compiles it once (`prepare`) and never loads it; each
+forked child loads it (`install`) before the student's code runs.
+
+Some rules name the child's own pid (signals, limits and priority on itself only), which the server does
+not know. libseccomp compiles the filter twice, for two placeholder pids; where the two programs differ
+only in those constants, the child writes its pid there and loads the program (~0.1 ms). Otherwise
+(another libseccomp's code generation) the child builds the filter with libseccomp itself (~10 ms in a
+torch-sized process, its copy-on-write pages). Where the bindings, libseccomp or seccomp itself are
+missing, the child runs without the filter, as it did before where the machine had no seccomp; the
+sandbox's description says so.
 """
 from __future__ import annotations
 
 import errno
 import json
 import os
+import struct
 import sys
+import tempfile
 
 POLICY_ENV = "AUTOGRADER_SECCOMP_POLICY"
 SELF = "self"
+# Two pids no process has (pid_max is at most 2**22): the program compiled for each tells where the pid goes.
+_PLACEHOLDERS = (0x7FFFFFF1, 0x7FFFFFE3)
+_INSTRUCTION = struct.Struct("=HBBI")   # struct sock_filter: code, jt, jf, k
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
 
 
 def _bindings():
@@ -44,19 +57,84 @@ def _condition(lib, cond: dict, me: int):
     raise ValueError(f"unknown comparison {cond['op']!r}")
 
 
-def _names_self(alternative: list) -> bool:
-    return any(cond.get("value") == SELF for cond in alternative)
+def _numbers(lib, policy: dict) -> dict:
+    """The policy's calls this machine has, by name (a call unknown here, or another architecture's, stays denied)."""
+    known = {}
+    for name in set(policy.get("allow", [])) | set(policy.get("allow_if", {})) | set(policy.get("errno", {})):
+        try:
+            number = lib.resolve_syscall(lib.Arch.NATIVE, name)
+        except Exception:
+            continue
+        if isinstance(number, int) and number >= 0:
+            known[name] = number
+    return known
+
+
+def _filter(lib, policy: dict, known: dict, me: int):
+    """The libseccomp filter of `policy` for a process whose pid is `me`."""
+    deny = lib.ERRNO(_errno(policy.get("default_errno", "EPERM")))
+    flt = lib.SyscallFilter(deny)
+    flt.set_attr(lib.Attr.ACT_BADARCH, deny)   # another architecture's (or the x32 ABI's) numbers
+    for name in policy.get("allow", []):
+        if name in known:
+            flt.add_rule(lib.ALLOW, known[name])
+    for name, value in policy.get("errno", {}).items():
+        if name in known:
+            flt.add_rule(lib.ERRNO(_errno(value)), known[name])
+    for name, alternatives in policy.get("allow_if", {}).items():
+        if name in known:
+            for alternative in alternatives:
+                flt.add_rule(lib.ALLOW, known[name], *(_condition(lib, c, me) for c in alternative))
+    return flt
+
+
+def _program(flt) -> bytes:
+    with tempfile.TemporaryFile() as out:
+        flt.export_bpf(out)
+        out.seek(0)
+        return out.read()
+
+
+def _pid_slots(first: bytes, second: bytes) -> list[int] | None:
+    """The offsets of the instructions holding the pid, if the two programs differ in nothing else."""
+    size = _INSTRUCTION.size
+    if len(first) != len(second) or not first or len(first) % size:
+        return None
+    slots = []
+    for at in range(0, len(first), size):
+        a, b = _INSTRUCTION.unpack_from(first, at), _INSTRUCTION.unpack_from(second, at)
+        if a == b and a[3] not in _PLACEHOLDERS:
+            continue
+        if a[:3] != b[:3] or (a[3], b[3]) != _PLACEHOLDERS:
+            return None
+        slots.append(at)
+    return slots
 
 
 class Prepared:
-    """A filter holding every rule of the policy that names no pid, and the rules that do (added per child)."""
+    """What a child needs to confine itself, made in the server so that the child touches little memory (each
+    page it writes is copied): the compiled program in a C buffer and where its pid goes, or (where the
+    program cannot be patched) the policy to build the filter from."""
 
-    def __init__(self, lib, flt, per_child: list):
-        self.lib, self.filter, self.per_child = lib, flt, per_child
+    def __init__(self, lib, policy: dict, known: dict, program: bytes | None, slots: list[int]):
+        import ctypes
+
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        self.lib, self.policy, self.known, self.slots = lib, policy, known, slots
+        self.ctypes = ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.prctl, self.syscall = libc.prctl, libc.syscall
+        self.seccomp_nr = known.get("seccomp", -1)
+        self.program = self.fprog = None
+        if program is not None:
+            self.program = ctypes.create_string_buffer(program, len(program))
+            self.fprog = SockFprog(len(program) // _INSTRUCTION.size, ctypes.addressof(self.program))
 
 
 def prepare(policy_json: str | None) -> Prepared | str:
-    """In the fork server, once: the policy's filter without its per-pid rules, or why there is none."""
+    """In the fork server, once: the policy compiled for its children, or why there is no filter."""
     if not policy_json:
         return "no seccomp policy was given"
     if not sys.platform.startswith("linux"):
@@ -66,35 +144,26 @@ def prepare(policy_json: str | None) -> Prepared | str:
         return "libseccomp cannot be loaded"
     try:
         policy = json.loads(policy_json)
-        deny = lib.ERRNO(_errno(policy.get("default_errno", "EPERM")))
-        flt = lib.SyscallFilter(deny)
-        flt.set_attr(lib.Attr.ACT_BADARCH, deny)   # another architecture's (or the x32 ABI's) numbers
-        known = {}
-        for name in set(policy.get("allow", [])) | set(policy.get("allow_if", {})) | set(policy.get("errno", {})):
-            try:
-                number = lib.resolve_syscall(lib.Arch.NATIVE, name)
-            except Exception:
-                continue
-            if isinstance(number, int) and number >= 0:  # unknown here, or another architecture's: stays denied
-                known[name] = number
-        for name in policy.get("allow", []):
-            if name in known:
-                flt.add_rule(lib.ALLOW, known[name])
-        for name, value in policy.get("errno", {}).items():
-            if name in known:
-                flt.add_rule(lib.ERRNO(_errno(value)), known[name])
-        per_child = []
-        for name, alternatives in policy.get("allow_if", {}).items():
-            if name not in known:
-                continue
-            for alternative in alternatives:
-                if _names_self(alternative):
-                    per_child.append((known[name], alternative))
-                else:
-                    flt.add_rule(lib.ALLOW, known[name], *(_condition(lib, c, 0) for c in alternative))
-        return Prepared(lib, flt, per_child)
+        known = _numbers(lib, policy)
+        first, second = (_program(_filter(lib, policy, known, pid)) for pid in _PLACEHOLDERS)
+        slots = _pid_slots(first, second)
+        return Prepared(lib, policy, known, first if slots is not None else None, slots or [])
     except Exception as exc:  # a malformed policy or a libseccomp error: no filter, as on a machine without one
         return f"the seccomp filter cannot be built ({exc!r})"[:300]
+
+
+def _load(prepared: Prepared) -> str:
+    ctypes = prepared.ctypes
+    if prepared.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return f"no_new_privs refused (errno {ctypes.get_errno()})"
+    # Every thread of the process (TSYNC), where the kernel has seccomp(2); else this thread, as prctl does.
+    fprog = ctypes.byref(prepared.fprog)
+    if prepared.seccomp_nr >= 0 and prepared.syscall(prepared.seccomp_nr, SECCOMP_SET_MODE_FILTER,
+                                                     SECCOMP_FILTER_FLAG_TSYNC, fprog) == 0:
+        return ""
+    if prepared.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0) == 0:
+        return ""
+    return f"seccomp refused the filter (errno {ctypes.get_errno()})"
 
 
 def install(prepared: Prepared | str) -> str:
@@ -102,12 +171,15 @@ def install(prepared: Prepared | str) -> str:
     '' when installed, else why not (the child then runs without it)."""
     if not isinstance(prepared, Prepared):
         return prepared
-    lib, flt, me = prepared.lib, prepared.filter, os.getpid()
+    me = os.getpid()
     try:
-        for number, alternative in prepared.per_child:
-            flt.add_rule(lib.ALLOW, number, *(_condition(lib, c, me) for c in alternative))
+        if prepared.program is not None:
+            for at in prepared.slots:
+                struct.pack_into("=I", prepared.program, at + 4, me)   # the k field (this child's copy)
+            return _load(prepared)
+        flt = _filter(prepared.lib, prepared.policy, prepared.known, me)
         try:
-            flt.set_attr(lib.Attr.CTL_TSYNC, 1)
+            flt.set_attr(prepared.lib.Attr.CTL_TSYNC, 1)
         except OSError:  # an old kernel or libseccomp: the child has no other thread yet anyway
             pass
         flt.load()
