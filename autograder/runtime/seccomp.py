@@ -8,8 +8,8 @@ forked child loads it (`install`) before the student's code runs.
 
 Some rules name the child's own pid (signals, limits and priority on itself only), which the server does
 not know. libseccomp compiles the filter twice, for two placeholder pids; where the two programs differ
-only in those constants, the child writes its pid there and loads the program (~0.1 ms). Otherwise
-(another libseccomp's code generation) the child builds the filter with libseccomp itself (~10 ms in a
+only in those constants, the child writes its pid there and loads the program (~1 ms). Otherwise
+(another libseccomp's code generation) the child builds the filter with libseccomp itself (10-20 ms in a
 torch-sized process, its copy-on-write pages). Where the bindings, libseccomp or seccomp itself are
 missing, the child runs without the filter, as it did before where the machine had no seccomp; the
 sandbox's description says so.
