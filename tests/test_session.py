@@ -25,7 +25,8 @@ BUILDERS = {"Runner", "credit_runner"}
 # Where the environment is still read, and why (each a known exception; a new one fails the test below).
 ENV_READERS = {
     "autograder/core/config.py",                       # the one place the settings are read
-    "autograder/sandbox/runner.py",                    # the sandbox's own reads (mode/user/uids/protect/timeout/debug)
+    "autograder/sandbox/mechanisms.py",                # the sandbox's own reads (mode/user/uids/protect)
+    "autograder/sandbox/client.py",                    # the sandbox's own reads (startup timeout, debug)
     "autograder/runtime/worker.py",                    # inside the sandbox: what the runner set for it
     "autograder/core/exercise.py",                     # Seeds.for_credit: a caller without a session
     "autograder/core/pipeline.py",                     # truth_cache_dir: a caller without a session
