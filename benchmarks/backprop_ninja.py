@@ -44,7 +44,7 @@ def cli_startup_time(runs: int = 3) -> float:
 def warm_grade_time(runs: int = 3) -> list[float]:
     from autograder.assignments import exercises
     from autograder.core.pipeline import grade
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     exs = exercises("backprop_ninja")
     times = []
     with Runner() as runner:

@@ -19,7 +19,7 @@ def _timed(fn, repeat: int = 3) -> float:
 def grading() -> None:
     from autograder.assignments import exercises
     from autograder.core.pipeline import grade
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     exs = exercises("graphs")
     with Runner() as runner:
         runner.start()

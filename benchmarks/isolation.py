@@ -30,7 +30,7 @@ def per_group(mechanism: str, forbid_autograd: bool) -> dict:
     control round trips, the exchange with the child) and as the server and the child report them (the
     fork; the child's setup up to its first case; the end: the child's exit, the reaping of its orphans,
     the wipe and the verification of a clean state)."""
-    from autograder.sandbox import runner as R
+    from autograder.sandbox import client as R
     sub = Path(tempfile.mkdtemp(prefix="bench-iso-"))
     (sub / "mod.py").write_text("def f():\n    return 1.0\n")
     phases: dict[str, list[float]] = {}

@@ -53,7 +53,7 @@ def benchmark_cases():
 
 def fork_server(cases, submission: Path) -> tuple[float, float, list]:
     """(server start-up seconds, seconds per case, outputs)."""
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     with Runner() as runner:
         started = time.perf_counter()
         runner.start()
@@ -97,7 +97,7 @@ def warm_grade(submission: Path) -> dict[str, float]:
     """Seconds per exercise with the worker already running (what a batch of submissions pays)."""
     from autograder.assignments import exercises
     from autograder.core.pipeline import grade
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     exs = exercises("micrograd")
     with Runner() as runner:
         grade(submission, exs, hidden=False, runner=runner)  # start the worker, warm the truth caches

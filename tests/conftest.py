@@ -303,7 +303,7 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def runner():
     """One fork server for the whole session: tests grade many submissions, torch is imported once."""
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     with Runner() as r:
         r.start()
         yield r

@@ -266,7 +266,9 @@ def test_a_timeout_stops_its_group_without_waiting_again(runner, tmp_path):
 
 # -- the trust boundary ---------------------------------------------------------------------------------
 
-RUNTIME_MODULES = {"autograder", "autograder.runtime.wire", "autograder.runtime.verdicts", "autograder.runtime.guard"}
+# the runtime package is in the child (the worker is its module); nothing else of the grader
+RUNTIME_MODULES = {"autograder", "autograder.runtime", "autograder.runtime.wire", "autograder.runtime.verdicts",
+                   "autograder.runtime.guard", "autograder.runtime.seccomp"}
 
 
 def test_the_students_process_holds_nothing_of_the_grader(runner, tmp_path):
@@ -276,7 +278,7 @@ def test_the_students_process_holds_nothing_of_the_grader(runner, tmp_path):
             held = sorted(m for m in sys.modules if m.startswith(("autograder", "tests", "reference")))
             imported = []
             for name in ("autograder.assignments", "autograder.core.compare", "autograder.core.pipeline", "autograder.core.exercise",
-                         "autograder.sandbox.runner", "tests.core_drivers", "reference"):
+                         "autograder.sandbox.client", "tests.core_drivers", "reference"):
                 try:
                     importlib.import_module(name)
                     imported.append(name)
@@ -294,7 +296,7 @@ def test_a_stopped_server_costs_a_restart_not_a_hang(tmp_path):
     """A fork server that stops answering (SIGSTOP; the student's code cannot send it, but a grader must not
     rely on that): the next wait on it times out, it is killed and a new one grades the next case."""
     import signal
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     ok = submit(tmp_path, "def f():\n    return 2.0\n", name="ok")
     with Runner("none") as r:
         assert run(r, ok).outputs == {"out": 2.0}
@@ -361,7 +363,7 @@ def test_hidden_failures_show_only_their_kind(runner, tmp_path):
 
 
 def test_replies_are_validated_and_plain():
-    from autograder.sandbox.runner import _to_result, plain
+    from autograder.sandbox.replies import _to_result, plain
     assert plain("\x1b[2J\x1b[31mred\x1b[0m \x1b]0;title\x07ok\r\x9b2J") == "red ok"
     deep = {"__list__": [1]}
     for _ in range(100):
@@ -379,7 +381,7 @@ def test_replies_are_validated_and_plain():
 def test_no_network_even_without_a_sandbox(tmp_path):
     """The seccomp filter refuses every socket but AF_UNIX ones, whatever the mechanism (the dedicated-user
     one has no network namespace): a hidden case's inputs cannot be sent home."""
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     sub = submit(tmp_path, """
         import socket
         def f():
@@ -444,7 +446,7 @@ def test_every_child_has_the_same_limits_environment_and_layout_whatever_its_gro
 def test_after_a_timeout_the_same_files_later_groups_get_a_shorter_limit(tmp_path):
     """A helper that hangs costs one full wait per submission, not one per exercise calling it; another
     submission gets its own full limits again."""
-    from autograder.sandbox.runner import SHORTENED_LIMIT_MIN, Runner
+    from autograder.sandbox.client import SHORTENED_LIMIT_MIN, Runner
     hang = submit(tmp_path, "def f():\n    while True:\n        pass\n", name="hang")
     limit = SHORTENED_LIMIT_MIN + 1
     with Runner() as r:

@@ -59,7 +59,7 @@ l2_of_matvec = _wired(l2_of_matvec)
 @pytest.fixture(scope="module", params=["bwrap", "user"])
 def mechanism(request):
     if request.param == "bwrap":
-        from autograder.sandbox.runner import _bwrap_works
+        from autograder.sandbox.mechanisms import _bwrap_works
         why = _bwrap_works()
         if why:
             pytest.skip(why)
@@ -184,7 +184,7 @@ def test_the_same_on_a_dask_cluster(mechanism, solo, tmp_path):
 CONCURRENT_SCRIPT = textwrap.dedent('''
     import json, os
     from pathlib import Path
-    from autograder.sandbox.runner import Runner
+    from autograder.sandbox import Runner
     sub = Path(os.environ["SUB"])
     runners = [Runner("user"), Runner("user")]
     out = []

@@ -252,7 +252,7 @@ def test_a_kernel_cell_reaches_nothing_of_the_course_the_checkout_or_the_network
     source = nbt.load_notebook(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     nbt.submit(course, ASSIGNMENT, "classmate", nbt.solution_filled(release, source))
     nbt.run_nbgrader(["autograde", ASSIGNMENT, "--student", "classmate"], course, env={"AUTOGRADER_SECRET": SECRET})
-    import autograder.sandbox.runner as runner_module
+    import autograder.sandbox.client as runner_module
     targets = [str(course / "gradebook.db"), str(course / "submitted" / "classmate"),
                str(course / "autograded" / "classmate"), str(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"),
                str(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(course / "nbgrader_config.py"),

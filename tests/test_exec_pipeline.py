@@ -12,7 +12,7 @@ import torch
 from autograder.assignments import exercises
 from autograder.core.exercise import Seeds
 from autograder.core.pipeline import _PREPARED, _cache_entry, grade, prepared_cases
-from autograder.sandbox.runner import RunResult
+from autograder.sandbox import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -316,7 +316,7 @@ def test_setup_makes_the_graders_files_unreachable_to_the_sandbox_user(gradescop
         assert os.stat(path).st_mode & 0o077 == 0, path
     probe = subprocess.run([f"{gs['root']}/venv/bin/python", "-I", "-c",
                             "import sys, os; print([p for p in sys.argv[1:] if os.access(p, os.R_OK)])",
-                            gs["package_dir"], f"{gs['package_dir']}/gradescope.py", f"{gs['root']}/source/secret"],
+                            gs["package_dir"], f"{gs['package_dir']}/integrations/gradescope.py", f"{gs['root']}/source/secret"],
                            user=gs["user"], extra_groups=[], capture_output=True, text=True, cwd="/")
     assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr
 
@@ -339,8 +339,10 @@ def test_the_package_grades_in_user_mode_as_root(gradescope_root, root):
 
 def test_a_hostile_submission_reads_nothing_in_user_mode(gradescope_root, root):
     gs = gradescope_root
-    targets = [f"{gs['root']}/source/secret", f"{gs['root']}/source/run_autograder", f"{gs['package_dir']}/runner.py",
-               f"{gs['package_dir']}/assignments/graphs/__init__.py", f"{gs['root']}/results"]
+    targets = [f"{gs['root']}/source/secret", f"{gs['root']}/source/run_autograder",
+               f"{gs['package_dir']}/sandbox/client.py", f"{gs['package_dir']}/assignments/graphs/__init__.py",
+               f"{gs['root']}/results"]
+    assert all(os.path.exists(t) for t in targets[:4]), targets  # there for root: the probe can fail
     # Whatever it reaches makes the module fail to import: the score (12 only if nothing was reached) is
     # the evidence, whatever the report shows of the student's output.
     hostile = (root / "reference" / "graphs.py").read_text() + f"""

@@ -228,7 +228,7 @@ def test_tie_rule_is_reported(runner, tmp_path, reference):
     sub = variant(tmp_path, reference, ("if self.x >= self.y:", "if self.x > self.y:"))
     ex = EXERCISES["graphs.MaxGate"]
     case = ex.cases(Seeds(hidden=False))[0]
-    from autograder.sandbox.runner import Runner  # noqa: F401  (the session runner runs it)
+    from autograder.sandbox import Runner  # noqa: F401  (the session runner runs it)
     run = runner.run(sub, ex.module, ex.driver, case.inputs, time_limit=10, memory_mb=2048)
     comparison = ex.judge(case, run.outputs, ex.truth(case))[-1]
     assert comparison.name == "tie" and comparison.passed and "to y" in comparison.message

@@ -114,7 +114,7 @@ def _user_mechanism():
 @pytest.fixture(scope="module", params=["bwrap", "user"])
 def mechanism(request):
     if request.param == "bwrap":
-        from autograder.sandbox.runner import _bwrap_works
+        from autograder.sandbox.mechanisms import _bwrap_works
         why = _bwrap_works()
         if why:
             pytest.skip(why)
@@ -386,7 +386,7 @@ def test_terminal_control_text_comes_back_plain(mechanism, world):
 
 
 def test_fork_bomb_is_bounded_and_cleaned_up(mechanism, world):
-    from autograder.sandbox.runner import MAX_PROCESSES
+    from autograder.sandbox.client import MAX_PROCESSES
     _, text = grade_hostile(mechanism, world, "fork_bomb")
     counts = [int(n) for n in re.findall(r"forked=(\d+)", text)]
     # Refused outright where seccomp filters work (x86_64, aarch64); else the process limit holds.
@@ -439,7 +439,7 @@ def test_a_user_that_can_read_the_grader_is_refused(user_mechanism):
     naming the path; the same user with the grader's files closed to it is accepted."""
     exposed = tempfile.mkdtemp(prefix="autograder-results-")
     os.chmod(exposed, 0o755)
-    code = ("import sys; from autograder.sandbox.runner import verify_user; "
+    code = ("import sys; from autograder.sandbox import verify_user; "
             "print(verify_user(sys.argv[1], protect=sys.argv[2:])[2] or 'OK')")
     try:
         for protect, expected in (([exposed], f"{exposed} is readable by user {TEST_USER!r}"), ([], "OK")):

@@ -139,7 +139,7 @@ def test_the_students_code_reaches_nothing_of_the_course_checkout_or_network(cou
     """Issue 15 item 2: the code of a notebook (run in the grader's sandbox, the only place it runs) tries
     the gradebook, a classmate's submission, the source notebook, the course config, reference/, the
     grader's package and two sockets; had it reached any, AddGate would be wrong."""
-    from autograder.sandbox.runner import choose_mechanism
+    from autograder.sandbox import choose_mechanism
     if not choose_mechanism().isolated:
         pytest.skip("no isolation mechanism on this machine")
     assert course["scores"]["prober"] == POINTS

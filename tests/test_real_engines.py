@@ -186,7 +186,7 @@ GRADE_ONCE = """
 import json, sys
 from autograder.assignments import micrograd
 from autograder.core.pipeline import grade
-from autograder.sandbox.runner import Runner
+from autograder.sandbox import Runner
 ids = sys.argv[2].split(",")
 with Runner() as runner:
     runner.start()

@@ -129,7 +129,7 @@ def test_fallback_layout_draws_records_ops_and_red_nodes(monkeypatch):
 
 def test_report_command_writes_the_page(tmp_path, runner, monkeypatch):
     from autograder.frontends import cli
-    monkeypatch.setattr("autograder.sandbox.runner.Runner", lambda *a, **k: runner)  # share the session's worker
+    monkeypatch.setattr("autograder.sandbox.Runner", lambda *a, **k: runner)  # share the session's worker
     monkeypatch.setattr(runner, "close", lambda: None)
     out = tmp_path / "out" / "report.html"
     assert cli.main(["report", str(ROOT / "reference"), "-a", "graphs", "-o", str(out)]) == 0

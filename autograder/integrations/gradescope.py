@@ -302,12 +302,12 @@ def check_protected(paths: list[Path]) -> str:
 
 def kill_sandbox() -> int:
     """SIGKILL every process of the uids the runner runs students' code as: the sandbox user's and the unnamed
-    ones of its range (runner._slot_uids; never another account's, which a range counted from the sandbox
+    ones of its range (mechanisms._slot_uids; never another account's, which a range counted from the sandbox
     user's uid could be). Returns how many were signalled."""
     import pwd
     import signal
     from autograder.sandbox import sandbox_user
-    from autograder.sandbox.runner import _slot_uids  # the sandbox's own list of its uids
+    from autograder.sandbox.mechanisms import _slot_uids  # the sandbox's own list of its uids
     entry = pwd.getpwnam(sandbox_user())
     uids = {uid for uid, _ in _slot_uids(entry.pw_uid, entry.pw_gid)} - {0}
     killed = 0

@@ -32,7 +32,7 @@ import tempfile
 import time
 import traceback
 
-from . import wire
+from . import seccomp, wire
 from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, arm, block_imports, disarm, install
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
@@ -141,105 +141,17 @@ def _cpu_for_next_case(time_limit: float) -> None:
         pass
 
 
-# Syscall numbers per machine: the audit arch, then those the filter below refuses or inspects.
-_SYSCALLS = {
-    "x86_64": dict(arch=0xC000003E, clone=56, clone3=435, fork=57, vfork=58, kill=62, tkill=200, tgkill=234,
-                   rt_sigqueueinfo=129, rt_tgsigqueueinfo=297, pidfd_send_signal=424, pidfd_open=434,
-                   ptrace=101, process_vm_readv=310, process_vm_writev=311, socket=41, io_uring_setup=425,
-                   prlimit64=302, setpriority=141, sched_setaffinity=203, sched_setscheduler=144,
-                   sched_setparam=142, sched_setattr=314, ioprio_set=251, shmget=29, semget=64, msgget=68,
-                   mq_open=240, pidfd_getfd=438, add_key=248, request_key=249, keyctl=250),
-    "aarch64": dict(arch=0xC00000B7, clone=220, clone3=435, kill=129, tkill=130, tgkill=131,
-                    rt_sigqueueinfo=138, rt_tgsigqueueinfo=240, pidfd_send_signal=424, pidfd_open=434,
-                    ptrace=117, process_vm_readv=270, process_vm_writev=271, socket=198, io_uring_setup=425,
-                    prlimit64=261, setpriority=140, sched_setaffinity=122, sched_setscheduler=119,
-                    sched_setparam=118, sched_setattr=274, ioprio_set=30, shmget=194, semget=190, msgget=186,
-                    mq_open=180, pidfd_getfd=438, add_key=217, request_key=218, keyctl=219),
-}
-
-
-def _seccomp_program(nr: dict, me: int) -> list[tuple]:
-    """The filter, as (code, jt, jf, k) with jumps to labels resolved. Refused (EPERM): starting a process
-    (fork, vfork, clone without CLONE_THREAD; clone3 gets ENOSYS so the C library falls back to clone),
-    signalling any process but this one (the server, other gradings under the same uid), ptrace and
-    another process's memory, sockets but AF_UNIX ones (no network, even where the mechanism has no
-    network namespace: a hidden case's inputs cannot be sent home), io_uring; the x32 ABI's numbers and
-    any other architecture's. And what would outlive the child or reach its server (the next submission's
-    parent): another process's limits, priority, scheduling or descriptors (prlimit64, setpriority,
-    sched_set*, ioprio_set, pidfd_getfd on any pid but its own), System V IPC objects and POSIX message
-    queues (kept by the kernel after the child ends), and kernel keyrings (kept per uid)."""
-    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
-    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
-    arg0_lo, arg0_hi = 16, 20
-    code: list = [(ld, 0, 0, 4), (jeq, 0, "deny", nr["arch"]), (ld, 0, 0, 0), (jge, "deny", 0, 0x40000000)]
-    for name in ("fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
-                 "pidfd_send_signal", "io_uring_setup", "pidfd_getfd", "shmget", "semget", "msgget", "mq_open",
-                 "add_key", "request_key", "keyctl"):
-        if name in nr:
-            code.append((jeq, "deny", 0, nr[name]))
-    code += [(jeq, 0, "not_clone3", nr["clone3"]), (ret, 0, 0, enosys), "not_clone3",
-             (jeq, 0, "not_clone", nr["clone"]), (ld, 0, 0, arg0_lo), (jset, "allow", "deny", 0x00010000),
-             "not_clone",
-             (jeq, 0, "not_socket", nr["socket"]), (ld, 0, 0, arg0_lo), (jeq, "allow", "deny", 1),  # AF_UNIX
-             "not_socket"]
-    arg1_lo, arg1_hi = 24, 28
-    # Another process's limits or scheduling: arg0 is the pid (0: itself).
-    for name in ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"):
-        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
-                 (ld, 0, 0, arg0_lo), (jeq, "allow", 0, 0), (jeq, "allow", "deny", me), f"not_{name}"]
-    # setpriority / ioprio_set(which, who): a process (which 0 or 1: IOPRIO_WHO_PROCESS), itself only.
-    for name, which in (("setpriority", 0), ("ioprio_set", 1)):
-        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
-                 (ld, 0, 0, arg0_lo), (jeq, 0, "deny", which), (ld, 0, 0, arg1_hi), (jeq, 0, "deny", 0),
-                 (ld, 0, 0, arg1_lo), (jeq, "allow", 0, 0), (jeq, "allow", "deny", me), f"not_{name}"]
-    for name, own_group in (("kill", True), ("rt_sigqueueinfo", False), ("tgkill", False),
-                            ("rt_tgsigqueueinfo", False), ("tkill", False)):
-        code += [(jeq, 0, f"not_{name}", nr[name]), (ld, 0, 0, arg0_hi), (jeq, 0, "deny", 0),
-                 (ld, 0, 0, arg0_lo), (jeq, "allow", 0, me)]
-        if own_group:  # kill(0, sig): its own process group (a child is its own group's leader)
-            code.append((jeq, "allow", 0, 0))
-        code += [(ret, 0, 0, eperm), f"not_{name}"]
-    code += [(ret, 0, 0, allow), "allow", (ret, 0, 0, allow), "deny", (ret, 0, 0, eperm)]
-    labels, pc = {}, 0
-    for item in code:
-        if isinstance(item, str):
-            labels[item] = pc
-        else:
-            pc += 1
-    out, pc = [], 0
-    for item in code:
-        if isinstance(item, str):
-            continue
-        op, jt, jf, k = item
-        jt = labels[jt] - pc - 1 if isinstance(jt, str) else jt
-        jf = labels[jf] - pc - 1 if isinstance(jf, str) else jf
-        if not (0 <= jt < 256 and 0 <= jf < 256):
-            raise ValueError("seccomp jump out of range")
-        out.append((op, jt, jf, k))
-        pc += 1
-    return out
+# The seccomp allowlist (autograder/sandbox/policy.py, handed over in the environment at the server's start),
+# built here once, in the server, which never loads it; each child installs it (`_confine`).
+_SECCOMP = seccomp.prepare(os.environ.pop(seccomp.POLICY_ENV, None))
 
 
 def _confine() -> bool:
-    """Install the seccomp filter (see `_seccomp_program`) on this process. A fork bomb is then impossible
-    rather than limited (threads stay bounded by the address-space limit), the student's code can signal
-    nothing but itself, and it has no network. False where the machine has no seccomp (the process limit, where it applies, holds)."""
-    import platform
-    import struct as st
-    nr = _SYSCALLS.get(platform.machine())
-    if nr is None or not sys.platform.startswith("linux"):
-        return False
-    prog = _seccomp_program(nr, os.getpid())
-    buf = ctypes.create_string_buffer(b"".join(st.pack("<HBBI", *ins) for ins in prog))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = SockFprog(len(prog), ctypes.addressof(buf))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        return False
-    return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+    """Install the seccomp allowlist on this process: everything it does not list fails with EPERM. A fork bomb
+    is then impossible rather than limited (threads stay bounded by the address-space limit), the student's
+    code can signal nothing but itself, and it has no network. False where it cannot be installed (no
+    libseccomp or no seccomp: the process limit, where it applies, holds)."""
+    return not seccomp.install(_SECCOMP)
 
 
 def _child(request: dict, fds: list[int]) -> None:

@@ -7,7 +7,7 @@ def attack(gate, dout):
                   and m not in ("autograder", "autograder.runtime") and not m.startswith("autograder.runtime."))
     imported = []
     for name in ("autograder.assignments", "autograder.assignments.graphs", "autograder.core.compare",
-                 "autograder.core.pipeline", "autograder.core.truth", "autograder.core.exercise", "autograder.sandbox.runner",
+                 "autograder.core.pipeline", "autograder.core.truth", "autograder.core.exercise", "autograder.sandbox.client",
                  "reference", "reference.graphs", "graphs_reference"):
         try:
             importlib.import_module(name)

@@ -245,7 +245,7 @@ def kernel_sandbox_prefix(notebook_dir: str = "/nonexistent", ipc_dir: str = "/n
     [] where bubblewrap does not work here."""
     import shutil
     import subprocess
-    from autograder.sandbox.runner import _hidden_paths, _python_paths  # the sandbox's own bind list
+    from autograder.sandbox.mechanisms import _hidden_paths, _python_paths  # the sandbox's own bind list
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return []
