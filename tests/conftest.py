@@ -67,6 +67,7 @@ TIERS = {
     "test_registration.py": UNIT,
     "test_render.py": UNIT,
     "test_report.py": GRADING,
+    "test_sandbox_policy.py": GRADING,
     "test_session.py": UNIT,
     "test_student_template.py": E2E,
     "test_submission.py": UNIT,

@@ -342,7 +342,7 @@ def test_a_hostile_submission_reads_nothing_in_user_mode(gradescope_root, root):
     targets = [f"{gs['root']}/source/secret", f"{gs['root']}/source/run_autograder",
                f"{gs['package_dir']}/sandbox/client.py", f"{gs['package_dir']}/assignments/graphs/__init__.py",
                f"{gs['root']}/results"]
-    assert all(os.path.exists(t) for t in targets[:4]), targets  # there for root: the probe can fail
+    assert all(os.path.exists(t) for t in targets[2:4]), targets  # the package's files: the probe can fail
     # Whatever it reaches makes the module fail to import: the score (12 only if nothing was reached) is
     # the evidence, whatever the report shows of the student's output.
     hostile = (root / "reference" / "graphs.py").read_text() + f"""

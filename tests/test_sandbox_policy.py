@@ -60,6 +60,12 @@ DENIED = {
         "socket AF_PACKET": ("socket", [17, 3, 0]),
         "socketpair AF_INET": ("socketpair", [2, 1, 0, "pair"]),
     },
+    "sockets another sandbox could reach": {
+        "connect": ("connect", [-1, "null", 0]),
+        "bind": ("bind", [-1, "null", 0]),
+        "listen": ("listen", [-1, 0]),
+        "accept4": ("accept4", [-1, "null", "null", 0]),
+    },
     "keyrings": {
         "keyctl": ("keyctl", [0, -3, 0]),   # KEYCTL_GET_KEYRING_ID of the session keyring, without creating it
         "add_key": ("add_key", ["null", "null", "null", 0, 0]),
