@@ -39,7 +39,7 @@ cd "$ROOT/source"
 if ! python3 -m venv --help >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
   apt-get update -qq
   # python3-venv for the environment; bubblewrap sandboxes the student's code where namespaces work
-  apt-get install -y -qq python3 python3-venv python3-pip bubblewrap || apt-get install -y -qq python3 python3-venv python3-pip
+  apt-get install -y -qq python3 python3-venv python3-pip bubblewrap libseccomp2 || apt-get install -y -qq python3 python3-venv python3-pip libseccomp2
 fi
 # Inside Docker user namespaces are usually unavailable: the student's code then runs as this user (or, when
 # several run at once, users numbered from it), none of whom can read the grader's files or the secret.
