@@ -430,22 +430,6 @@ def _capped(raw: bytes) -> str:
     return text + "\n[output truncated]" if len(raw) > OUTPUT_LIMIT else text
 
 
-def _death_result(status) -> RunResult:
-    """Why a child ended without replying for its current case."""
-    if not isinstance(status, int):
-        return RunResult("error", kind="crash", message="the grading process was killed while running this code")
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        why = {"SIGXCPU": "CPU time limit exceeded", "SIGKILL": "killed (memory or time limit)",
-               "SIGXFSZ": "wrote a file larger than the limit",
-               "SIGSEGV": "crashed (segmentation fault; often the memory limit)"}.get(name, f"killed by {name}")
-        return RunResult("timeout" if name == "SIGXCPU" else "error", kind="crash", message=why)
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-    return RunResult("error", kind="exit",
-                     message=f"the process exited (status {code}) without returning a result, e.g. os._exit()")
-
-
 def credit_runner(unsandboxed: bool = False, *, protect=()) -> Runner:
     """A runner fit to grade for credit: it refuses (IsolationMissing, naming what to install) where no real
     isolation mechanism works, unless the operator said `--unsandboxed` (and every result then says so).
