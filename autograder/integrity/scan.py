@@ -284,28 +284,31 @@ class _Scan:
         self.refs: dict[str | None, set[str]] = {}
         self.blocked = set(blocked)
         body = [stmt for stmt in tree.body if not _is_main_guard(stmt)]
-        self.defined = {n.name for stmt in body for n in ast.walk(stmt)
+        nodes = _walk(tree)  # once: every pass below filters this list (ast.walk is slow on a notebook's module)
+        self.defined = {n.name for stmt in body for n in _walk(stmt)
                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         self.own_backward = "backward" in self.defined
-        self.consts = _string_constants(tree)
-        self.choices = _string_choices(tree, self.consts)
-        self.call_of = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
-        self.parent = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        self.consts = _string_constants(nodes)
+        self.choices = _string_choices(nodes, self.consts)
+        self.call_of = {id(n.func): n for n in nodes if isinstance(n, ast.Call)}
         self.torch_aliases = {"torch"}
         self.sys_aliases = {"sys"}
-        for node in ast.walk(tree):
+        imports = [n for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))]
+        for node in imports:
             if isinstance(node, ast.Import):
                 self.torch_aliases |= {a.asname for a in node.names if a.name == "torch" and a.asname}
                 self.sys_aliases |= {a.asname for a in node.names if a.name == "sys" and a.asname}
         # names bound to something of torch's: `import torch as t`, `from torch import ops`, `aten = torch.ops.aten`
         self.torch_names = set(self.torch_aliases)
+        assigns = [n for n in nodes if isinstance(n, ast.Assign)]
         for _ in range(3):
-            for node in ast.walk(tree):
+            for node in imports:
                 if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
                     self.torch_names |= {a.asname or a.name for a in node.names}
                 elif isinstance(node, ast.Import):
                     self.torch_names |= {a.asname for a in node.names if a.name.startswith("torch.") and a.asname}
-                elif isinstance(node, ast.Assign) and self.from_torch(node.value):
+            for node in assigns:
+                if self.from_torch(node.value):
                     self.torch_names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
         self.top = {}   # name -> top-level definition node
         for stmt in body:
@@ -318,7 +321,7 @@ class _Scan:
         self.methods = {}  # method name -> top-level class names that define it
         for top_name, node in self.top.items():
             if isinstance(node, ast.ClassDef):
-                for sub in ast.walk(node):
+                for sub in _walk(node):
                     if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         self.methods.setdefault(sub.name, set()).add(top_name)
 
@@ -365,7 +368,8 @@ class _Scan:
     def _flag(self, where, node: ast.AST, what: str, why: str, category: str = AUTOGRAD) -> None:
         self.findings.append((where, category, f"line {getattr(node, 'lineno', '?')}: {_short(what)} ({why})"))
 
-    def _check_name(self, where, node, name: str, full: str, call: ast.Call | None, on_torch: bool) -> None:
+    def _check_name(self, where, node, name: str, call: ast.Call | None, on_torch: bool) -> None:
+        full = _Source(call or node)  # printed only when flagged (ast.unparse is slow)
         if name in self.blocked:
             self._flag(where, node, full, f"{name} is not allowed here", BLOCKED)
             return
@@ -421,20 +425,19 @@ class _Scan:
 
     def _scan(self, root: ast.AST, where: str | None) -> None:
         refs = self.refs.setdefault(where, set())
-        for node in ast.walk(root):
+        for node in _walk(root):
             if isinstance(node, ast.Name):
                 refs.add(node.id)
                 self._check_builtin(where, node)
                 if node.id in self.blocked:
                     self._flag(where, node, node.id, f"{node.id} is not allowed here", BLOCKED)
                 elif node.id in GRAD_MODE_CALLS and node.id not in self.defined:  # `from torch import set_grad_enabled`
-                    self._check_name(where, node, node.id, _unparse(self.call_of.get(id(node), node)),
-                                     self.call_of.get(id(node)), False)
+                    self._check_name(where, node, node.id, self.call_of.get(id(node)), False)
             elif isinstance(node, ast.Attribute):
                 refs.add(node.attr)
                 call = self.call_of.get(id(node))
                 on_torch = isinstance(node.value, ast.Name) and node.value.id in self.torch_aliases
-                self._check_name(where, node, node.attr, _unparse(call or node), call, on_torch)
+                self._check_name(where, node, node.attr, call, on_torch)
                 self._check_attribute(where, node)
             elif isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
                 name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
@@ -630,17 +633,18 @@ def _is_namespace(node: ast.AST) -> bool:
     return isinstance(node, ast.Attribute) and node.attr in ("__dict__", "modules")
 
 
-def _string_constants(tree: ast.Module) -> dict:
+def _string_constants(nodes: list) -> dict:
     """Names assigned a foldable string (once), so that `name = "auto" + "grad"; getattr(torch, name)`
-    is read; statements that are bare strings (docstrings) are marked and never flagged."""
+    is read; statements that are bare strings (docstrings) are marked and never flagged. `nodes`: the
+    module's, as _walk lists them."""
     consts, counts = {}, {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             node.value._statement = True
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             counts[node.targets[0].id] = counts.get(node.targets[0].id, 0) + 1
     for _ in range(3):  # names built from names
-        for node in ast.walk(tree):
+        for node in nodes:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
                     and counts.get(node.targets[0].id) == 1:
                 value = _fold(node.value, consts)
@@ -649,16 +653,16 @@ def _string_constants(tree: ast.Module) -> dict:
     return consts
 
 
-def _string_choices(tree: ast.Module, consts: dict) -> dict[str, tuple[str, ...]]:
+def _string_choices(nodes: list, consts: dict) -> dict[str, tuple[str, ...]]:
     """Loop variables that only ever take constant strings (`for k in ("W1", "b1")`, `for k in NAMES` with NAMES
     a tuple or list of strings assigned once, comprehensions alike), so that `getattr(ctx, k)` is read as
     each of them. A name bound anywhere else as well is left out."""
     collections, counts = {}, {}
-    for node in ast.walk(tree):
+    for node in nodes:
         for target in getattr(node, "targets", None) or ([node.target] if isinstance(node, (ast.For, ast.comprehension,
                                                                                          ast.AugAssign, ast.AnnAssign))
                                                           else []):
-            for name in ast.walk(target):
+            for name in _walk(target):
                 if isinstance(name, ast.Name):
                     counts[name.id] = counts.get(name.id, 0) + 1
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -677,19 +681,45 @@ def _string_choices(tree: ast.Module, consts: dict) -> dict[str, tuple[str, ...]
             return tuple(values) if values and all(v is not None for v in values) else None
         return None
 
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             value = strings(node.value)
             if value is not None:
                 collections[node.targets[0].id] = value
     choices = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name) and \
                 counts.get(node.target.id) == 1:
             value = strings(node.iter)
             if value is not None:
                 choices[node.target.id] = value
     return choices
+
+
+def _walk(root: ast.AST) -> list:
+    """Every node under `root`, `root` first, in ast.walk's order (breadth first), as a list: several times
+    faster than ast.walk, and read by several passes."""
+    out, i, AST = [root], 0, ast.AST
+    while i < len(out):
+        node = out[i]
+        i += 1
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                out.extend(v for v in value if isinstance(v, AST))
+            elif isinstance(value, AST):
+                out.append(value)
+    return out
+
+
+class _Source:
+    """A node's source text, made when it is first printed."""
+
+    def __init__(self, node: ast.AST):
+        self.node = node
+
+    def __str__(self) -> str:
+        return _unparse(self.node)
 
 
 def _unparse(node: ast.AST) -> str:
@@ -700,5 +730,5 @@ def _unparse(node: ast.AST) -> str:
 
 
 def _short(text: str, limit: int = 70) -> str:
-    text = " ".join(text.split())
+    text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
