@@ -1,5 +1,13 @@
 """backprop-lab's autograder: grade hand-written backward passes against PyTorch autograd."""
+import sys
+
 __version__ = "0.1.0"
+
+# nbformat validates notebooks with jsonschema, which imports rfc3987_syntax (where installed: Jupyter's own
+# dependencies bring it) for an "iri" string format no notebook schema uses; that module compiles a grammar
+# at import, 2.5-7 s in every process that reads a notebook. Unless something imported it already,
+# jsonschema then goes without that one format checker (it treats the module as optional).
+sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def __getattr__(name):
