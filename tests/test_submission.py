@@ -266,3 +266,31 @@ def test_notebook_cells_run_out_of_order_or_used_before_defined_are_named(tmp_pa
     assert result.score == 0
     assert all("uses `ONE` before cell 3 defines it" in e.message for e in result.exercises), \
         [e.message for e in result.exercises]
+
+
+def test_the_grade_cell_checksum_is_nbgraders(tmp_path):
+    """Our copy of nbgrader's checksum (no nbgrader import when grading) gives nbgrader's value on every cell of
+    the course's notebooks, on the same cells edited, and on each kind of nbgrader cell: so an edited grade cell
+    is named exactly when nbgrader's own check would see it edited."""
+    import copy
+    from pathlib import Path
+
+    from nbgrader.utils import compute_checksum
+    course = Path(__file__).resolve().parent.parent / "assignments" / "source"
+    cells = [c for path in sorted(course.glob("*/*.ipynb")) for c in nbformat.read(str(path), as_version=4).cells
+             if "nbgrader" in c.metadata and "grade_id" in c.metadata.nbgrader]
+    assert len(cells) > 20
+    variants = []
+    for cell in cells:
+        edited = copy.deepcopy(cell)
+        edited.source += "\n# edited"
+        variants += [cell, edited]
+    kinds = [dict(grade=True, solution=False, points=2), dict(grade=True, solution=True, points=1.5),
+             dict(grade=False, solution=True), dict(grade=False, solution=False, locked=True),
+             dict(grade=False, solution=False, locked=False), dict(task=True, points=3, grade=False, solution=False)]
+    for i, kind in enumerate(kinds):
+        for cell_type in ("code", "markdown"):
+            variants.append(nbformat.from_dict({"cell_type": cell_type, "source": "x = 1\n", "metadata": {
+                "nbgrader": {"grade_id": f"cell-{i}", **kind}}}))
+    assert [sub.nbgrader_checksum(c) for c in variants] == [compute_checksum(c) for c in variants]
+    assert sub.nbgrader_checksum(variants[1]) != sub.nbgrader_checksum(variants[0])

@@ -27,7 +27,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from autograder.core.pipeline import GradeResult, grade
+from autograder.core.result import GradeResult  # not the pipeline (torch): grade-all's coordinator imports this
 
 MAX_FILES = 2000                 # files in one submission
 MAX_BYTES = 64 * 1024 * 1024     # bytes of one submission, uncompressed
@@ -461,10 +461,6 @@ def grade_cell_notes(nb, assignments: list[str]) -> dict[str, str]:
     if not cells:
         return {}
     by_id = {c["metadata"]["nbgrader"].get("grade_id"): c for c in cells}
-    try:
-        from nbgrader.utils import compute_checksum
-    except ImportError:  # the instructor extra is not installed: deleted cells only
-        compute_checksum = None
     notes = {}
     for name in assignments:
         if name not in NAMES:
@@ -478,13 +474,30 @@ def grade_cell_notes(nb, assignments: list[str]) -> dict[str, str]:
                 continue
             recorded = cell["metadata"]["nbgrader"].get("checksum")
             try:
-                edited = compute_checksum is not None and recorded and compute_checksum(cell) != recorded
+                edited = bool(recorded) and nbgrader_checksum(cell) != recorded
             except Exception:  # noqa: a malformed cell is for nbgrader to refuse, not for us to crash on
                 edited = False
             if edited:
                 notes[ex.id] = (f"its grade cell ({gid}) was edited; the grade comes from the notebook's code "
                                 "(a grade cell's own code never counts)")
     return notes
+
+
+def nbgrader_checksum(cell) -> str:
+    """The checksum nbgrader records in a cell's metadata at release (`nbgrader.utils.compute_checksum`: the
+    same bytes, md5), computed here without importing nbgrader, whose package loads its server extensions
+    first (about 2 s in every grading process). tests/test_submission.py checks it against nbgrader's own."""
+    import hashlib
+    meta = cell["metadata"]["nbgrader"]
+    grade, solution = meta.get("grade", False), meta.get("solution", False)
+    locked = False if solution else True if grade else meta.get("locked", False)
+    source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    digest = hashlib.md5()
+    for part in (source, cell["cell_type"], str(grade), str(solution), str(locked), meta["grade_id"]):
+        digest.update(part.encode("utf-8"))
+    if grade:
+        digest.update(str(float(meta["points"])).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def add_notes(result: GradeResult, notes: dict[str, str]) -> None:
@@ -520,6 +533,7 @@ def grade_path(path: Path, assignments: list[str] | None, *, hidden: bool, runne
                 f"cannot read the submission ({type(exc).__name__}: {exc})"
             return GradeResult(submission=str(path), score=0.0, max_score=_max_score(assignments),
                                exercises=[], hidden=hidden, sandbox="-", error=message)
+        from autograder.core.pipeline import grade
         result = grade(directory, exs, hidden=hidden, runner=runner, seeds=seeds)
         result.submission = str(path)
         _attach_notes(result, notes)
