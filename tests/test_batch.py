@@ -405,7 +405,8 @@ def test_a_submission_replaced_since_its_grade_is_graded_again(tmp_path):
 def test_truths_are_computed_once_per_run_and_read_by_the_workers(root, tmp_path, monkeypatch):
     """grade-all computes the cases and truths once (they depend on the seeds only) into a private directory
     of the run; a worker reads them from there instead of computing them again, and the directory (hidden
-    truths included) is gone when the run ends."""
+    truths included) is gone when the run ends. The run's own process never imports torch: the first worker
+    computes them (the others wait on its lock)."""
     import shutil
     import tempfile
     import torch
@@ -416,7 +417,7 @@ def test_truths_are_computed_once_per_run_and_read_by_the_workers(root, tmp_path
     truths = tmp_path / "truths"
     truths.mkdir()
     batch.prepare_truths(["graphs"], seeds, truths)
-    assert len(list(truths.iterdir())) == len(exercises("graphs"))
+    assert len(list(truths.glob("*.pt"))) == len(exercises("graphs"))
     # Doctor AddGate's truths on disk: a worker that reads them (and does not compute) grades the reference wrong.
     entry = pipeline._cache_entry(truths, exercises("graphs")[0], seeds)
     prepared = torch.load(entry, weights_only=False)
@@ -442,6 +443,19 @@ def test_truths_are_computed_once_per_run_and_read_by_the_workers(root, tmp_path
     assert json.loads((tmp_path / "out" / "ref.json").read_text())["score"] == 12
     truth_dirs = [d for d in made if "autograder-truths-" in d]
     assert len(truth_dirs) == 1 and not os.path.exists(truth_dirs[0])
+    # The same run in a fresh process: graded by its worker, with torch never imported by the run's process.
+    import subprocess
+    import sys
+    code = ("import json, sys; from pathlib import Path; from autograder.integrations.batch import run_batch; "
+            "from autograder.core.exercise import Seeds; "
+            "s = run_batch(Path(sys.argv[1]), Path(sys.argv[2]), jobs=1, assignments=['graphs'], "
+            "seeds=Seeds(hidden=True, secret='truths-once'), progress=False, time_limit=5.0); "
+            "print(json.dumps([s.graded, 'torch' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code, str(root_dir), str(tmp_path / "out-fresh")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [1, False]
+    assert json.loads((tmp_path / "out-fresh" / "ref.json").read_text())["score"] == 12
 
 
 def test_a_run_whose_workers_cannot_start_leaves_the_environment_as_it_was(tmp_path, monkeypatch):

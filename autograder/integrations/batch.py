@@ -143,9 +143,12 @@ def _session(unsandboxed: bool = False):
 def _init_pool_worker(settings: dict | None = None, unsandboxed: bool = False) -> None:
     die_with_parent()
     os.environ.update(settings or {})
+    _session(unsandboxed)  # first: its fork server imports torch while this process does
     import torch
     torch.set_num_threads(1)  # N pool workers on N cores: no oversubscription
-    _session(unsandboxed)
+    import autograder.core.pipeline  # noqa: F401  what grading a submission imports, before the first one
+    import autograder.core.submission  # noqa: F401
+    import nbformat  # noqa: F401
 
 
 def cap_time_limits(seconds: float | None, exercises: list) -> list:
@@ -173,13 +176,17 @@ def worker_settings(config) -> dict:
 
 
 def prepare_truths(assignments: list[str] | None, seeds, cache: Path) -> None:
-    """Compute the cases and truths of `assignments` once for the whole run, into `cache` (a private
-    directory of this run), where every worker process reads them instead of computing them again."""
+    """The cases and truths of `assignments`, computed once for the whole run into `cache` (a private directory
+    of this run) by the first worker that needs them, while the others wait on its lock and then read them.
+    After the first call a worker holds them in memory (core.pipeline), so later calls cost a lock."""
+    import fcntl
     from autograder.assignments import exercises
     from autograder.core.pipeline import prepared_cases
-    for name in assignments or ():
-        for exercise in exercises(name):
-            prepared_cases(exercise, seeds, cache)
+    with open(cache / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in assignments or ():
+            for exercise in exercises(name):
+                prepared_cases(exercise, seeds, cache)
 
 
 # One submission at a time per worker process, on one intra-op thread, whatever the engine: a Dask worker
@@ -230,8 +237,8 @@ class PoolExecutor:
         return self._pool.submit(fn, *args)
 
     def warm(self) -> None:
-        """Start every worker now (the pool starts one per task submitted, each importing torch and starting
-        its sandbox in its initializer), so that they start while this process does something else."""
+        """Start every worker now (the pool starts one per task submitted, each starting its sandbox and importing
+        torch in its initializer), so that they start while this process does something else."""
         for _ in range(self.jobs):
             self.submit(os.getpid)
 
@@ -432,13 +439,12 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
     try:
         on_disk = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
         write_grades_csv(outdir, students, on_disk)
-        # The truths depend on the seeds only: computed once here, while the pool's workers start (they import
-        # torch and start their sandboxes meanwhile), and read by each worker. A private directory, removed at
-        # the end: hidden truths never outlive the run. (On a cluster, each worker computes its own once.)
+        # The truths depend on the seeds only: computed once, by the first worker to need them, and read by the
+        # others (prepare_truths), so this process never imports torch. A private directory, removed at the
+        # end: hidden truths never outlive the run. (On a cluster, each worker computes its own once.)
         if todo and assignments and isinstance(executor, PoolExecutor):
             executor.warm()
             truths = tempfile.mkdtemp(prefix="autograder-truths-")
-            prepare_truths(assignments, seeds, Path(truths))
         pending = list(todo)
         while pending:
             futures = {}
