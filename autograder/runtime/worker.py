@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
+import gc
 import fcntl
 import importlib.util
 import io
@@ -40,9 +41,15 @@ CONTROL_MAX = 64 * 1024          # bytes of one control message
 CASE_FD, RESULT_FD = 4, 3        # in the child: the case pipe (read) and the result pipe (write)
 
 
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)  # once, in the server: every child calls prctl with it
+except OSError:
+    _LIBC = None
+
+
 def _prctl(option: int, value: int) -> None:
     try:
-        ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
+        _LIBC.prctl(option, value, 0, 0, 0)
     except Exception:  # not Linux: best effort
         pass
 
@@ -174,7 +181,9 @@ def _child(request: dict, fds: list[int]) -> None:
         sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True, errors="replace")
         sys.stderr = sys.stdout
         me = os.getpid()
-        scratch = tempfile.mkdtemp(prefix="case-", dir=request["scratch"])
+        # A directory no other child ever had (a random name, as tempfile.mkdtemp makes, without its setup).
+        scratch = os.path.join(request["scratch"], "case-" + os.urandom(12).hex())
+        os.mkdir(scratch, 0o700)
         os.chdir(scratch)
         os.environ.update(HOME=scratch, TMPDIR=scratch)
         tempfile.tempdir = scratch
@@ -526,7 +535,7 @@ def _collapse_to_huge_pages() -> None:
     elsewhere this does nothing.
     """
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _LIBC
         libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         madv_hugepage, madv_collapse, huge = 14, 25, 2 << 20
         with open("/proc/self/maps") as maps:
@@ -580,6 +589,8 @@ def serve(control_fd: int) -> None:
     # A server that starts dirty (its uid's leftovers from elsewhere) says so before its first child.
     _wipe(scratch, shared_tmp)
     SCRATCH_STATE["tree"] = _tree(scratch)  # empty, but for the runtime's mount points (see _tree)
+    gc.collect()
+    gc.freeze()
     _send(sock, {"op": "ready", "pid": os.getpid(), "dirt": _dirt(scratch, shared_tmp, baseline)})
     child = 0
     while True:
