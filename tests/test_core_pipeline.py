@@ -133,3 +133,49 @@ def test_missing_file_is_an_error_for_that_exercise(runner, tmp_path):
     assert (r.score, r.max_score, r.exercises[0].max_score) == (0, 4, 4)  # 0/4, not 0/0
     assert r.score == 0 and all(c.verdict == "error" and "missing file mod.py" in c.message
                                 for c in r.exercises[0].checks)
+
+
+def test_the_next_exercise_runs_while_the_last_one_is_judged(runner, tmp_path):
+    """Each exercise's cases run in the sandbox while this process judges the exercise before it (the judge
+    phase does not wait for the run phase of the next); results and callbacks keep the exercises' order, and a
+    front end's callback that fails stops the grading without leaving the runner busy."""
+    import dataclasses
+    import time
+
+    import pytest
+    judged = {}
+
+    def slow_judge(name):
+        def judge(case, outputs, truth):
+            started = time.time()
+            time.sleep(0.4)
+            judged.setdefault(name, []).append((started, time.time()))
+            return [compare(n, outputs.get(n), t) for n, t in truth.items()]
+        return judge
+
+    first = dataclasses.replace(TOY, id="toy.first", judge=slow_judge("first"))
+    second = dataclasses.replace(TOY, id="toy.second", judge=slow_judge("second"))
+    sub = submit(tmp_path, """
+        import time
+        def f(x):
+            ran.append(time.time())
+            return {"double": x + x, "colsum": x.sum(0, keepdim=True), "ran_at": min(ran)}
+        ran = []
+    """)
+    seen = []
+    r = grade(sub, [first, second], hidden=False, runner=runner, on_exercise=lambda e: seen.append(e.id))
+    assert [e.id for e in r.exercises] == seen == ["toy.first", "toy.second"]
+    assert r.score == r.max_score == 8
+    # toy.second's only child started before toy.first's judging ended (it was running meanwhile).
+    kept = {}
+    judged.clear()
+    grade(sub, [first, second], hidden=False, runner=runner, keep_outputs=kept)
+    (_, outputs, _), = kept["toy.second"]
+    first_judged_until = judged["first"][-1][1]
+    assert outputs["ran_at"] < first_judged_until
+
+    def fails(result):
+        raise RuntimeError("a renderer failed")
+    with pytest.raises(RuntimeError, match="a renderer failed"):
+        grade(sub, [first, second], hidden=False, runner=runner, on_exercise=fails)
+    assert grade(sub, [TOY], hidden=False, runner=runner).score == 4  # the runner is free again

@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from fractions import Fraction
 from typing import Callable, Iterable
@@ -386,8 +387,50 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     """`keep_outputs`, when given, receives `{exercise.id: [(case, outputs, truth), ...]}` for the public
     cases whose run returned (the visual report draws them); hidden cases are never kept."""
     started = time.perf_counter()
+    return judge_exercise(exercise, submission, seeds, run_exercise(exercise, submission, runner, seeds),
+                          keep_outputs, started)
+
+
+def run_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: Seeds) -> list[RunResult]:
+    """The run phase: every case of the exercise in the student's processes (public and hidden cases apart),
+    one RunResult per case of `prepared_cases(exercise, seeds)`, in order. Nothing here is judged."""
     prepared = prepared_cases(exercise, seeds)
     cases = [case for case, _ in prepared]
+    missing = [f for f in exercise.required_files if not (submission / f).is_file()]
+    if missing:
+        return [RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")] * len(cases)
+    runs = [None] * len(cases)
+    # A file that does not compile fails every case the way a failed import does, found here (compiling
+    # runs no code) before any process starts.
+    broken = compile_error(submission, exercise.required_files[0])
+    # Public and hidden cases never share a process: a public case's output is shown to the student.
+    for hidden in (False, True):
+        group = [i for i, case in enumerate(cases) if case.hidden == hidden]
+        if not group:
+            continue
+        timed_out = next((r for r in runs if r is not None and r.status == "timeout"), None)
+        if broken is not None:
+            got = [broken] * len(group)
+        elif timed_out is not None:  # the public cases timed out: the hidden ones would wait as long
+            got = [RunResult("timeout", message=timed_out.message if timed_out.message.startswith("not run")
+                             else f"not run: an earlier case timed out ({timed_out.message})")] * len(group)
+        else:
+            got = runner.run_cases(submission, exercise.module, exercise.driver,
+                                   [cases[i].inputs for i in group], time_limit=exercise.time_limit,
+                                   memory_mb=exercise.memory_limit_mb, blocked_imports=exercise.blocked_imports,
+                                   blocked_why=exercise.blocked_why, forbid_autograd=exercise.forbid_autograd)
+        for i, run in zip(group, got):
+            runs[i] = run
+    return [run if isinstance(run, RunResult) else RunResult("error", kind="internal", message="no result")
+            for run in runs]
+
+
+def judge_exercise(exercise: Exercise, submission: Path, seeds: Seeds, runs: list[RunResult],
+                   keep_outputs: dict | None = None, started: float | None = None) -> ExerciseResult:
+    """The judge phase, in this process: the static policy's verdict, then each case's run against its truth
+    (`runs`: run_exercise's, for the same seeds), aggregated into the exercise's result."""
+    started = time.perf_counter() if started is None else started
+    prepared = prepared_cases(exercise, seeds)
     missing = [f for f in exercise.required_files if not (submission / f).is_file()]
     per_check: dict[str, list[tuple[Case, Comparison]]] = {}
     output_parts, message, where = [], "", ""
@@ -395,33 +438,6 @@ def grade_exercise(exercise: Exercise, submission: Path, runner: Runner, seeds: 
     # student's process, below, is a second line).
     static = [] if missing or not (exercise.forbid_autograd or exercise.blocked_imports) else \
         scan_submission(submission, exercise.required_files, exercise.entry, exercise.blocked_imports)
-    if missing:
-        runs = [RunResult("error", kind="missing", message=f"missing file {', '.join(missing)}")] * len(cases)
-    else:
-        runs = [None] * len(cases)
-        # A file that does not compile fails every case the way a failed import does, found here (compiling
-        # runs no code) before any process starts.
-        broken = compile_error(submission, exercise.required_files[0])
-        # Public and hidden cases never share a process: a public case's output is shown to the student.
-        for hidden in (False, True):
-            group = [i for i, case in enumerate(cases) if case.hidden == hidden]
-            if not group:
-                continue
-            timed_out = next((r for r in runs if r is not None and r.status == "timeout"), None)
-            if broken is not None:
-                got = [broken] * len(group)
-            elif timed_out is not None:  # the public cases timed out: the hidden ones would wait as long
-                got = [RunResult("timeout", message=timed_out.message if timed_out.message.startswith("not run")
-                                 else f"not run: an earlier case timed out ({timed_out.message})")] * len(group)
-            else:
-                got = runner.run_cases(submission, exercise.module, exercise.driver,
-                                       [cases[i].inputs for i in group], time_limit=exercise.time_limit,
-                                       memory_mb=exercise.memory_limit_mb, blocked_imports=exercise.blocked_imports,
-                                       blocked_why=exercise.blocked_why, forbid_autograd=exercise.forbid_autograd)
-            for i, run in zip(group, got):
-                runs[i] = run
-        runs = [run if isinstance(run, RunResult) else RunResult("error", kind="internal", message="no result")
-                for run in runs]
     # What the policy found (or the guard, second line) costs the exercise, in the words of its category.
     findings = static + [(integrity.classify(route), route)
                          for route in sorted({call for run in runs for call in run.autograd_calls})]
@@ -482,12 +498,29 @@ def grade(submission: Path | str, exercises: list[Exercise], *, hidden: bool, ru
     seeds = seeds or Seeds.from_env(hidden)  # before anything starts: no secret, no hidden grading
     runner.start()  # the worker imports torch while this process builds cases and truths
     results = []
-    for exercise in exercises:
-        if on_start:
-            on_start(exercise)
-        prepared_cases(exercise, seeds, truth_cache)
-        results.append(grade_exercise(exercise, submission, runner, seeds, keep_outputs))
-        if on_exercise:
-            on_exercise(results[-1])
+    # The next exercise's cases run (in the sandbox, on another core) while this thread judges the last one's
+    # and front ends render it: one exercise ahead, one group of cases at a time as ever (run_cases is serial).
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autograder-run-ahead")
+
+    def launch(exercise: Exercise):
+        def run() -> tuple[float, list[RunResult]]:
+            begun = time.perf_counter()
+            prepared_cases(exercise, seeds, truth_cache)
+            return begun, run_exercise(exercise, submission, runner, seeds)
+        return ahead.submit(run)
+
+    try:
+        running = launch(exercises[0]) if exercises else None
+        for i, exercise in enumerate(exercises):
+            if on_start:
+                on_start(exercise)
+            begun, runs = running.result()
+            running = launch(exercises[i + 1]) if i + 1 < len(exercises) else None
+            results.append(judge_exercise(exercise, submission, seeds, runs, keep_outputs, begun))
+            if on_exercise:
+                on_exercise(results[-1])
+    finally:
+        # Interrupted (or a callback failed): a run still going ends when its session closes the runner.
+        ahead.shutdown(wait=False, cancel_futures=True)
     return GradeResult(submission=str(submission), exercises=results,
                        hidden=hidden, sandbox=runner.sandbox, seconds=time.perf_counter() - started)
