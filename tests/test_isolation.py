@@ -354,6 +354,32 @@ def test_nothing_outside_its_scratch_is_writable(mechanism, world):
     assert "wrote=[]" in text
 
 
+SHARED = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def test_the_machines_shared_places_are_out_of_reach(mechanism, world):
+    """/tmp, /var/tmp and /dev/shm are where two sandboxes graded at the same time could meet (a file, or a
+    file's name, left for the other to read). A child sees none of what is there and leaves nothing there:
+    bubblewrap gives it its own; the dedicated user is kept out by Landlock."""
+    planted = []
+    for place in SHARED:
+        if os.path.isdir(place):
+            path = os.path.join(place, world.tag + "-planted")
+            Path(path).write_text("planted outside\n")
+            os.chmod(path, 0o644)
+            planted.append(path)
+    try:
+        _, text = grade_hostile(mechanism, world, "shared_places", places=list(SHARED))
+    finally:
+        for path in planted:
+            os.unlink(path)
+    assert "found=[]" in text and "planted outside" not in text
+    if mechanism.name == "user":  # (in bubblewrap its own /tmp takes the file, and goes with the sandbox)
+        assert "left=[]" in text
+    left = [os.path.join(p, world.tag + "-from-child") for p in SHARED]
+    assert not [p for p in left if os.path.exists(p)]
+
+
 def test_the_servers_memory_is_out_of_reach(mechanism, world):
     _, text = grade_hostile(mechanism, world, "parent_memory")
     assert "got=[]" in text

@@ -33,7 +33,7 @@ import tempfile
 import time
 import traceback
 
-from . import seccomp, wire
+from . import landlock, seccomp, wire
 from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, arm, block_imports, disarm, install
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
@@ -153,6 +153,11 @@ def _cpu_for_next_case(time_limit: float) -> None:
 _SECCOMP = seccomp.prepare(os.environ.pop(seccomp.POLICY_ENV, None))
 
 
+# Set by the runner where the sandbox shares the machine's filesystem (the dedicated user) and the kernel has
+# Landlock: each child then reaches only the runtime, its submission and its scratch (runtime/landlock.py).
+_LANDLOCK = os.environ.pop(landlock.ENV, "") == "1"
+
+
 def _confine() -> bool:
     """Install the seccomp allowlist on this process: everything it does not list fails with EPERM. A fork bomb
     is then impossible rather than limited (threads stay bounded by the address-space limit), the student's
@@ -195,6 +200,8 @@ def _child(request: dict, fds: list[int]) -> None:
         sys.path.insert(0, root)
         sys.setrecursionlimit(int(request.get("recursion_limit", 1000) or 1000))
         faulthandler.enable(file=sys.stdout)  # a fatal signal (a crash) prints the stack: the runner names the line
+        if _LANDLOCK:  # fails closed: an error reply, never the student's code with the shared places open
+            landlock.restrict(read=[root, os.path.dirname(request["driver_file"])], write=[request["scratch"]])
         _confine()  # before the guard: its audit hook refuses ctypes, which installing the filter uses
         blocked = request.get("blocked_imports") or []
         # The guard came installed from the server (`serve`): armed here, after this process's own native
@@ -255,7 +262,8 @@ def _child(request: dict, fds: list[int]) -> None:
     except BaseException as exc:  # the reply itself failed (e.g. unencodable output, memory)
         try:
             with os.fdopen(os.dup(RESULT_FD), "wb") as out:
-                wire.send(out, {"status": "error", "kind": "internal", "message": f"could not send the result: {exc!r}"[:300]})
+                wire.send(out, {"status": "error", "kind": "internal",
+                            "message": f"the student's process failed outside the student's code: {exc!r}"[:300]})
         except BaseException:
             pass
     finally:

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from autograder.runtime import wire
+from autograder.runtime import landlock, wire
 from autograder.sandbox import policy
 from autograder.sandbox.mechanisms import (_LIVE_SERVERS, DEFAULT_SANDBOX_USER, SANDBOX_USER_ENV, IsolationMissing,
                                            _bwrap_argv, _clean_uid, _disown, _reap_strays, _set_subreaper,
@@ -94,6 +94,8 @@ class Runner:
             env.update(HOME=str(scratch), TMPDIR=str(scratch), AUTOGRADER_SCRATCH=str(scratch))
             cwd = str(home / "runtime")
             if self.mechanism.name == "user":
+                if landlock.abi():  # each child reaches only the runtime, its submission and its scratch
+                    env[landlock.ENV] = "1"
                 os.chmod(scratch, 0o700)
                 os.chown(scratch, self.mechanism.uid, self.mechanism.gid)
                 _clean_uid(self.mechanism.uid)  # the uid is ours alone: nothing of it may be left

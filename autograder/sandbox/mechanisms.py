@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from autograder.runtime import landlock
 from autograder.sandbox.policy import seccomp_problem
 
 SANDBOX_ENV = "AUTOGRADER_SANDBOX"
@@ -394,8 +395,10 @@ def _choose_mechanism(mode: str | None, protect) -> Mechanism:
     if mode in ("auto", "user") and (mode == "user" or os.geteuid() == 0):
         uid, gid, why = verify_user(sandbox_user(), protect)
         if not why:
+            files = ("every file but the runtime, its submission and its scratch refused by Landlock" if landlock.abi()
+                     else "no Landlock in this kernel: submissions graded at the same time share /tmp")
             return Mechanism("user", f"dedicated user {sandbox_user()} (uid {uid}; the grader's files "
-                                     "unreadable to it; sockets refused by seccomp)", True, uid=uid, gid=gid)
+                                     f"unreadable to it; {files}; sockets refused by seccomp)", True, uid=uid, gid=gid)
         problems.append(why)
     problem = "; ".join(problems) or "no isolation mechanism"
     return Mechanism("none", f"none: not isolated ({problem}); resource limits only", False, problem=problem)
