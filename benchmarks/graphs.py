@@ -1,6 +1,7 @@
 """graphs assignment and gradcheck: grading time per case, and the cost of a numerical gradient check."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def grading() -> None:
     from autograder.core.pipeline import grade
     from autograder.sandbox import Runner
     exs = exercises("graphs")
+    os.environ.setdefault("AUTOGRADER_SECRET", "bench-secret")  # hidden cases derive from it
     with Runner() as runner:
         runner.start()
         grade(ROOT / "reference", exs[:1], hidden=False, runner=runner)  # warm: the worker has imported torch
@@ -29,7 +31,7 @@ def grading() -> None:
         seconds = time.perf_counter() - started
     n_cases = sum(len(result.exercises[i].checks[0].cases) for i in range(len(exs)))
     print(f"grade reference/graphs.py, public + hidden: {seconds:.2f} s for {n_cases} cases "
-          f"({1000 * seconds / n_cases:.0f} ms per case), score {result.score:g}/{result.max_score:g}")
+          f"({1000 * seconds / n_cases:.0f} ms per case), score {float(result.score):g}/{float(result.max_score):g}")
 
 
 def gradcheck_cost() -> None:
