@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
-import gc
 import fcntl
+import gc
 import importlib.util
 import io
 import os
@@ -597,6 +597,8 @@ def serve(control_fd: int) -> None:
     # A server that starts dirty (its uid's leftovers from elsewhere) says so before its first child.
     _wipe(scratch, shared_tmp)
     SCRATCH_STATE["tree"] = _tree(scratch)  # empty, but for the runtime's mount points (see _tree)
+    # Everything loaded so far out of the collector's reach: a child's collections would otherwise visit (and
+    # so copy, page by page) the server's objects it inherited.
     gc.collect()
     gc.freeze()
     _send(sock, {"op": "ready", "pid": os.getpid(), "dirt": _dirt(scratch, shared_tmp, baseline)})
