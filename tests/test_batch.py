@@ -180,8 +180,14 @@ def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, 
     classroom, kind_of, _ = population
     out = tmp_path / "results"
     cmd = [sys.executable, "-m", "autograder", "grade-all", str(classroom), "-o", str(out), "-j", "2", *ARGS]
+    # A TMPDIR of its own: any grade-all that starts elsewhere (another test, in parallel) rightly removes a
+    # dead run's directory from the shared one, before this test could look for it.
+    import tempfile
+    private_tmp = Path(tempfile.mkdtemp(prefix="killed-run-"))
+    os.chmod(private_tmp, 0o711)  # a sandbox user passes through to its run's folder, as through /tmp
+    env = {**os.environ, "TMPDIR": str(private_tmp)}
     log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     deadline = time.monotonic() + 240
     try:
         while len(list(out.glob("*.json"))) < 12 and first.poll() is None and time.monotonic() < deadline:
@@ -200,17 +206,18 @@ def test_grade_all_killed_midway_resumes_without_loss_or_duplicates(population, 
     # grades.csv follows the results as they come: all of them but at most the one the kill interrupted.
     in_csv = [r.split(",")[0] for r in (out / "grades.csv").read_text().splitlines()[1:]]
     assert set(in_csv) <= {n[:-5] for n in before} and len(in_csv) >= len(before) - 1
-    import tempfile
-    left = list(Path(tempfile.gettempdir()).glob(f"autograder-grade-all-{first.pid}-*"))
+    left = list(private_tmp.glob(f"autograder-grade-all-{first.pid}-*"))
     assert left, "the killed run's temporary directory (its workers' files) is where the next run finds it"
 
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"{len(before)} of 50 already graded" in second.stderr
     assert second.stderr.count("] graded s") == 50 - len(before)  # plain log lines when not on a terminal
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name in before} == before
     assert not list(out.glob(".*tmp*"))
     assert not any(p.exists() for p in left)  # the next run removed what the killed one left
+    assert not list(private_tmp.iterdir())  # and its own
+    private_tmp.rmdir()
 
     results = _results(out)
     assert sorted(results) == sorted(kind_of)  # every submission exactly once
@@ -441,8 +448,10 @@ def test_truths_are_computed_once_per_run_and_read_by_the_workers(root, tmp_path
                               progress=False, time_limit=TIME_LIMIT)
     assert summary.graded == 1
     assert json.loads((tmp_path / "out" / "ref.json").read_text())["score"] == 12
-    truth_dirs = [d for d in made if "autograder-truths-" in d]
-    assert len(truth_dirs) == 1 and not os.path.exists(truth_dirs[0])
+    truth_dirs = [Path(d) for d in made if Path(d).name.startswith("truths-")]
+    assert len(truth_dirs) == 1 and not truth_dirs[0].exists()
+    # inside the run's folder, which the next run removes after a SIGKILL
+    assert truth_dirs[0].parent.name.startswith(f"{batch.RUN_TMP_PREFIX}{os.getpid()}-")
     # The same run in a fresh process: graded by its worker, with torch never imported by the run's process.
     import subprocess
     import sys

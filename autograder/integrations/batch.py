@@ -25,7 +25,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -423,7 +422,7 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
     if len(todo) < len(submissions):
         progress.log(f"{len(submissions) - len(todo)} of {len(submissions)} already graded in {outdir}: skipped")
     temporaries = _RunTemporaries()
-    temporaries.__enter__()
+    run_folder = temporaries.__enter__()
     try:
         executor = executor or (DaskExecutor(scheduler) if scheduler else PoolExecutor(max(1, jobs), settings,
                                                                                       unsandboxed))
@@ -440,11 +439,12 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
         on_disk = {s: r for s in students if (r := read_result(outdir / f"{s}.json")) is not None}
         write_grades_csv(outdir, students, on_disk)
         # The truths depend on the seeds only: computed once, by the first worker to need them, and read by the
-        # others (prepare_truths), so this process never imports torch. A private directory, removed at the
-        # end: hidden truths never outlive the run. (On a cluster, each worker computes its own once.)
+        # others (prepare_truths), so this process never imports torch. A private directory (0700) inside the
+        # run's folder: hidden truths never outlive the run, nor a SIGKILL after the next run's cleanup.
+        # (On a cluster, each worker computes its own once.)
         if todo and assignments and isinstance(executor, PoolExecutor):
             executor.warm()
-            truths = tempfile.mkdtemp(prefix="autograder-truths-")
+            truths = tempfile.mkdtemp(prefix="truths-", dir=run_folder)
         pending = list(todo)
         while pending:
             futures = {}
@@ -478,9 +478,7 @@ def run_batch(root: Path, outdir: Path, *, jobs: int = 2, scheduler: str | None 
     finally:
         progress.close()
         executor.close()
-        temporaries.__exit__(None, None, None)
-        if truths:
-            shutil.rmtree(truths, ignore_errors=True)
+        temporaries.__exit__(None, None, None)  # the truths with it
     write_grades_csv(outdir, students)
     if class_report:  # what the class got wrong, from the results on disk (class_report.py)
         from autograder.frontends.class_report import write_class_report
