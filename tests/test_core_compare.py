@@ -122,3 +122,58 @@ def test_cmp_prints_the_lecture_line_with_shapes(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("x               | exact: True  | approximate: True  | maxdiff: 0.0 | shape: (4, 3) vs (4, 3)")
     assert "approximate: False" in lines[1] and "(3,) vs (4, 3)" in lines[1]
+
+
+def test_plain_numbers_are_judged_exactly_as_their_tensors_would_be():
+    """micrograd's values are Python floats: they skip building tensors (`_compare_numbers`), and every
+    verdict, maxdiff, scale and message is the one the tensor path gives, over exact, rounded, wrong,
+    NaN, inf and signed-zero answers, scalars and lists, with and without a scale or a tolerance."""
+    import random
+    from autograder.core.compare import Tolerance, _compare_numbers
+    rng = random.Random(7)
+    specials = [0.0, -0.0, math.nan, math.inf, -math.inf, 1.0, -3.5, 1e-300, 7]
+    perturb = [0.0, 0.0, 1e-15, 1e-12, 1e-9, 1e-6, 1e-3, 0.5, -2.0]
+    verdicts = set()
+    for i in range(3000):
+        n = rng.choice([None, 1, 2, 3, 5])
+        size = 1 if n is None else n
+        truth = [rng.choice(specials) if rng.random() < 0.2 else rng.uniform(-5, 5) * 10 ** rng.randint(-4, 4)
+                 for _ in range(size)]
+        got = []
+        for t in truth:
+            t = float(t)
+            r = rng.random()
+            got.append(rng.choice(specials[:5]) * 1.0 if r < 0.1 else t + t * rng.choice(perturb)
+                       + rng.choice([0.0, 1e-13, 1e-8]))
+        exp_value = truth[0] if n is None else truth
+        got_value = got[0] if n is None else (tuple(got) if i % 2 else got)
+        kw = {}
+        if rng.random() < 0.3:
+            kw["scale"] = rng.choice([1.0, 1e-3, 0.0, 50.0])
+        if rng.random() < 0.3:
+            kw["tolerance"] = Tolerance(rtol=1e-4, atol=1e-6)
+        shape = () if n is None else (size,)
+        as_float = [float(t) for t in truth]
+        exp_tensor = torch.tensor(as_float[0] if n is None else as_float, dtype=torch.float64).reshape(shape)
+        got_tensor = torch.tensor(got, dtype=torch.float64).reshape(shape)
+        assert _compare_numbers("v", got_value, exp_value, kw.get("tolerance"), kw.get("scale")) is not None
+        fast, slow = compare("v", got_value, exp_value, **kw), compare("v", got_tensor, exp_tensor, **kw)
+        assert fast == slow, (got_value, exp_value, kw, fast, slow)
+        # A truth is often a float64 tensor: the same, too.
+        assert _compare_numbers("v", got_value, exp_tensor, kw.get("tolerance"), kw.get("scale")) is not None
+        assert compare("v", got_value, exp_tensor, **kw) == slow
+        verdicts.add(fast.verdict)
+    assert verdicts == {EXACT, APPROX, WRONG}  # the grid reaches every verdict
+
+
+def test_plain_numbers_the_tensor_path_still_judges():
+    """Ints in an answer (a dtype note), another shape, nested lists and numpy scalars keep the tensor path."""
+    from autograder.core.compare import _compare_numbers
+    for got, exp in (([1, 2], [1.0, 2.0]), (1.0, [1.0]), ([1.0, 2.0], [1.0]), ([[1.0]], [[1.0]]),
+                     (True, 1.0), ([], []), (torch.tensor(1.0), 1.0), (1.0, torch.tensor(1.0)),
+                     ([1.0], torch.ones(1, 1, dtype=torch.float64)), (1.0, torch.tensor(1, dtype=torch.int64))):
+        assert _compare_numbers("v", got, exp, None, None) is None, (got, exp)
+    c = compare("v", [1, 2], [1.0, 2.0])
+    assert c.verdict == EXACT and "int64" in c.message
+    c = compare("v", 2.0, [2.0])
+    assert c.verdict == EXACT and "leading size-1" in c.message

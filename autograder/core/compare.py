@@ -76,6 +76,9 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | DtypeT
             scale: float | None = None) -> Comparison:
     """Judge `got` against `expected` (a tensor or a number; numbers compare as 0-d float64) within
     `tolerance` (its entry for the truth's dtype; None: the dtype's default)."""
+    numbers = _compare_numbers(name, got, expected, tolerance, scale)
+    if numbers is not None:
+        return numbers
     exp = as_tensor(expected)
     if exp is None:
         raise TypeError(f"expected value for {name!r} must be numeric, got {type(expected).__name__}")
@@ -129,7 +132,9 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | DtypeT
                                         "finite", note), mistake="nan", scale=scale)
     same = (g64 == e64) | (torch.isnan(g64) & torch.isnan(e64))
     diff = torch.where(same, torch.zeros_like(g64), (g64 - e64).abs())
-    diff = torch.nan_to_num(diff, nan=math.inf)  # a NaN where the truth is finite, or vice versa
+    # A NaN where the truth is finite, or vice versa, is infinitely far; an infinite difference stays one
+    # (nan_to_num would make it the largest double).
+    diff = torch.nan_to_num(diff, nan=math.inf, posinf=math.inf)
     maxdiff = float(diff.max()) if diff.numel() else 0.0
     if bool(same.all()):  # values identical (the lecture's `torch.all(dt == t.grad)`)
         return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape, message=note,
@@ -142,6 +147,55 @@ def compare(name: str, got: Any, expected: Any, *, tolerance: Tolerance | DtypeT
     return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=expected_shape,
                       message=_join(f"{n_bad} of {within.numel()} elements differ (maxdiff {maxdiff:.3g})", note),
                       scale=scale)
+
+
+def _numbers(value: Any, ints: bool) -> tuple[list[float], tuple] | None:
+    """A plain Python float (or, with `ints`, an int a double holds exactly, or a float64 tensor of at most
+    one dimension: a truth), or a non-empty flat list or tuple of them: (the values, the shape a tensor of
+    it has). None for anything else."""
+    def number(v) -> bool:
+        return type(v) is float or (ints and type(v) is int and abs(v) < 2 ** 53)
+    if ints and isinstance(value, torch.Tensor):
+        if value.dtype != torch.float64 or value.dim() > 1 or not value.numel() or value.device.type != "cpu":
+            return None
+        values = value.detach().tolist()
+        return ([values] if value.dim() == 0 else values), tuple(value.shape)
+    if number(value):
+        return [float(value)], ()
+    if type(value) in (list, tuple) and value and all(number(v) for v in value):
+        return [float(v) for v in value], (len(value),)
+    return None
+
+
+def _compare_numbers(name: str, got: Any, expected: Any, tolerance, scale: float | None) -> Comparison | None:
+    """`compare` for plain Python numbers of the same shape (micrograd's values, its mistake catalogue's
+    predictions): the tensor path's verdict, maxdiff, scale and message, each step the same float64
+    arithmetic, without building tensors for a few numbers (that was most of micrograd's judging time).
+    None where the tensor path is needed (tensors, another shape, an int answer: its dtype note)."""
+    g, e = _numbers(got, ints=False), _numbers(expected, ints=True)
+    if g is None or e is None or g[1] != e[1]:
+        return None
+    (gs, shape), (es, _) = g, e
+    tol = (tolerance or DTYPE_DEFAULT).for_dtype(torch.float64)
+    if scale is None:
+        finite = [abs(b) for b in es if math.isfinite(b)]
+        scale = (max(finite) if finite else 0.0) or 1.0
+    if any(not math.isfinite(a) and math.isfinite(b) for a, b in zip(gs, es)):
+        n_nan, n_inf = sum(map(math.isnan, gs)), sum(map(math.isinf, gs))
+        return Comparison(name, WRONG, maxdiff=math.inf, shape=shape, expected_shape=shape,
+                          message=f"contains {n_nan} NaN and {n_inf} inf values where the true gradient is finite",
+                          mistake="nan", scale=scale)
+    same = [a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(gs, es)]
+    diff = [0.0 if s else abs(a - b) for s, a, b in zip(same, gs, es)]
+    diff = [math.inf if math.isnan(d) else d for d in diff]
+    maxdiff = max(diff)
+    if all(same):
+        return Comparison(name, EXACT, maxdiff=maxdiff, shape=shape, expected_shape=shape, scale=scale)
+    n_bad = sum(not (d <= tol.atol * scale + tol.rtol * abs(b)) for d, b in zip(diff, es))
+    if not n_bad:
+        return Comparison(name, APPROX, maxdiff=maxdiff, shape=shape, expected_shape=shape, scale=scale)
+    return Comparison(name, WRONG, maxdiff=maxdiff, shape=shape, expected_shape=shape,
+                      message=f"{n_bad} of {len(gs)} elements differ (maxdiff {maxdiff:.3g})", scale=scale)
 
 
 def _strip_leading_ones(shape: tuple | None) -> tuple | None:
