@@ -18,6 +18,8 @@ import os
 import struct
 import sys
 
+from .libc import LIBC as _libc
+
 ENV = "AUTOGRADER_LANDLOCK"     # "1" in the fork server's environment: every child restricts itself
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446      # the same numbers on every architecture
 _CREATE_RULESET_VERSION = 1
@@ -37,13 +39,6 @@ FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV   # the ri
 SYSTEM_TREES = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc", "/proc", "/sys")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _libc.syscall.restype = ctypes.c_long
-except OSError:
-    _libc = None
-
-
 def abi() -> int:
     """The Landlock ABI this kernel offers (0: none, or the system calls are refused, e.g. by a container's
     seccomp profile)."""
@@ -60,11 +55,21 @@ def readable_trees() -> list[str]:
     return list(dict.fromkeys(os.path.realpath(p) for p in found))
 
 
+_PLAN: tuple[int, list[str]] | None = None   # (abi(), readable_trees()), from `prepare`
+
+
+def prepare() -> None:
+    """Once, in the fork server (after its import path is final): the ABI and the interpreter's trees, so that
+    each child only opens its rules' paths and makes the three system calls."""
+    global _PLAN
+    _PLAN = (abi(), readable_trees())
+
+
 def restrict(read: list[str], write: list[str]) -> None:
     """Allow only reading below `read` (and the interpreter's `readable_trees()`, the device files) and
     everything below `write`, for this process and whatever it starts. Raises OSError when Landlock is
     unavailable or a system call fails: the caller must not run the student's code unconfined."""
-    version = abi()
+    version, trees = _PLAN if _PLAN is not None else (abi(), readable_trees())
     if version < 1:
         raise OSError("Landlock is not available")
     handled = _RIGHTS_BY_ABI.get(version, _RIGHTS_BY_ABI[5])
@@ -74,7 +79,7 @@ def restrict(read: list[str], write: list[str]) -> None:
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
-        rules = [(p, READ) for p in readable_trees() + list(read)] + [(p, handled) for p in write]
+        rules = [(p, READ) for p in trees + list(read)] + [(p, handled) for p in write]
         rules += [(p, READ_FILE | WRITE_FILE | TRUNCATE) for p in DEVICES]
         for path, rights in rules:
             try:

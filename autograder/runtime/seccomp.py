@@ -124,8 +124,8 @@ class Prepared:
 
         self.lib, self.policy, self.known, self.slots = lib, policy, known, slots
         self.ctypes = ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.prctl, self.syscall = libc.prctl, libc.syscall
+        from .libc import LIBC
+        self.prctl, self.syscall = LIBC.prctl, LIBC.syscall
         self.seccomp_nr = known.get("seccomp", -1)
         self.program = self.fprog = None
         if program is not None:

@@ -35,21 +35,16 @@ import traceback
 
 from . import landlock, seccomp, wire
 from .guard import AutogradUsed, BlockedImport, _autograd_calls, after_case, arm, block_imports, disarm, install
+from .libc import LIBC
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 CONTROL_MAX = 64 * 1024          # bytes of one control message
 CASE_FD, RESULT_FD = 4, 3        # in the child: the case pipe (read) and the result pipe (write)
 
 
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)  # once, in the server: every child calls prctl with it
-except OSError:
-    _LIBC = None
-
-
 def _prctl(option: int, value: int) -> None:
     try:
-        _LIBC.prctl(option, value, 0, 0, 0)
+        LIBC.prctl(option, value, 0, 0, 0)  # the server's handle, inherited: nothing to open per child
     except Exception:  # not Linux: best effort
         pass
 
@@ -543,7 +538,7 @@ def _collapse_to_huge_pages() -> None:
     elsewhere this does nothing.
     """
     try:
-        libc = _LIBC
+        libc = LIBC
         libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         madv_hugepage, madv_collapse, huge = 14, 25, 2 << 20
         with open("/proc/self/maps") as maps:
@@ -583,6 +578,8 @@ def serve(control_fd: int) -> None:
     os.umask(0o077)
     sys.stdout = sys.stderr  # anything printed goes to stderr (discarded by the grader)
     _only_standard_imports()
+    if _LANDLOCK:
+        landlock.prepare()  # the import path is final now
     import numpy  # noqa: F401
     import torch  # noqa: F401  preloaded once: every forked child starts warm
     # The autograd guard, dormant, and PyTorch's backward kernels refused: once here (~45 ms) rather than
