@@ -1,5 +1,3 @@
-import sys
+from autograder.frontends.cli import run
 
-from autograder.frontends.cli import main
-
-sys.exit(main())
+run()

@@ -542,6 +542,41 @@ def test_check_command_prints_every_exercise_and_the_total(tmp_path, capsys):
     assert all(e.id in out for e in exercises("graphs")) and f"Total: {total}/{total}" in out
 
 
+def test_the_command_line_skips_torchs_teardown_and_nothing_else(tmp_path):
+    """`autograder` (cli.run) exits without the interpreter's teardown where torch is loaded (about 1 s of a
+    check): a module-level object's finalizer never runs then; but the output (into a pipe, block-buffered)
+    arrives whole, the exit status is main's, and the atexit handlers run (a session's close, the runtime
+    copy's removal are registered there). Without torch the exit is the normal one."""
+    import subprocess
+    import sys
+    sub = tmp_path / "g"
+    sub.mkdir()
+    (sub / "graphs.py").write_text((ROOT / "reference" / "graphs.py").read_text())
+    code = """if True:
+        import atexit, sys
+        class Teardown:
+            def __del__(self):
+                print("teardown ran", flush=True)
+        witness = Teardown()
+        atexit.register(lambda: print("atexit ran"))  # no flush: run() flushes after the handlers
+        if sys.argv[1] == "torch":
+            import torch
+        from autograder.frontends.cli import run
+        run(sys.argv[2:])
+    """
+    for with_torch in (True, False):
+        args = ["torch" if with_torch else "-", "check", str(sub), "-a", "graphs"] if with_torch else \
+            ["-", "check", str(tmp_path / "absent")]
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                              cwd=ROOT)
+        assert "atexit ran" in done.stdout, done.stderr[-2000:]
+        assert ("teardown ran" in done.stdout) is not with_torch, done.stdout[-500:]
+        if with_torch:
+            assert done.returncode == 0 and "Total: 12/12" in done.stdout
+        else:
+            assert done.returncode == 2 and "No such directory" in done.stdout
+
+
 def test_a_check_kept_by_its_own_judgement_says_what_it_depends_on():
     """A right function fed by a wrong one keeps its points, and the terminal says which one it depends on
     (the judge's own words), not a generic line."""

@@ -230,5 +230,30 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line's entry point (`autograder`, `python -m autograder`): `main`, then, where torch is
+    loaded, an exit that skips the interpreter's teardown (about 1 s with torch loaded: a bare
+    `python -c "import torch"` spends a quarter of its time there). All that a normal exit does for this
+    program happens first: output flushed, atexit handlers run (a grading session closed, the runtime copy
+    removed). An exception (Ctrl-C, argparse's exit) leaves the normal way."""
+    code = main(argv)
+    if "torch" not in sys.modules:
+        sys.exit(code)
+    import atexit
+    import os
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`check | head`): nothing more can be written there
+            pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
