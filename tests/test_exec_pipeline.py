@@ -120,6 +120,17 @@ def test_the_key_holds_everything_that_determines_the_truths(tmp_path, fresh, mo
     assert base != _cache_entry(tmp_path, fresh, seeds)
 
 
+def test_every_exercise_of_the_course_has_its_truths_kept(tmp_path):
+    """The cache recognises every assignment package's exercises, through their decorators: backprop_ninja's
+    (wrapped to run single-threaded) were computed again by every check and every grade-all worker."""
+    from autograder.assignments import all_exercises
+    seeds = Seeds(hidden=False)
+    entries = {ex.id: _cache_entry(tmp_path, ex, seeds) for exs in all_exercises().values() for ex in exs}
+    assert not [eid for eid, entry in entries.items() if entry is None]
+    assert len(set(entries.values())) == len(entries)  # one entry per exercise
+    assert {eid.split(".")[0] for eid in entries} >= {"graphs", "backprop_ninja", "micrograd"}
+
+
 def test_the_source_hash_covers_the_assignment_package(monkeypatch):
     from autograder.core import pipeline
     monkeypatch.setattr(pipeline, "_SOURCE_HASHES", {})

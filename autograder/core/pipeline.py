@@ -301,7 +301,13 @@ def truth_cache_dir() -> Path | None:
 
 
 def _origin(function) -> str:
-    function = getattr(function, "func", function)  # a functools.partial
+    """Where a case or truth function is defined, through decorators (`__wrapped__`) and partials: a wrapper
+    of a partial (backprop_ninja's `single_threaded`) would otherwise name the module `functools`."""
+    for _ in range(20):
+        inner = getattr(function, "__wrapped__", None) or getattr(function, "func", None)
+        if inner is None or not callable(inner):
+            break
+        function = inner
     return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
 
 
