@@ -39,6 +39,7 @@ FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV   # the ri
 SYSTEM_TREES = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc", "/proc", "/sys")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
+
 def abi() -> int:
     """The Landlock ABI this kernel offers (0: none, or the system calls are refused, e.g. by a container's
     seccomp profile)."""
