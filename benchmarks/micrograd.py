@@ -7,7 +7,6 @@ without a sandbox, which only favours it; both variants must return the same res
 """
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
@@ -18,16 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # What one fresh process per case has to do: everything the fork server does once, then the case.
 FRESH_PROCESS = r"""
-import importlib, json, sys
+import importlib, sys
 import torch, numpy  # the fork server preloads these once
 submission, module_name, driver_path = sys.argv[1:4]
 from autograder.runtime import wire
 driver_module, driver_name = driver_path.split(":")
 driver = getattr(importlib.import_module(driver_module), driver_name)
-inputs = wire.decode(json.loads(sys.stdin.read()))
+inputs = wire.decode(wire.unframe(sys.stdin.buffer.read())["inputs"])
 sys.path.insert(0, submission)
 module = importlib.import_module(module_name)
-sys.stdout.write(json.dumps(wire.encode(driver(module, inputs))))
+sys.stdout.buffer.write(wire.frame({"outputs": wire.encode(driver(module, inputs))}))
 """
 
 
@@ -74,10 +73,10 @@ def fresh_processes(cases, submission: Path) -> tuple[float, list]:
     outputs, started = [], time.perf_counter()
     for ex, case in cases:
         proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(submission), ex.module, ex.driver],
-                              input=json.dumps(wire.encode(case.inputs)), capture_output=True, text=True,
+                              input=wire.frame({"inputs": wire.encode(case.inputs)}), capture_output=True,
                               cwd=ROOT, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        outputs.append(wire.decode(json.loads(proc.stdout)))
+        assert proc.returncode == 0, proc.stderr[-2000:].decode(errors="replace")
+        outputs.append(wire.decode(wire.unframe(proc.stdout)["outputs"]))
     return (time.perf_counter() - started) / len(cases), outputs
 
 

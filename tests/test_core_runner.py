@@ -221,6 +221,41 @@ def test_wire_rejects_tensors_whose_bytes_do_not_match_their_shape():
         wire.recv(io.BytesIO(buf.getvalue()[:-1]))
 
 
+def test_wire_frames_carry_tensors_raw_and_are_validated():
+    """A tensor's bytes travel raw after the JSON (no base64): every dtype comes back equal. A frame from the
+    untrusted side whose layout is wrong (a buffer longer than the frame, bytes left over, a tensor naming a
+    buffer the frame does not have, a buffer where JSON is expected) is refused with a ValueError."""
+    import struct
+    values = {"f32": torch.randn(3, 4), "f64": torch.randn(5, dtype=torch.float64), "bf16": torch.ones(2, dtype=torch.bfloat16),
+              "i64": torch.arange(7), "b": torch.tensor([True, False]), "empty": torch.zeros(0, 3),
+              "steps": [{"W": torch.randn(2, 2), "loss": 1.5} for _ in range(3)]}
+    data = wire.frame({"outputs": wire.encode(values)})
+    back = wire.decode(wire.unframe(data)["outputs"])
+    for name in ("f32", "f64", "bf16", "i64", "b", "empty"):
+        assert back[name].dtype == values[name].dtype and torch.equal(back[name], values[name]), name
+    assert all(torch.equal(a["W"], b["W"]) for a, b in zip(back["steps"], values["steps"]))
+    raw = values["f64"].numpy().tobytes()
+    assert raw in data and wire.frame({"x": 1}).endswith(b'{"x": 1}')  # raw bytes; a message without tensors: JSON
+
+    def framed(body: bytes, *buffers: bytes, extra: bytes = b"") -> bytes:
+        payload = struct.pack("<Q", len(body)) + body + b"".join(struct.pack("<Q", len(b)) + b for b in buffers)
+        return struct.pack("<Q", len(payload + extra)) + payload + extra
+
+    tensor = b'{"outputs": {"__tensor__": {"dtype": "float64", "shape": [1], "data": %d}}}'
+    assert wire.decode(wire.unframe(framed(tensor % 0, struct.pack("<d", 2.5)))["outputs"]).item() == 2.5
+    for bad in (framed(tensor % 1, struct.pack("<d", 2.5)),                      # no buffer 1
+                framed(tensor % 0, struct.pack("<d", 2.5), extra=b"\x01"),       # bytes left over
+                framed(tensor % 0, struct.pack("<d", 2.5))[:-3] + b"",           # cut short
+                framed(tensor % 0, struct.pack("<f", 2.5)),                      # 4 bytes for one float64
+                struct.pack("<Q", 16) + struct.pack("<Q", 1 << 40) + b"{}" + b"\0" * 6):  # JSON size past the end
+        with pytest.raises(ValueError):
+            wire.decode(wire.unframe(bad)["outputs"])
+    # A buffer is only a tensor's data: anywhere else (a bare header, a value of its own) it is refused.
+    stray = framed(b'{"outputs": {"__list__": [{"dtype": "float64", "shape": [1], "data": 0}]}}', b"\0" * 8)
+    with pytest.raises(ValueError):
+        wire.decode(wire.unframe(stray)["outputs"])
+
+
 def test_cases_share_one_process_but_a_fatal_case_costs_only_itself(runner, tmp_path):
     sub = submit(tmp_path, """
         import os, random, time

@@ -184,7 +184,9 @@ def _baseline(mech: Mechanism, world: World) -> float:
 # -- what containment means -------------------------------------------------------------------------------
 
 def _hidden_values(secret: str) -> list[str]:
-    """Text that would show a hidden case's inputs: each float as Python prints it, each tensor's wire bytes."""
+    """Text that would show a hidden case's inputs: each float as Python prints it, each tensor's bytes (its
+    raw bytes on the wire) in base64."""
+    import base64
     from autograder.runtime import wire
     from autograder.assignments import exercises
     from autograder.core.exercise import Seeds
@@ -200,7 +202,7 @@ def _hidden_values(secret: str) -> list[str]:
             for v in value.values():
                 walk(v)
         elif hasattr(value, "shape"):
-            data = wire.encode(value)["__tensor__"]["data"]
+            data = base64.b64encode(wire.encode(value)["__tensor__"]["data"]).decode("ascii")
             out.add(data[:40])
             for v in value.flatten().tolist():
                 walk(float(v))
