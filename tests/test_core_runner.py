@@ -245,6 +245,7 @@ def test_wire_frames_carry_tensors_raw_and_are_validated():
     assert wire.decode(wire.unframe(framed(tensor % 0, struct.pack("<d", 2.5)))["outputs"]).item() == 2.5
     for bad in (framed(tensor % 1, struct.pack("<d", 2.5)),                      # no buffer 1
                 framed(tensor % 0, struct.pack("<d", 2.5), extra=b"\x01"),       # bytes left over
+                framed(tensor % 0, struct.pack("<d", 2.5), b"\0" * 8),            # a buffer no tensor uses
                 framed(tensor % 0, struct.pack("<d", 2.5))[:-3] + b"",           # cut short
                 framed(tensor % 0, struct.pack("<f", 2.5)),                      # 4 bytes for one float64
                 struct.pack("<Q", 16) + struct.pack("<Q", 1 << 40) + b"{}" + b"\0" * 6):  # JSON size past the end

@@ -200,17 +200,22 @@ def _loads(payload: bytes) -> dict:
         if len(buffers) > MAX_ITEMS:
             raise ValueError(f"more than {MAX_ITEMS} buffers")
 
+    used: set[int] = set()
+
     def tensor_data(obj: dict) -> dict:
         # Only a tensor's header refers to a buffer; a number anywhere else stays a number. A buffer where
         # `decode` expects JSON (outside a tensor) is refused there.
         if len(obj) == 3 and "dtype" in obj and "shape" in obj and type(obj.get("data")) is int:
             if not 0 <= obj["data"] < len(buffers):
                 raise ValueError("a tensor refers to a buffer the message does not have")
+            used.add(obj["data"])
             obj["data"] = buffers[obj["data"]]
         return obj
 
     try:
         message = json.loads(body, object_hook=tensor_data)
+        if len(used) != len(buffers):
+            raise ValueError("a buffer no tensor refers to")
     except RecursionError:
         raise ValueError("message nested too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
