@@ -226,8 +226,9 @@ def test_wire_frames_carry_tensors_raw_and_are_validated():
     untrusted side whose layout is wrong (a buffer longer than the frame, bytes left over, a tensor naming a
     buffer the frame does not have, a buffer where JSON is expected) is refused with a ValueError."""
     import struct
-    values = {"f32": torch.randn(3, 4), "f64": torch.randn(5, dtype=torch.float64), "bf16": torch.ones(2, dtype=torch.bfloat16),
-              "i64": torch.arange(7), "b": torch.tensor([True, False]), "empty": torch.zeros(0, 3),
+    values = {"f32": torch.randn(3, 4), "f64": torch.randn(5, dtype=torch.float64),
+              "bf16": torch.ones(2, dtype=torch.bfloat16), "i64": torch.arange(7), "b": torch.tensor([True, False]),
+              "empty": torch.zeros(0, 3),
               "steps": [{"W": torch.randn(2, 2), "loss": 1.5} for _ in range(3)]}
     data = wire.frame({"outputs": wire.encode(values)})
     back = wire.decode(wire.unframe(data)["outputs"])
@@ -246,7 +247,7 @@ def test_wire_frames_carry_tensors_raw_and_are_validated():
     for bad in (framed(tensor % 1, struct.pack("<d", 2.5)),                      # no buffer 1
                 framed(tensor % 0, struct.pack("<d", 2.5), extra=b"\x01"),       # bytes left over
                 framed(tensor % 0, struct.pack("<d", 2.5), b"\0" * 8),            # a buffer no tensor uses
-                framed(tensor % 0, struct.pack("<d", 2.5))[:-3] + b"",           # cut short
+                framed(tensor % 0, struct.pack("<d", 2.5))[:-3],                 # cut short
                 framed(tensor % 0, struct.pack("<f", 2.5)),                      # 4 bytes for one float64
                 struct.pack("<Q", 16) + struct.pack("<Q", 1 << 40) + b"{}" + b"\0" * 6):  # JSON size past the end
         with pytest.raises(ValueError):

@@ -565,8 +565,7 @@ def test_the_command_line_skips_torchs_teardown_and_nothing_else(tmp_path):
         run(sys.argv[2:])
     """
     for with_torch in (True, False):
-        args = ["torch" if with_torch else "-", "check", str(sub), "-a", "graphs"] if with_torch else \
-            ["-", "check", str(tmp_path / "absent")]
+        args = ["torch", "check", str(sub), "-a", "graphs"] if with_torch else ["-", "check", str(tmp_path / "absent")]
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
                               cwd=ROOT)
         assert "atexit ran" in done.stdout, done.stderr[-2000:]
