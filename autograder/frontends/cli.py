@@ -241,17 +241,16 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(code)
     import atexit
     import os
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`check | head`): nothing more can be written there
-            pass
+
+    def flush() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (`check | head`): nothing more can be written there
+                pass
+    flush()  # what main printed, before anything a handler prints
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    flush()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
