@@ -70,7 +70,7 @@ EXERCISES = [
              title="random expression graphs with fan-out, against PyTorch float64",
              driver=f"{_DRIVERS}:expression_driver", truth=expression_truth, judge=judge_expression),
     exercise("micrograd.deep_chain", deep_chain_cases, entry="Value.backward", points=1,
-             title="a 10,000-node chain (a recursive topological sort hits the recursion limit)",
+             title="a 4,000-node chain (a recursive topological sort hits the recursion limit)",
              driver=f"{_DRIVERS}:deep_chain_driver", truth=deep_chain_truth, judge=judge_deep_chain, time_limit=30.0),
     exercise("micrograd.nn", nn_cases, entry="MLP", points=4,
              title="nn: parameters, forward, gradients, one SGD step, zero_grad",

@@ -325,19 +325,21 @@ def expression_truth(case: Case) -> dict:
     return {"output": f64([t["value"], 1.0]), "leaf grads": f64(t["grads"][:n]), "node grads": f64(t["grads"][n:-1])}
 
 
-# Two nodes per step: 10,000 operation nodes between x and the output, ten times the recursion limit the
-# student's process runs with (Python's default, 1,000): a recursive topological sort fails there as it
-# would at any depth, at a tenth of the cost of a 100,000-node chain (0.5 s of every check).
-CHAIN_STEPS = 5_000
+# Two nodes per step: 4,000 operation nodes between x and the output, four times the recursion limit the
+# student's process runs with (Python's default, 1,000). A recursive topological sort (or a recursive
+# backward) fails there as it would at any depth past the limit, and one that raises the limit passes at
+# any depth it raised it to: a longer chain tests nothing more, and costs in proportion (every node is the
+# student's Python object; the chain was the largest part of micrograd's grading at 10,000 nodes).
+CHAIN_STEPS = 2_000
 # backward() on its own (nodes with given local derivatives): the same depth, only needed where an op is wrong
-ALONE_CHAIN_STEPS = 5_000
+ALONE_CHAIN_STEPS = 2_000
 
 
 def deep_chain_cases(seeds: Seeds, exercise_id: str) -> list[Case]:
     cases = []
     for seed, hidden in _seeds(seeds, exercise_id, 1, 1):
         g = torch.Generator().manual_seed(seed)
-        # multipliers near 1 keep the product of 5,000 of them (the gradient) of order 1
+        # multipliers near 1 keep the product of 2,000 of them (the gradient) of order 1
         m = (1 + 2e-3 * (torch.rand(CHAIN_STEPS, generator=g, dtype=torch.float64) - 0.5)).tolist()
         c = (1e-3 * torch.randn(CHAIN_STEPS, generator=g, dtype=torch.float64)).tolist()
         x = float(torch.rand((), generator=g, dtype=torch.float64)) + 0.5
