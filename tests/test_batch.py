@@ -349,6 +349,39 @@ def test_submission_ids_and_incomplete_results(tmp_path):
     assert text == "student,score,max_score,graphs.AddGate,error\nalice,2,4,2,\n"
 
 
+def test_grades_csv_builds_each_row_once_and_writes_what_a_fresh_read_would(tmp_path, monkeypatch):
+    """grades.csv is rewritten after every result: each write must equal the file built from the results on
+    disk, while each student's row is built once (again only when its result or the columns change)."""
+    from autograder.frontends import formats
+    from autograder.integrations.batch import GradesCsv
+    built, counting = [], [False]
+    real_row = formats.csv_row
+    monkeypatch.setattr(formats, "csv_row",
+                        lambda student, *a: (built.append(student) if counting[0] else None) or real_row(student, *a))
+    students = [f"s{i:02d}" for i in range(12)]
+
+    def result(i, ids):
+        return {"student": students[i], "score": i / 3, "max_score": 4, "error": None,
+                "exercises": [{"id": e, "score": i % 3, "exact": {"score": f"{i % 3}/1"}} for e in ids]}
+    run = tmp_path / "run"
+    run.mkdir()
+    csv = GradesCsv(run, students, {})
+    for step, i in enumerate([5, 0, 11, 3, 7, 1, 9, 2, 4, 10, 6, 8]):
+        data = result(i, ["graphs.AddGate", "graphs.MaxGate"] if step != 6 else ["graphs.AddGate", "graphs.extra"])
+        (run / f"{students[i]}.json").write_text(json.dumps(data))
+        csv.update(students[i], data)
+        counting[0] = True
+        written = csv.write().read_text()
+        counting[0] = False
+        assert written == write_grades_csv(run, students).read_text()  # read from the files, built afresh
+    # one row per result, and the 7 rows of step 6 (a new column) once more: 6 + 7 + 5
+    assert len(built) == 18 and built.count("s05") == 2 and built.count("s08") == 1
+    csv.update("s03", result(3, ["graphs.AddGate"]))  # a regrade: that row only
+    counting[0] = True
+    csv.write()
+    assert built[18:] == ["s03"]
+
+
 class FlakyExecutor:
     """Stands for a pool whose worker process dies: `dies[student]` times, its future fails with
     BrokenProcessPool (as all futures of a dead pool do); then it returns a result."""
