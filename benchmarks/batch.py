@@ -7,7 +7,11 @@ reference solution, the untouched release and one with a catalogued mistake), pu
   nbgrader courses usually do, with nbgrader's own configuration;
 - nbgrader with our course configuration (the kernel runs the notebook for the feedback; our preprocessor
   grades outside the kernel in the sandbox);
-- the ratio stock nbgrader s/notebook ÷ grade-all s/submission (goal >= 50x).
+- the ratio stock nbgrader s/notebook ÷ grade-all s/submission (goal >= 50x);
+- where the time goes: each tool's fixed cost per run (grade-all: its workers importing torch, their
+  sandboxes and the truths, from a run of FEW notebooks; nbgrader: its own start, from an autograde with
+  nothing submitted) and its cost per further submission, and the ratio of the latter (what a large class
+  sees: the headline ratio spreads nbgrader's start over its few notebooks and grade-all's over all of them).
 
 BENCH_BATCH_ASSIGNMENTS (comma-separated; default all three), BENCH_BATCH_SUBMISSIONS (grade-all, default
 60, as the issue measured: the run's fixed costs spread as in a class) and BENCH_BATCH_NBGRADER (notebooks per nbgrader course, default 3) change what is measured.
@@ -24,6 +28,7 @@ from pathlib import Path
 ASSIGNMENTS = os.environ.get("BENCH_BATCH_ASSIGNMENTS", "graphs,backprop_ninja,micrograd").split(",")
 SUBMISSIONS = int(os.environ.get("BENCH_BATCH_SUBMISSIONS", "60"))
 NBGRADER_SUBMISSIONS = int(os.environ.get("BENCH_BATCH_NBGRADER", "3"))
+FEW = 4  # notebooks of the run that measures grade-all's fixed cost
 SECRET = "bench-secret"
 GOAL = 50
 
@@ -89,14 +94,27 @@ def autograde(course: Path, assignment: str, students: list[tuple[str, object]])
     return seconds, {s: sum(cells.values()) for s, cells in nbt.gradebook_scores(course, assignment).items()}
 
 
-def grade_all(root: Path, out: Path, assignment: str, jobs: int) -> float:
+def nbgrader_start(course: Path, assignment: str) -> float:
+    """Seconds of an `nbgrader autograde` with nothing submitted: nbgrader's own cost per run (it starts,
+    finds no notebook and says so)."""
+    from autograder.integrations.nbgrader import tools as nbt
+    started = time.perf_counter()
+    proc = nbt.run_nbgrader(["autograde", assignment], course, check=False, env={"AUTOGRADER_SECRET": SECRET})
+    seconds = time.perf_counter() - started
+    if "No notebooks were matched" not in proc.stdout + proc.stderr:
+        raise RuntimeError(f"nbgrader autograde with nothing submitted: {(proc.stdout + proc.stderr)[-500:]}")
+    return seconds
+
+
+def grade_all(root: Path, out: Path, assignment: str, jobs: int) -> tuple[float, int]:
+    """Seconds of the whole run, and the number of submissions it graded."""
     from autograder.integrations.batch import run_batch
     from autograder.core.exercise import Seeds
     started = time.perf_counter()
     summary = run_batch(root, out, jobs=jobs, assignments=[assignment], seeds=Seeds.for_credit(), progress=False)
     if summary.not_graded:
         print(f"  not graded: {summary.not_graded}")
-    return (time.perf_counter() - started) / max(1, summary.graded)
+    return time.perf_counter() - started, max(1, summary.graded)
 
 
 def main() -> None:
@@ -126,8 +144,15 @@ def measure(assignment: str) -> None:
             path = root / f"s{i:03d}-{kind}.ipynb"
             nbformat.write(nb, str(path))
             students.append((path.stem, nb))
-        one = grade_all(root, base / "out1", assignment, jobs=1)
-        two = grade_all(root, base / "out2", assignment, jobs=2)
+        seconds, graded = grade_all(root, base / "out1", assignment, jobs=1)
+        one = seconds / graded
+        all_seconds, all_graded = grade_all(root, base / "out2", assignment, jobs=2)
+        two = all_seconds / all_graded
+        few = base / "few"
+        few.mkdir()
+        for path in sorted(root.iterdir())[:FEW]:
+            shutil.copy(path, few / path.name)
+        few_seconds, few_graded = grade_all(few, base / "out-few", assignment, jobs=2)
         scores = {s: json.loads((base / "out2" / f"{s}.json").read_text())["score"] for s, _ in students}
         print(f"grade-all ({SUBMISSIONS} notebooks): {one:.3f} s/submission with --jobs 1, {two:.3f} with --jobs 2: "
               f"--jobs 2 is {one / two:.2f}x --jobs 1 (goal >= 1.8x)", flush=True)
@@ -135,6 +160,7 @@ def measure(assignment: str) -> None:
         chosen = students[:NBGRADER_SUBMISSIONS]
         stock = base / "stock"
         stock_course(ours, stock, assignment)
+        stock_start = nbgrader_start(stock, assignment)
         t_stock, stock_scores = autograde(stock, assignment, chosen)
         t_ours, our_scores = autograde(ours, assignment, chosen)
         agree = all(abs(our_scores.get(s, -1) - scores[s]) < 0.01 for s, _ in chosen)
@@ -146,6 +172,14 @@ def measure(assignment: str) -> None:
         ratio = t_stock / two
         print(f"ratio stock nbgrader ÷ grade-all --jobs 2: {ratio:.1f}x "
               f"(goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'})", flush=True)
+        # Where the time goes: a fixed cost per run, then a cost per submission (two runs of each tool).
+        per_submission = (all_seconds - few_seconds) / max(1, all_graded - few_graded)
+        fixed = few_seconds - few_graded * per_submission
+        stock_per_notebook = (t_stock * len(chosen) - stock_start) / len(chosen)
+        print(f"  where the time goes: grade-all --jobs 2 {fixed:.1f} s per run (workers importing torch, their "
+              f"sandboxes, the truths; from {few_graded} notebooks) + {per_submission:.3f} s per submission; "
+              f"stock nbgrader {stock_start:.1f} s per run (its own start) + {stock_per_notebook:.2f} s per notebook; "
+              f"per submission beyond the fixed costs: {stock_per_notebook / per_submission:.1f}x", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
