@@ -46,6 +46,9 @@ def per_group(mechanism: str, forbid_autograd: bool) -> dict:
         r.start()
         r._wait_ready()
         start_s = time.perf_counter() - started
+        # The server backs its memory with huge pages on a thread for ~0.3 s after it is ready (a child forked
+        # meanwhile costs more: worker._collapse_to_huge_pages); the figures below are the steady state.
+        time.sleep(1.0)
         control = r._control
 
         def timed_control(message, fds=(), timeout=R.CONTROL_TIMEOUT):
