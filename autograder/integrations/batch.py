@@ -527,21 +527,15 @@ class GradesCsv:
     def write(self) -> Path:
         from autograder.frontends.formats import csv_header, csv_row, to_csv
         results = {s: self.results[s] for s in self.students if s in self.results}
-        ids: list[str] = []
-        seen: set[str] = set()
-        for r in results.values():
-            for ex in r.get("exercises", []):
-                if ex["id"] not in seen:
-                    seen.add(ex["id"])
-                    ids.append(ex["id"])
-        columns = tuple(ids)
+        # every exercise id, in the order first seen
+        columns = tuple(dict.fromkeys(ex["id"] for r in results.values() for ex in r.get("exercises", [])))
         rows = []
         for student, result in results.items():
             cached = self._rows.get(student)
             if cached is None or cached[0] != columns:
-                cached = self._rows[student] = (columns, csv_row(student, result, ids))
+                cached = self._rows[student] = (columns, csv_row(student, result, list(columns)))
             rows.append(cached[1])
-        text = to_csv(rows, csv_header(ids))
+        text = to_csv(rows, csv_header(list(columns)))
         target = self.outdir / RESULTS_CSV
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         tmp.write_text(text)
